@@ -1,0 +1,305 @@
+//! Settings: an optional TOML file, overridden by `ECOUPON_*` environment variables and
+//! `DATABASE_URL`, overridden in turn by CLI flags. Every value is parsed into its real type
+//! here, so a bad value stops start-up with the key's name instead of failing later.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+mod secrets;
+pub use secrets::{Secret, Secrets};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Base URL consumers and merchants reach us at; claim links and QR codes use it.
+    pub public_url: Option<String>,
+    /// `postgres://…` URL (or libpq key=value string). Absent: a private cluster in `data_dir`.
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    /// Create a demo tenant on the first start against an empty database.
+    pub demo: bool,
+    pub log: LogSettings,
+    pub database: DatabaseSettings,
+    pub engine: EngineSettings,
+    pub secrets: SecretSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable on a terminal, JSON otherwise.
+    Auto,
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `ecoupon=debug,actix_web=info`. `RUST_LOG` wins.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub pool_size: usize,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long a request waits for a free pooled connection before failing.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub statement_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSettings {
+    /// Claims per multi-row insert, at most.
+    pub max_batch: usize,
+    /// How long a partly filled batch waits for company before it is flushed.
+    #[serde(with = "humantime_serde")]
+    pub batch_linger: Duration,
+    /// Batches committing at once per campaign.
+    pub max_inflight_batches: usize,
+    /// Claims queued per campaign (waiting for a batch) before new ones get `busy`.
+    pub max_queued_claims: usize,
+    /// An idle campaign actor stops after this long.
+    #[serde(with = "humantime_serde")]
+    pub actor_idle: Duration,
+    /// Largest block of stock one node leases from a campaign at once.
+    pub max_lease: i64,
+    /// A node whose leases have not heart-beaten for this long is presumed dead.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    /// A redemption can be undone for this long.
+    #[serde(with = "humantime_serde")]
+    pub undo_window: Duration,
+}
+
+/// Secrets from config. Missing ones are generated once and kept in the data directory.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSettings {
+    pub cookie_key: Option<Secret>,
+    pub signing_key: Option<Secret>,
+}
+
+impl std::fmt::Debug for SecretSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretSettings { .. }")
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            database_url: None,
+            data_dir: PathBuf::from("./data"),
+            demo: true,
+            log: LogSettings {
+                format: LogFormat::Auto,
+                level: "info".into(),
+            },
+            database: DatabaseSettings {
+                pool_size: 16,
+                connect_timeout: Duration::from_secs(5),
+                acquire_timeout: Duration::from_secs(5),
+                statement_timeout: Duration::from_secs(30),
+            },
+            engine: EngineSettings::default(),
+            secrets: SecretSettings::default(),
+        }
+    }
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            max_batch: 512,
+            batch_linger: Duration::from_millis(1),
+            max_inflight_batches: 4,
+            max_queued_claims: 20_000,
+            actor_idle: Duration::from_secs(300),
+            max_lease: 10_000,
+            lease_ttl: Duration::from_secs(15),
+            undo_window: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A configuration problem, worded for the person starting the service.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Loads defaults < TOML file < `ECOUPON_*` env < `DATABASE_URL`.
+    ///
+    /// `file` is the `--config` path; without it `./ecoupon.toml` is read if present.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )))
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file("ecoupon.toml")),
+        }
+        let figment = figment.merge(Env::prefixed("ECOUPON_").split("__")).merge(
+            Env::raw()
+                .only(&["DATABASE_URL"])
+                .map(|_| "database_url".into()),
+        );
+        Settings::from_figment(figment)
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Settings, ConfigError> {
+        let settings: Settings = figment.extract().map_err(describe_figment_error)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Rules serde cannot express.
+    fn check(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError(format!(
+                    "public_url: expected an http:// or https:// URL, found {url:?}"
+                )));
+            }
+        }
+        if let Some(url) = &self.database_url {
+            url.parse::<tokio_postgres::Config>().map_err(|e| {
+                // The URL may hold a password, so only the parser's complaint is shown.
+                ConfigError(format!(
+                    "database_url (DATABASE_URL): not a valid PostgreSQL connection string: {e}"
+                ))
+            })?;
+        }
+        let positive = [
+            ("database.pool_size", self.database.pool_size),
+            ("engine.max_batch", self.engine.max_batch),
+            (
+                "engine.max_inflight_batches",
+                self.engine.max_inflight_batches,
+            ),
+            ("engine.max_queued_claims", self.engine.max_queued_claims),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError(format!("{key}: expected a number above 0")));
+            }
+        }
+        if self.engine.max_lease < 1 {
+            return Err(ConfigError(
+                "engine.max_lease: expected a number above 0".into(),
+            ));
+        }
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            return Err(ConfigError(format!(
+                "log.level: expected a tracing filter such as \"info\", found {:?}",
+                self.log.level
+            )));
+        }
+        Ok(())
+    }
+
+    /// The base URL links are built from: the configured one, or the listen address.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+/// Figment errors name the key, but say `default.` and Rust type names; reword them.
+fn describe_figment_error(error: figment::Error) -> ConfigError {
+    let messages: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("{key}: {}{source}", e.kind)
+            }
+        })
+        .collect();
+    ConfigError(messages.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        Settings::from_figment(
+            Figment::from(Serialized::defaults(Settings::default())).merge(Toml::string(text)),
+        )
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = from_toml("").unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert_eq!(s.public_url(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = from_toml("listen = \"nowhere\"").unwrap_err().to_string();
+        assert!(err.contains("listen"), "{err}");
+        let err = from_toml("[database]\npool_size = \"many\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database.pool_size"), "{err}");
+        let err = from_toml("[database]\npool_size = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database.pool_size"), "{err}");
+        let err = from_toml("public_url = \"ftp://x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("public_url"), "{err}");
+        let err = from_toml("colour = 3").unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+        let err = from_toml("[engine]\nbatch_linger = \"soon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("engine.batch_linger"), "{err}");
+    }
+
+    #[test]
+    fn durations_read_humanly() {
+        let s = from_toml("[engine]\nbatch_linger = \"2ms\"\nundo_window = \"5m\"").unwrap();
+        assert_eq!(s.engine.batch_linger, Duration::from_millis(2));
+        assert_eq!(s.engine.undo_window, Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,8 @@
+//! Pure business rules: parsing, limits, windows. No IO lives here, so everything is
+//! unit- and property-testable without a database.
+
+pub mod api_key;
+pub mod campaign;
+pub mod coupon_code;
+pub mod redemption;
+pub mod tenant;

@@ -1,0 +1,201 @@
+//! The one error type of the HTTP layer. Each [`ErrorCode`] is a stable, documented
+//! snake_case string with exactly one HTTP status; the table is [`ErrorCode::status`].
+//!
+//! Responses are JSON `{"error":{"code","message"}}`. The `html_errors` middleware turns
+//! them into an HTML page for browsers.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    // 400 / 413 / 422: the request itself is wrong.
+    InvalidJson,
+    InvalidInput(&'static str),
+    PayloadTooLarge,
+    // 401 / 403: who is asking.
+    MissingApiKey,
+    MalformedAuthorization,
+    InvalidApiKey,
+    Forbidden,
+    CsrfFailed,
+    // 404 / 405.
+    NotFound,
+    UnknownCode,
+    MethodNotAllowed,
+    // 409: the request is fine but the state of things says no.
+    Conflict(&'static str),
+    // 429 / 503.
+    RateLimited,
+    Busy,
+    NotReady,
+    // 500.
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            InvalidJson => StatusCode::BAD_REQUEST,
+            InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            MissingApiKey | MalformedAuthorization | InvalidApiKey => StatusCode::UNAUTHORIZED,
+            Forbidden | CsrfFailed => StatusCode::FORBIDDEN,
+            NotFound | UnknownCode => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Conflict(_) => StatusCode::CONFLICT,
+            RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Busy | NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidJson => "invalid_json",
+            InvalidInput(code) | Conflict(code) => code,
+            PayloadTooLarge => "payload_too_large",
+            MissingApiKey => "missing_api_key",
+            MalformedAuthorization => "malformed_authorization",
+            InvalidApiKey => "invalid_api_key",
+            Forbidden => "forbidden",
+            CsrfFailed => "csrf_failed",
+            NotFound => "not_found",
+            UnknownCode => "unknown_code",
+            MethodNotAllowed => "method_not_allowed",
+            RateLimited => "rate_limited",
+            Busy => "busy",
+            NotReady => "not_ready",
+            Internal => "internal_error",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct AppError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Seconds, for 429 and 503.
+    pub retry_after: Option<u64>,
+    /// The underlying failure of a 500; logged, never sent.
+    #[source]
+    source: Option<anyhow::Error>,
+}
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> AppError {
+        AppError {
+            code,
+            message: message.into(),
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> AppError {
+        AppError::new(ErrorCode::InvalidInput(code), message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> AppError {
+        AppError::new(ErrorCode::Conflict(code), message)
+    }
+
+    pub fn not_found(what: &str) -> AppError {
+        AppError::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn busy(retry_after: u64) -> AppError {
+        AppError {
+            retry_after: Some(retry_after),
+            ..AppError::new(ErrorCode::Busy, "the service is busy; retry shortly")
+        }
+    }
+
+    pub fn internal(source: impl Into<anyhow::Error>) -> AppError {
+        AppError {
+            source: Some(source.into()),
+            ..AppError::new(ErrorCode::Internal, "internal error")
+        }
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> AppError {
+        self.retry_after = Some(seconds);
+        self
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+/// Left in the response extensions so middleware can re-render the error for browsers.
+#[derive(Debug, Clone)]
+pub struct RenderedError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(source) = &self.source {
+            tracing::error!(error = ?source, "request failed");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        let mut response = response.json(Body {
+            error: Detail {
+                code: self.code.as_str(),
+                message: &self.message,
+            },
+        });
+        response.extensions_mut().insert(RenderedError {
+            code: self.code.as_str(),
+            message: self.message.clone(),
+        });
+        response
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for AppError {
+    fn from(e: deadpool_postgres::PoolError) -> AppError {
+        match e {
+            // Every connection is busy: tell the client to come back rather than queue forever.
+            deadpool_postgres::PoolError::Timeout(_) => AppError::busy(1),
+            other => AppError::internal(other),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for AppError {
+    fn from(e: tokio_postgres::Error) -> AppError {
+        AppError::internal(e)
+    }
+}
+
+impl From<crate::store::StoreError> for AppError {
+    fn from(e: crate::store::StoreError) -> AppError {
+        match e {
+            crate::store::StoreError::Pool(p) => p.into(),
+            other => AppError::internal(other),
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

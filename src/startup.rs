@@ -1,0 +1,151 @@
+//! Builds the application: database, migrations, shared state and the HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::{Secrets, Settings};
+use crate::error::{AppError, ErrorCode};
+use crate::store::embedded::EmbeddedPostgres;
+use crate::store::{run_migrations, Store};
+use crate::web::middleware;
+use crate::web::templates::Templates;
+use crate::web::{routes, AppState};
+
+/// Requests bodies above this are refused with 413 before being read.
+const JSON_LIMIT: usize = 64 * 1024;
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    store: Store,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+/// Opens the configured database, or starts the private cluster when none is configured.
+pub async fn open_database(
+    settings: &Settings,
+) -> anyhow::Result<(Store, Option<EmbeddedPostgres>)> {
+    match &settings.database_url {
+        Some(url) => {
+            let config = url.parse().map_err(|e| {
+                anyhow::anyhow!("DATABASE_URL is not a valid connection string: {e}")
+            })?;
+            Ok((Store::connect(config, &settings.database).await?, None))
+        }
+        None => {
+            let root = settings.data_dir.join("postgres");
+            tracing::info!(dir = %root.display(), "no DATABASE_URL: using the private PostgreSQL cluster");
+            let cluster = EmbeddedPostgres::start(&root).await?;
+            let store =
+                Store::connect(cluster.connect_config("ecoupon"), &settings.database).await?;
+            Ok((store, Some(cluster)))
+        }
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(settings.listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let (store, embedded) = open_database(&settings).await?;
+        let secrets = Secrets::resolve(&settings.secrets, &settings.data_dir)?;
+        run_migrations(&store).await?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            settings,
+            secrets,
+            templates: Arc::new(Templates::load()?),
+            metrics: crate::metrics::install(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(json_config())
+                .app_data(path_config())
+                .app_data(query_config())
+                .configure(routes::configure)
+                .default_service(web::to(not_found))
+                // Outermost last: the tracing span and request id cover everything inside.
+                .wrap(from_fn(middleware::uniform_errors))
+                .wrap(middleware::security_headers())
+                .wrap(from_fn(middleware::record_metrics))
+                .wrap(from_fn(middleware::request_id_header))
+                .wrap(TracingLogger::default())
+        })
+        .listen(listener)?
+        .run();
+        Ok(Application {
+            server,
+            port,
+            store,
+            embedded,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A handle to stop the server from elsewhere (tests, signal handlers).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM (actix drains in-flight requests), then stops the private
+    /// cluster if this process started it.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        if let Some(cluster) = &self.embedded {
+            tracing::info!("stopping the private PostgreSQL cluster");
+            if let Err(e) = cluster.stop().await {
+                tracing::warn!(error = %e, "private cluster did not stop cleanly");
+            }
+        }
+        served.map_err(Into::into)
+    }
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
+    Err(AppError::new(ErrorCode::NotFound, "no such page"))
+}
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(JSON_LIMIT)
+        .error_handler(|err, _| {
+            use actix_web::error::JsonPayloadError;
+            let error = match &err {
+                JsonPayloadError::OverflowKnownLength { .. }
+                | JsonPayloadError::Overflow { .. } => AppError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("request body is larger than {JSON_LIMIT} bytes"),
+                ),
+                JsonPayloadError::ContentType => AppError::new(
+                    ErrorCode::InvalidJson,
+                    "expected Content-Type: application/json",
+                ),
+                other => AppError::new(ErrorCode::InvalidJson, other.to_string()),
+            };
+            error.into()
+        })
+}
+
+fn path_config() -> web::PathConfig {
+    web::PathConfig::default()
+        .error_handler(|err, _| AppError::new(ErrorCode::NotFound, err.to_string()).into())
+}
+
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|err, _| AppError::invalid("invalid_query", err.to_string()).into())
+}

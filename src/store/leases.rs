@@ -1,0 +1,185 @@
+//! Stock leases: how several nodes share one campaign's stock with Postgres as the only
+//! coordinator. See `migrations/V2__campaign_engine.sql` for the accounting invariant.
+//!
+//! Locking: a claim batch takes `FOR KEY SHARE` on the leases it spends and checks they are
+//! live; every release takes `FOR UPDATE` first. So a release waits for batches in flight
+//! and counts their coupons, and a batch that loses the race finds its lease released and
+//! rolls back instead of issuing stock that was given back.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+
+/// A block of stock granted to this node.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease {
+    pub id: Uuid,
+    pub size: i64,
+    /// Stock nobody holds after this grant; the lease policy shrinks blocks as it nears 0.
+    pub unallocated: i64,
+}
+
+/// A lease the reaper took back from a node that stopped heart-beating.
+#[derive(Debug, Clone, Copy)]
+pub struct ReapedLease {
+    pub lease_id: Uuid,
+    pub campaign_id: Uuid,
+    pub returned: i64,
+}
+
+impl Store {
+    /// Takes up to `want` units of stock. `None`: nothing is left to lease.
+    pub async fn take_lease(
+        &self,
+        campaign_id: Uuid,
+        node_id: Uuid,
+        want: i64,
+    ) -> Result<Option<Lease>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "WITH cur AS (
+                     SELECT id, LEAST($2::bigint, total_limit - allocated) AS grant_size
+                     FROM campaigns WHERE id = $1 FOR UPDATE
+                 )
+                 UPDATE campaigns c SET allocated = c.allocated + cur.grant_size
+                 FROM cur WHERE c.id = cur.id AND cur.grant_size > 0
+                 RETURNING cur.grant_size, c.total_limit - c.allocated",
+                &[&campaign_id, &want],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let lease = Lease {
+            id: Uuid::new_v4(),
+            size: row.get(0),
+            unallocated: row.get(1),
+        };
+        tx.execute(
+            "INSERT INTO campaign_leases (id, campaign_id, node_id, size) VALUES ($1, $2, $3, $4)",
+            &[&lease.id, &campaign_id, &node_id, &lease.size],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(lease))
+    }
+
+    /// Gives back what a lease did not use. Returns the units given back (0 if it was
+    /// already released, e.g. by the reaper or a lowered limit).
+    pub async fn release_lease(&self, lease_id: Uuid) -> Result<i64, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let returned = release_where(&tx, "id = $1", &lease_id).await?;
+        tx.commit().await?;
+        Ok(returned.iter().map(|r| r.returned).sum())
+    }
+
+    /// Keeps this node's leases alive. Returns how many are live.
+    pub async fn heartbeat_leases(&self, node_id: Uuid) -> Result<u64, StoreError> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .execute(
+                "UPDATE campaign_leases SET heartbeat_at = now() WHERE node_id = $1 AND released_at IS NULL",
+                &[&node_id],
+            )
+            .await?)
+    }
+
+    /// Takes back the unused stock of leases whose node has been silent for `ttl`.
+    /// Several nodes may reap at once: row locks make each lease go back exactly once.
+    pub async fn reap_leases(&self, ttl: Duration) -> Result<Vec<ReapedLease>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let reaped = release_where(
+            &tx,
+            "released_at IS NULL AND heartbeat_at < now() - make_interval(secs => $1::bigint / 1000.0)",
+            &ttl_ms,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(reaped)
+    }
+
+    /// This node's live leases on a campaign: an actor restarted after a crash releases
+    /// the ones its predecessor held.
+    pub async fn node_leases(
+        &self,
+        node_id: Uuid,
+        campaign_id: Uuid,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT id FROM campaign_leases WHERE node_id = $1 AND campaign_id = $2 AND released_at IS NULL",
+                &[&node_id, &campaign_id],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
+/// Revokes every live lease of a campaign (when its limit is lowered). Returns the units
+/// given back; the caller subtracts them from `allocated` under the campaign's lock.
+pub(super) async fn revoke_campaign_leases(
+    tx: &deadpool_postgres::Transaction<'_>,
+    campaign_id: Uuid,
+) -> Result<i64, StoreError> {
+    let released =
+        release_rows(tx, "campaign_id = $1 AND released_at IS NULL", &campaign_id).await?;
+    Ok(released.iter().map(|r| r.returned).sum())
+}
+
+/// Locks matching live leases, counts their coupons, marks them released and credits
+/// the unused units back to their campaigns.
+async fn release_where<P>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    filter: &str,
+    param: &P,
+) -> Result<Vec<ReapedLease>, StoreError>
+where
+    P: tokio_postgres::types::ToSql + Sync,
+{
+    let released = release_rows(tx, filter, param).await?;
+    for r in released.iter().filter(|r| r.returned > 0) {
+        tx.execute(
+            "UPDATE campaigns SET allocated = allocated - $2 WHERE id = $1",
+            &[&r.campaign_id, &r.returned],
+        )
+        .await?;
+    }
+    Ok(released)
+}
+
+async fn release_rows<P>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    filter: &str,
+    param: &P,
+) -> Result<Vec<ReapedLease>, StoreError>
+where
+    P: tokio_postgres::types::ToSql + Sync,
+{
+    // `filter` is one of the fixed strings above, never input.
+    let sql = format!(
+        "WITH locked AS (
+             SELECT id FROM campaign_leases WHERE {filter} AND released_at IS NULL
+             ORDER BY id FOR UPDATE
+         )
+         UPDATE campaign_leases l
+         SET released_at = now(),
+             returned = l.size - (SELECT count(*) FROM coupons c WHERE c.lease_id = l.id)
+         FROM locked WHERE l.id = locked.id
+         RETURNING l.id, l.campaign_id, l.returned"
+    );
+    let rows = tx.query(&sql, &[param]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| ReapedLease {
+            lease_id: r.get(0),
+            campaign_id: r.get(1),
+            returned: r.get(2),
+        })
+        .collect())
+}

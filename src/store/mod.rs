@@ -1,0 +1,159 @@
+//! All SQL lives under this module. The rest of the crate talks to [`Store`], whose methods
+//! are grouped by table in the files below.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::config::DatabaseSettings;
+
+mod campaigns;
+mod claims;
+pub mod embedded;
+mod leases;
+mod migrate;
+mod tenants;
+
+pub use campaigns::{
+    CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, EditOutcome, NewCampaignRow,
+};
+pub use claims::{BatchOutcome, ClaimRow, RedeemOutcome, RedemptionRecord, UndoOutcome};
+pub use leases::{Lease, ReapedLease};
+pub use migrate::{latest_migration, run_migrations};
+pub use tenants::{ApiKeyRecord, CreatedTenant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("migrations: {0}")]
+    Migration(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// The database, as the rest of the crate sees it.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    pg_config: tokio_postgres::Config,
+}
+
+impl Store {
+    /// Builds the pool and proves the database answers, so a wrong URL fails start-up
+    /// rather than the first request.
+    pub async fn connect(
+        mut pg_config: tokio_postgres::Config,
+        settings: &DatabaseSettings,
+    ) -> anyhow::Result<Store> {
+        pg_config.connect_timeout(settings.connect_timeout);
+        pg_config.options(format!(
+            "-c statement_timeout={}",
+            settings.statement_timeout.as_millis()
+        ));
+        if pg_config.get_application_name().is_none() {
+            pg_config.application_name("ecoupon");
+        }
+        let manager = Manager::from_config(
+            pg_config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .wait_timeout(Some(settings.acquire_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.connect_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()?;
+        let store = Store { pool, pg_config };
+        let probe = async {
+            let client = store.pool.get().await?;
+            client.simple_query("SELECT 1").await?;
+            Ok::<_, StoreError>(())
+        };
+        match tokio::time::timeout(settings.connect_timeout + Duration::from_secs(1), probe).await {
+            Ok(Ok(())) => Ok(store),
+            Ok(Err(e)) => Err(anyhow::anyhow!(
+                "cannot reach the database: {}",
+                describe_pg_error(&e)
+            )),
+            Err(_) => Err(anyhow::anyhow!(
+                "cannot reach the database: no answer within {:?}",
+                settings.connect_timeout
+            )),
+        }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// A dedicated connection outside the pool, for sessions that hold advisory locks or
+    /// LISTEN: those must not be handed to another request afterwards.
+    pub async fn dedicated_connection(&self) -> Result<tokio_postgres::Client, StoreError> {
+        let (client, connection) = self.pg_config.connect(NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "dedicated database connection closed");
+            }
+        });
+        Ok(client)
+    }
+
+    /// `/readyz`: the database answers and its schema is the one this build expects.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| format!("database unavailable: {e}"))?;
+        let row = client
+            .query_opt("SELECT max(version) FROM refinery_schema_history", &[])
+            .await
+            .map_err(|e| {
+                format!(
+                    "database query failed: {}",
+                    describe_pg_error(&StoreError::Db(e))
+                )
+            })?;
+        let applied: Option<i32> = row.and_then(|r| r.get(0));
+        let expected = latest_migration();
+        match applied {
+            Some(v) if v >= expected => Ok(()),
+            Some(v) => Err(format!(
+                "migrations pending: schema at v{v}, this build needs v{expected}"
+            )),
+            None => Err("migrations not applied".into()),
+        }
+    }
+}
+
+/// tokio-postgres' Display for server errors is just "db error"; show the server's words.
+pub fn describe_pg_error(e: &StoreError) -> String {
+    let db = match e {
+        StoreError::Db(db) => Some(db),
+        StoreError::Pool(deadpool_postgres::PoolError::Backend(db)) => Some(db),
+        _ => None,
+    };
+    match db {
+        Some(db) => match db.as_db_error() {
+            Some(server) => server.message().to_string(),
+            None => {
+                let mut text = db.to_string();
+                let mut source = std::error::Error::source(db);
+                while let Some(s) = source {
+                    text = format!("{text}: {s}");
+                    source = s.source();
+                }
+                text
+            }
+        },
+        None => e.to_string(),
+    }
+}

@@ -1,0 +1,94 @@
+//! API-key authentication: `Authorization: Bearer eck_…`, looked up by SHA-256.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use uuid::Uuid;
+
+use super::AppState;
+use crate::domain::api_key::PresentedKey;
+use crate::error::{AppError, ErrorCode};
+
+/// An authenticated API caller. Taking it as a handler argument is what makes a route
+/// require a key.
+#[derive(Debug, Clone)]
+pub struct ApiAuth {
+    pub key_id: Uuid,
+    pub tenant_id: Uuid,
+    pub tenant_name: String,
+    pub scopes: Vec<String>,
+}
+
+impl ApiAuth {
+    pub fn require_scope(&self, scope: &str) -> Result<(), AppError> {
+        if self.scopes.iter().any(|s| s == scope) {
+            Ok(())
+        } else {
+            Err(AppError::new(
+                ErrorCode::Forbidden,
+                format!("this API key lacks the {scope} scope"),
+            ))
+        }
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Result<PresentedKey, AppError> {
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+        AppError::new(
+            ErrorCode::MissingApiKey,
+            "send an API key as Authorization: Bearer <key>",
+        )
+    })?;
+    let malformed = || {
+        AppError::new(
+            ErrorCode::MalformedAuthorization,
+            "expected Authorization: Bearer <key>",
+        )
+    };
+    let text = value.to_str().map_err(|_| malformed())?;
+    let (scheme, key) = text.trim().split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(malformed());
+    }
+    PresentedKey::parse(key.trim())
+        .map_err(|_| AppError::new(ErrorCode::InvalidApiKey, "unknown or revoked API key"))
+}
+
+impl FromRequest for ApiAuth {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<ApiAuth, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let presented = bearer(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let presented = presented?;
+            let state =
+                state.ok_or_else(|| AppError::internal(anyhow::anyhow!("AppState missing")))?;
+            let record = state.store.find_api_key(&presented.hash()).await?;
+            // Unknown and revoked answer alike: the caller learns nothing about other keys.
+            let record = match record {
+                Some(r) if r.revoked_at.is_none() => r,
+                _ => {
+                    metrics::counter!(crate::metrics::AUTH_FAILURES, "kind" => "api_key")
+                        .increment(1);
+                    return Err(AppError::new(
+                        ErrorCode::InvalidApiKey,
+                        "unknown or revoked API key",
+                    ));
+                }
+            };
+            if let Err(e) = state.store.touch_api_key(record.key_id).await {
+                tracing::warn!(error = %e, "could not record API key use");
+            }
+            Ok(ApiAuth {
+                key_id: record.key_id,
+                tenant_id: record.tenant_id,
+                tenant_name: record.tenant_name,
+                scopes: record.scopes,
+            })
+        })
+    }
+}

@@ -1,0 +1,26 @@
+//! The HTTP layer: one module per resource, every URL listed in [`routes`].
+
+use std::sync::Arc;
+
+use handlebars::Handlebars;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::config::{Secrets, Settings};
+use crate::store::Store;
+
+pub mod auth;
+mod health;
+mod metrics_endpoint;
+pub mod middleware;
+pub mod routes;
+pub mod templates;
+mod tenant;
+
+/// Shared by every request handler through `web::Data`.
+pub struct AppState {
+    pub store: Store,
+    pub settings: Settings,
+    pub secrets: Secrets,
+    pub templates: Arc<Handlebars<'static>>,
+    pub metrics: PrometheusHandle,
+}

@@ -1,0 +1,94 @@
+use crate::helpers::{empty_database, spawn_app, spawn_app_on, test_settings};
+
+#[actix_web::test]
+async fn livez_and_readyz_answer_ok() {
+    let app = spawn_app().await;
+    let live = app.client.get(app.url("/livez")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert!(ready.headers().contains_key("x-request-id"));
+}
+
+#[actix_web::test]
+async fn readyz_reports_pending_migrations() {
+    let app = spawn_app().await;
+    let client = app.db.client().await;
+    client
+        .execute("DELETE FROM refinery_schema_history", &[])
+        .await
+        .unwrap();
+    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_ready");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("migrations"),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn two_nodes_migrating_one_empty_database_at_once_both_start() {
+    let db = empty_database().await;
+    let (a, b) = tokio::join!(
+        spawn_app_on(db.clone(), test_settings),
+        spawn_app_on(db.clone(), test_settings)
+    );
+    for app in [&a, &b] {
+        let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let client = db.client().await;
+    let applied: i64 = client
+        .query_one("SELECT count(*) FROM refinery_schema_history", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(applied as i32, ecoupon::store::latest_migration());
+}
+
+#[actix_web::test]
+async fn unknown_routes_get_json_or_html_errors() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .get(app.url("/no/such/page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+
+    let res = app
+        .client
+        .get(app.url("/no/such/page"))
+        .header("Accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let html = res.text().await.unwrap();
+    assert!(html.contains("not_found"), "{html}");
+
+    let res = app.client.delete(app.url("/livez")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}

@@ -1,0 +1,348 @@
+//! zero2prod-style harness: [`spawn_app`] starts the real server on port 0 against a fresh
+//! database cloned from a migrated template. With `DATABASE_URL` set, databases are made on
+//! that server; without it, on a private cluster started by the product's own code.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ecoupon::config::Settings;
+use ecoupon::domain::tenant::{Email, TenantName};
+use ecoupon::startup::Application;
+use ecoupon::store::embedded::EmbeddedPostgres;
+use ecoupon::store::{run_migrations, Store};
+use tokio::sync::OnceCell;
+use tokio_postgres::config::Host;
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub api_key: String,
+    pub tenant_id: Uuid,
+    pub store: Store,
+    pub db: TestDatabase,
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(&self.api_key)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(&self.api_key)
+    }
+
+    /// Stops the server as SIGTERM would: in-flight requests finish first.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// A fresh database for one test.
+#[derive(Clone)]
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    _drop: std::sync::Arc<DropDatabase>,
+}
+
+impl TestDatabase {
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, NoTls)
+            .await
+            .expect("connect to test database");
+        tokio::spawn(conn);
+        client
+    }
+}
+
+pub fn test_settings(db: &TestDatabase) -> Settings {
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: Some(db.url.clone()),
+        demo: false,
+        data_dir: scratch_dir("data"),
+        ..Settings::default()
+    };
+    settings.database.pool_size = 8;
+    settings.log.level = std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into());
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    let db = fresh_database().await;
+    spawn_app_on(db, test_settings).await
+}
+
+/// Starts an app on an existing database: two of these on one database are two nodes.
+pub async fn spawn_app_on(
+    db: TestDatabase,
+    tweak: impl FnOnce(&TestDatabase) -> Settings,
+) -> TestApp {
+    let settings = tweak(&db);
+    ecoupon::telemetry::init(&settings.log);
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let store = app.store().clone();
+    let created = store
+        .create_tenant(
+            &TenantName::parse(&format!("Test {}", &Uuid::new_v4().to_string()[..8])).unwrap(),
+            &Email::parse("owner@test.example").unwrap(),
+        )
+        .await
+        .expect("tenant created");
+    let port = app.port();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        api_key: created.api_key,
+        tenant_id: created.tenant_id,
+        store,
+        db,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+        handle,
+    }
+}
+
+pub fn scratch_dir(kind: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ecoupon-test-{kind}-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The server tests create databases on, and how to reach it.
+struct TestServer {
+    admin: tokio_postgres::Config,
+}
+
+static SERVER: OnceCell<TestServer> = OnceCell::const_new();
+
+async fn server() -> &'static TestServer {
+    SERVER
+        .get_or_init(|| async {
+            let admin = match std::env::var("DATABASE_URL") {
+                Ok(url) => url.parse().expect("DATABASE_URL parses"),
+                Err(_) => {
+                    // Shared by every test process of this user; the product's own code starts it.
+                    let root = std::env::temp_dir()
+                        .join(format!("ecoupon-test-pg-{}", nix::unistd::geteuid()));
+                    let cluster = EmbeddedPostgres::start(&root)
+                        .await
+                        .expect("private test cluster starts");
+                    cluster.connect_config("postgres")
+                }
+            };
+            TestServer { admin }
+        })
+        .await
+}
+
+async fn admin_client() -> tokio_postgres::Client {
+    let (client, conn) = server()
+        .await
+        .admin
+        .connect(NoTls)
+        .await
+        .expect("connect to the test server");
+    tokio::spawn(conn);
+    client
+}
+
+/// An empty database with no schema at all (for testing migrations themselves).
+pub async fn empty_database() -> TestDatabase {
+    let name = format!("ecoupon_test_{}", Uuid::new_v4().simple());
+    admin_client()
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
+    database_named(name).await
+}
+
+/// A migrated database, cloned from a template that is built once per schema version.
+pub async fn fresh_database() -> TestDatabase {
+    let template = ensure_template().await;
+    let name = format!("ecoupon_test_{}", Uuid::new_v4().simple());
+    let admin = admin_client().await;
+    let sql = format!("CREATE DATABASE {name} TEMPLATE {template}");
+    // "source database is being accessed by other users" while a clone is in progress.
+    retry(|| admin.batch_execute(&sql)).await;
+    database_named(name).await
+}
+
+async fn database_named(name: String) -> TestDatabase {
+    let mut config = server().await.admin.clone();
+    config.dbname(&name);
+    TestDatabase {
+        url: to_conninfo(&config),
+        _drop: std::sync::Arc::new(DropDatabase(name.clone())),
+        name,
+    }
+}
+
+async fn ensure_template() -> String {
+    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async {
+            let template = format!("ecoupon_tpl_{}", migrations_fingerprint());
+            let admin = admin_client().await;
+            // Test processes run in parallel; the first builds the template, the rest wait.
+            admin
+                .execute("SELECT pg_advisory_lock(7215)", &[])
+                .await
+                .unwrap();
+            let exists = admin
+                .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
+                .await
+                .unwrap()
+                .is_some();
+            if !exists {
+                let building = format!("{template}_building");
+                admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {building}"))
+                    .await
+                    .unwrap();
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {building}"))
+                    .await
+                    .unwrap();
+                let mut config = server().await.admin.clone();
+                config.dbname(&building);
+                let store = Store::connect(config, &Settings::default().database)
+                    .await
+                    .unwrap();
+                run_migrations(&store)
+                    .await
+                    .expect("migrations apply to the template");
+                store.pool().close();
+                drop(store);
+                // The migration connections may still be closing on the server side.
+                let rename = format!("ALTER DATABASE {building} RENAME TO {template}");
+                retry(|| admin.batch_execute(&rename)).await;
+            }
+            admin
+                .execute("SELECT pg_advisory_unlock(7215)", &[])
+                .await
+                .unwrap();
+            template
+        })
+        .await
+        .clone()
+}
+
+async fn retry<F, Fut>(mut op: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+{
+    for attempt in 0.. {
+        match op().await {
+            Ok(()) => return,
+            Err(_) if attempt < 100 => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("database admin statement keeps failing: {e:?}"),
+        }
+    }
+}
+
+/// Drops the test database when the last handle to it goes.
+struct DropDatabase(String);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        let Some(admin) = SERVER.get().map(|s| s.admin.clone()) else {
+            return;
+        };
+        // Drop runs inside the test's runtime, which cannot block on itself: use a thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok((client, conn)) = admin.connect(NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Changes whenever a migration file changes, so a stale template is never reused.
+fn migrations_fingerprint() -> String {
+    use sha2::{Digest, Sha256};
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut hasher = Sha256::new();
+    for f in files {
+        hasher.update(f.file_name().unwrap().to_string_lossy().as_bytes());
+        hasher.update(std::fs::read(&f).unwrap());
+    }
+    hex::encode(&hasher.finalize()[..6])
+}
+
+/// libpq key=value form, which `Settings::database_url` accepts.
+fn to_conninfo(config: &tokio_postgres::Config) -> String {
+    let mut parts = Vec::new();
+    if let Some(host) = config.get_hosts().first() {
+        match host {
+            Host::Tcp(h) => parts.push(format!("host={h}")),
+            Host::Unix(p) => parts.push(format!("host={}", p.display())),
+        }
+    }
+    if let Some(port) = config.get_ports().first() {
+        parts.push(format!("port={port}"));
+    }
+    if let Some(user) = config.get_user() {
+        parts.push(format!("user={user}"));
+    }
+    if let Some(pw) = config.get_password() {
+        parts.push(format!(
+            "password='{}'",
+            String::from_utf8_lossy(pw).replace('\'', "\\'")
+        ));
+    }
+    if let Some(db) = config.get_dbname() {
+        parts.push(format!("dbname={db}"));
+    }
+    parts.join(" ")
+}
+
+/// Finds an external tool the test needs. Missing: a loud skip locally, a failure in CI.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{name} is required in CI but is not installed (.ci/run installs it)");
+        }
+        eprintln!(
+            "\n*** SKIPPED: {name} is not installed; run .ci/run to install test tools ***\n"
+        );
+    }
+    found
+}
