@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod domain;
 pub mod error;
 pub mod metrics;

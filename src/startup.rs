@@ -9,6 +9,7 @@ use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::{Secrets, Settings};
+use crate::engine::Engine;
 use crate::error::{AppError, ErrorCode};
 use crate::store::embedded::EmbeddedPostgres;
 use crate::store::{run_migrations, Store};
@@ -23,6 +24,7 @@ pub struct Application {
     server: Server,
     port: u16,
     store: Store,
+    engine: Engine,
     embedded: Option<EmbeddedPostgres>,
 }
 
@@ -55,13 +57,20 @@ impl Application {
         let (store, embedded) = open_database(&settings).await?;
         let secrets = Secrets::resolve(&settings.secrets, &settings.data_dir)?;
         run_migrations(&store).await?;
-        let port = listener.local_addr()?.port();
+        let local = listener.local_addr()?;
+        let port = local.port();
+        let mut settings = settings;
+        // Without a configured public URL, links point at the address really bound
+        // (which matters with port 0).
+        settings.public_url.get_or_insert_with(|| format!("http://{local}"));
+        let engine = Engine::start(store.clone(), settings.engine.clone()).await;
         let state = web::Data::new(AppState {
             store: store.clone(),
             settings,
             secrets,
             templates: Arc::new(Templates::load()?),
             metrics: crate::metrics::install(),
+            engine: engine.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -84,6 +93,7 @@ impl Application {
             server,
             port,
             store,
+            engine,
             embedded,
         })
     }
@@ -96,6 +106,10 @@ impl Application {
         &self.store
     }
 
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// A handle to stop the server from elsewhere (tests, signal handlers).
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
@@ -105,6 +119,8 @@ impl Application {
     /// cluster if this process started it.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let served = self.server.await;
+        // Requests have drained; now commit what the actors hold and return unused stock.
+        self.engine.shutdown().await;
         if let Some(cluster) = &self.embedded {
             tracing::info!("stopping the private PostgreSQL cluster");
             if let Err(e) = cluster.stop().await {

@@ -6,3 +6,4 @@ pub mod campaign;
 pub mod coupon_code;
 pub mod redemption;
 pub mod tenant;
+pub mod consumer;

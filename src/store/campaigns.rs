@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
+use crate::domain::campaign::{CampaignError, CampaignRules, RulesParams};
 
 /// A campaign exactly as stored. Values were validated on the way in.
 #[derive(Debug, Clone)]
@@ -30,6 +31,24 @@ pub struct CampaignRecord {
     pub allocated: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl CampaignRecord {
+    /// The stored rules, parsed again: rows are only written from parsed rules, so this
+    /// fails only if the database was edited by hand.
+    pub fn rules(&self) -> Result<CampaignRules, CampaignError> {
+        CampaignRules::parse(RulesParams {
+            total_limit: self.total_limit,
+            per_consumer_limit: self.per_consumer_limit.into(),
+            claim_starts_at: self.claim_starts_at,
+            claim_ends_at: self.claim_ends_at,
+            use_starts_at: self.use_starts_at,
+            use_ends_at: self.use_ends_at,
+            valid_for_seconds: self.valid_for_seconds,
+            uses_per_coupon: self.uses_per_coupon.into(),
+            win_probability: self.win_probability,
+        })
+    }
 }
 
 /// Fields of a new campaign, already parsed by the domain layer.
@@ -93,7 +112,7 @@ fn record(r: &tokio_postgres::Row) -> CampaignRecord {
 
 /// A change to apply under the campaign's row lock, after seeing the current row and stats.
 pub type CampaignEdit =
-    Box<dyn FnOnce(&CampaignRecord, &CampaignStats) -> Result<CampaignChange, String> + Send>;
+    Box<dyn FnOnce(&CampaignRecord, &CampaignStats) -> Result<CampaignChange, CampaignError> + Send>;
 
 /// What an edit decided to write.
 pub struct CampaignChange {
@@ -105,7 +124,7 @@ pub struct CampaignChange {
 pub enum EditOutcome {
     Updated(Box<CampaignRecord>),
     NotFound,
-    Refused(String),
+    Refused(CampaignError),
 }
 
 impl Store {

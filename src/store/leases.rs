@@ -161,19 +161,25 @@ async fn release_rows<P>(
 where
     P: tokio_postgres::types::ToSql + Sync,
 {
+    // Two statements on purpose. The lock waits for batches in flight on these leases; only
+    // a statement started after it has a snapshot that sees their coupons. Counting in the
+    // locking statement would miss them and give back stock that was already issued.
     // `filter` is one of the fixed strings above, never input.
-    let sql = format!(
-        "WITH locked AS (
-             SELECT id FROM campaign_leases WHERE {filter} AND released_at IS NULL
-             ORDER BY id FOR UPDATE
-         )
-         UPDATE campaign_leases l
-         SET released_at = now(),
-             returned = l.size - (SELECT count(*) FROM coupons c WHERE c.lease_id = l.id)
-         FROM locked WHERE l.id = locked.id
-         RETURNING l.id, l.campaign_id, l.returned"
-    );
-    let rows = tx.query(&sql, &[param]).await?;
+    let lock = format!("SELECT id FROM campaign_leases WHERE {filter} AND released_at IS NULL ORDER BY id FOR UPDATE");
+    let ids: Vec<Uuid> = tx.query(&lock, &[param]).await?.iter().map(|r| r.get(0)).collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = tx
+        .query(
+            "UPDATE campaign_leases l
+             SET released_at = now(),
+                 returned = l.size - (SELECT count(*) FROM coupons c WHERE c.lease_id = l.id)
+             WHERE l.id = ANY($1) AND l.released_at IS NULL
+             RETURNING l.id, l.campaign_id, l.returned",
+            &[&ids],
+        )
+        .await?;
     Ok(rows
         .iter()
         .map(|r| ReapedLease {

@@ -106,6 +106,19 @@ impl Store {
         Ok(client)
     }
 
+    /// A connection whose messages the caller polls itself (for LISTEN notifications).
+    pub async fn connect_raw(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+        ),
+        tokio_postgres::Error,
+    > {
+        self.pg_config.connect(NoTls).await
+    }
+
     /// `/readyz`: the database answers and its schema is the one this build expects.
     pub async fn readiness(&self) -> Result<(), String> {
         let client = self

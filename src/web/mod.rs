@@ -6,12 +6,16 @@ use handlebars::Handlebars;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::{Secrets, Settings};
+use crate::engine::Engine;
 use crate::store::Store;
 
 pub mod auth;
+mod campaigns;
+mod claims;
 mod health;
 mod metrics_endpoint;
 pub mod middleware;
+mod redemptions;
 pub mod routes;
 pub mod templates;
 mod tenant;
@@ -23,4 +27,5 @@ pub struct AppState {
     pub secrets: Secrets,
     pub templates: Arc<Handlebars<'static>>,
     pub metrics: PrometheusHandle,
+    pub engine: Engine,
 }

@@ -1,9 +1,9 @@
 //! Every URL the service answers, in one table. Find a URL here, then follow the handler.
 
-use actix_web::web::{self, get};
+use actix_web::web::{self, delete, get, patch, post};
 use actix_web::Resource;
 
-use super::{health, metrics_endpoint, tenant};
+use super::{campaigns, claims, health, metrics_endpoint, redemptions, tenant};
 use crate::error::{AppError, ErrorCode};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -13,7 +13,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(at("/readyz").route(get().to(health::readyz)))
         .service(at("/metrics").route(get().to(metrics_endpoint::render)))
         // Merchant API (API-key auth)
-        .service(at("/api/v1/tenant").route(get().to(tenant::show)));
+        .service(at("/api/v1/tenant").route(get().to(tenant::show)))
+        .service(at("/api/v1/campaigns").route(post().to(campaigns::create)))
+        .service(
+            at("/api/v1/campaigns/{id}")
+                .route(get().to(campaigns::show))
+                .route(patch().to(campaigns::update)),
+        )
+        .service(at("/api/v1/campaigns/{id}/claims").route(post().to(claims::create)))
+        .service(at("/api/v1/coupons/{code}/redemptions").route(post().to(redemptions::create)))
+        .service(at("/api/v1/redemptions/{id}").route(delete().to(redemptions::undo)));
 }
 
 /// A resource that answers 405 (not the app-wide 404) to a method it does not route.

@@ -23,6 +23,7 @@ pub struct TestApp {
     pub store: Store,
     pub db: TestDatabase,
     pub client: reqwest::Client,
+    pub engine: ecoupon::engine::Engine,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -37,6 +38,36 @@ impl TestApp {
 
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.post(self.url(path)).bearer_auth(&self.api_key)
+    }
+
+    /// Creates a campaign through the API and returns its JSON.
+    pub async fn create_campaign(&self, body: serde_json::Value) -> serde_json::Value {
+        let res = self.post("/api/v1/campaigns").json(&body).send().await.unwrap();
+        assert_eq!(res.status(), 201, "{:?}", res.text().await);
+        res.json().await.unwrap()
+    }
+
+    /// Claims and returns (status, body).
+    pub async fn claim(&self, campaign_id: &str, consumer: &str) -> (u16, serde_json::Value) {
+        let res = self
+            .post(&format!("/api/v1/campaigns/{campaign_id}/claims"))
+            .json(&serde_json::json!({ "consumer": consumer }))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or_default())
+    }
+
+    pub async fn redeem(&self, code: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let res = self
+            .post(&format!("/api/v1/coupons/{code}/redemptions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or_default())
     }
 
     /// Stops the server as SIGTERM would: in-flight requests finish first.
@@ -101,6 +132,7 @@ pub async fn spawn_app_on(
         .expect("tenant created");
     let port = app.port();
     let handle = app.handle();
+    let engine = app.engine().clone();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -113,6 +145,7 @@ pub async fn spawn_app_on(
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap(),
+        engine,
         handle,
     }
 }
@@ -345,4 +378,18 @@ pub fn tool(name: &str) -> Option<PathBuf> {
         );
     }
     found
+}
+
+/// A claim at `app`'s node with someone else's key (the same tenant on another node).
+pub async fn claim_with(app: &TestApp, key: &str, campaign: &str, consumer: &str) -> (u16, serde_json::Value) {
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/campaigns/{campaign}/claims")))
+        .bearer_auth(key)
+        .json(&serde_json::json!({ "consumer": consumer }))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or_default())
 }

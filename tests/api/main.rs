@@ -6,3 +6,7 @@ mod cli;
 mod health;
 mod helpers;
 mod metrics;
+mod campaigns;
+mod claims;
+mod redemptions;
+mod flash_sale;

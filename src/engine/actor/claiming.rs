@@ -1,0 +1,371 @@
+//! The claim path inside the actor: check from memory, reserve the consumer's next claim
+//! number, draw the lottery, take a unit of stock, queue, and commit in batches.
+//!
+//! Group commit: one batch commits while the next fills, up to `max_inflight_batches`
+//! at once. A batch goes when it is full or `batch_linger` after its first claim.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use actix::prelude::*;
+use rand::RngCore;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::{CampaignActor, Claim, MAX_REMEMBERED_CONSUMERS};
+use crate::domain::campaign::{draw_lottery, ClaimRejection};
+use crate::engine::events::{ClaimedCoupon, EngineEvent};
+use crate::engine::{ClaimError, IssuedCoupon};
+use crate::metrics::{BATCH_SIZE, CLAIMS, CLAIM_DURATION, COMMIT_DURATION, MAILBOX_DEPTH};
+use crate::store::{BatchOutcome, ClaimRow, StoreError};
+
+pub(super) type Reply = oneshot::Sender<Result<IssuedCoupon, ClaimError>>;
+
+/// A conflicting claim is retried with a new number or code at most this often.
+const MAX_ATTEMPTS: u8 = 5;
+
+/// A claim that passed the checks and holds a consumer seq, but no row yet.
+pub(super) struct Waiting {
+    pub consumer: String,
+    pub seq: i32,
+    pub won: bool,
+    pub reply: Reply,
+    pub started: Instant,
+    pub attempts: u8,
+}
+
+struct Meta {
+    reply: Reply,
+    started: Instant,
+    attempts: u8,
+}
+
+#[derive(Default)]
+pub(super) struct Batcher {
+    rows: Vec<ClaimRow>,
+    metas: Vec<Meta>,
+    armed: bool,
+    in_flight_batches: usize,
+    in_flight_claims: usize,
+}
+
+impl Batcher {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.in_flight_batches == 0
+    }
+
+    fn queued(&self) -> usize {
+        self.rows.len() + self.in_flight_claims
+    }
+
+    pub fn fail_all(&mut self, error: ClaimError) {
+        self.rows.clear();
+        for m in self.metas.drain(..) {
+            let _ = m.reply.send(record(Err(error.clone()), m.started));
+        }
+    }
+}
+
+/// Counts every answer once, by result, with its latency.
+pub(super) fn record(result: Result<IssuedCoupon, ClaimError>, started: Instant) -> Result<IssuedCoupon, ClaimError> {
+    let label = match &result {
+        Ok(_) => "issued",
+        Err(ClaimError::Rejected(r)) => r.code(),
+        Err(ClaimError::NotFound) => "not_found",
+        Err(ClaimError::Busy) => "busy",
+        Err(ClaimError::Failed) => "failed",
+    };
+    metrics::counter!(CLAIMS, "result" => label).increment(1);
+    metrics::histogram!(CLAIM_DURATION).record(started.elapsed().as_secs_f64());
+    result
+}
+
+impl CampaignActor {
+    /// Decides what it can from memory; otherwise queues the claim and returns where the
+    /// answer will come.
+    pub(super) fn accept(
+        &mut self,
+        msg: Claim,
+        started: Instant,
+        ctx: &mut Context<Self>,
+    ) -> Result<oneshot::Receiver<Result<IssuedCoupon, ClaimError>>, ClaimError> {
+        let Some(campaign) = &self.campaign else { return Err(ClaimError::NotFound) };
+        if campaign.tenant_id != msg.tenant_id {
+            return Err(ClaimError::NotFound);
+        }
+        let now = self.shared().map(|s| s.clock.now()).unwrap_or_else(chrono::Utc::now);
+        campaign.rules.check_claim_window(campaign.status, now).map_err(ClaimError::Rejected)?;
+        if self.shutdown_waiters.is_some() {
+            return Err(ClaimError::Busy);
+        }
+        let limit = campaign.rules.per_consumer_limit();
+        let win_probability = campaign.rules.win_probability();
+        if self.consumers.get(&msg.consumer).is_some_and(|used| used.len() >= limit as usize) {
+            return Err(ClaimError::Rejected(ClaimRejection::ConsumerLimitReached));
+        }
+        if self.stock.sold_out() {
+            // Look again in the background now and then; answer from memory meanwhile.
+            self.request_stock(ctx);
+            return Err(ClaimError::Rejected(ClaimRejection::SoldOut));
+        }
+        if self.batcher.queued() + self.stock.waiting.len() >= self.settings.max_queued_claims {
+            return Err(ClaimError::Busy);
+        }
+        let seq = self
+            .reserve_seq(&msg.consumer, limit)
+            .ok_or(ClaimError::Rejected(ClaimRejection::ConsumerLimitReached))?;
+        let won = draw_lottery(win_probability, &mut self.rng);
+        let (tx, rx) = oneshot::channel();
+        self.place(
+            Waiting {
+                consumer: msg.consumer,
+                seq,
+                won,
+                reply: tx,
+                started,
+                attempts: 0,
+            },
+            ctx,
+        );
+        Ok(rx)
+    }
+
+    /// Gives the claim a row (taking stock if it won), or parks it until stock comes.
+    pub(super) fn place(&mut self, w: Waiting, ctx: &mut Context<Self>) {
+        let lease = if w.won {
+            match self.stock.take() {
+                Some(lease) => Some(lease),
+                None => {
+                    self.stock.waiting.push_back(w);
+                    self.request_stock(ctx);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let row = self.make_row(w.consumer, w.seq, lease);
+        self.batcher.rows.push(row);
+        self.batcher.metas.push(Meta {
+            reply: w.reply,
+            started: w.started,
+            attempts: w.attempts,
+        });
+        self.request_stock(ctx);
+        self.maybe_flush(ctx);
+    }
+
+    fn make_row(&mut self, consumer: String, seq: i32, lease: Option<Uuid>) -> ClaimRow {
+        let campaign = self.campaign.as_ref().expect("rows are only made for a loaded campaign");
+        let claimed_at = self.shared().map(|s| s.clock.now()).unwrap_or_else(chrono::Utc::now);
+        let (valid_from, expires_at) = campaign.rules.coupon_validity(claimed_at);
+        let mut secret = vec![0u8; 20];
+        self.rng.fill_bytes(&mut secret);
+        ClaimRow {
+            id: Uuid::new_v4(),
+            consumer,
+            seq,
+            code: lease.map(|_| campaign.codes.generate(&mut self.rng).as_str().to_string()),
+            lease_id: lease,
+            claimed_at,
+            valid_from,
+            expires_at,
+            uses_left: campaign.rules.uses_per_coupon(),
+            secret,
+        }
+    }
+
+    fn reserve_seq(&mut self, consumer: &str, limit: i32) -> Option<i32> {
+        if self.consumers.len() >= MAX_REMEMBERED_CONSUMERS && !self.consumers.contains_key(consumer) {
+            self.consumers.clear();
+        }
+        let used = self.consumers.entry(consumer.to_string()).or_default();
+        let seq = (1..=limit).find(|s| !used.contains(s))?;
+        used.push(seq);
+        Some(seq)
+    }
+
+    pub(super) fn unreserve(&mut self, consumer: &str, seq: i32) {
+        if let Some(used) = self.consumers.get_mut(consumer) {
+            used.retain(|s| *s != seq);
+        }
+    }
+
+    pub(super) fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
+        metrics::gauge!(MAILBOX_DEPTH).set((self.batcher.queued() + self.stock.waiting.len()) as f64);
+        if self.batcher.rows.is_empty() || self.batcher.in_flight_batches >= self.settings.max_inflight_batches {
+            return;
+        }
+        if self.batcher.rows.len() >= self.settings.max_batch {
+            self.flush(ctx);
+        } else if !self.batcher.armed {
+            self.batcher.armed = true;
+            ctx.run_later(self.settings.batch_linger, |act, ctx| {
+                act.batcher.armed = false;
+                if act.batcher.in_flight_batches < act.settings.max_inflight_batches {
+                    act.flush(ctx);
+                }
+            });
+        }
+    }
+
+    /// Sends up to `max_batch` queued claims to the database as one transaction.
+    pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.batcher.rows.is_empty() {
+            return;
+        }
+        let (Some(store), Some(campaign)) = (self.store(), self.campaign.as_ref()) else { return };
+        let n = self.batcher.rows.len().min(self.settings.max_batch);
+        let rows: Vec<ClaimRow> = self.batcher.rows.drain(..n).collect();
+        let metas: Vec<Meta> = self.batcher.metas.drain(..n).collect();
+        self.batcher.in_flight_batches += 1;
+        self.batcher.in_flight_claims += n;
+        let (tenant, id) = (campaign.tenant_id, self.id);
+        let fut = async move {
+            let started = Instant::now();
+            let result = store.insert_claim_batch(tenant, id, &rows).await;
+            metrics::histogram!(COMMIT_DURATION).record(started.elapsed().as_secs_f64());
+            (rows, result)
+        };
+        ctx.spawn(fut.into_actor(self).map(move |(rows, result), act, ctx| act.on_flushed(rows, metas, result, ctx)));
+        if !self.batcher.rows.is_empty() {
+            self.maybe_flush(ctx);
+        }
+    }
+
+    fn on_flushed(
+        &mut self,
+        rows: Vec<ClaimRow>,
+        metas: Vec<Meta>,
+        result: Result<BatchOutcome, StoreError>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.batcher.in_flight_batches -= 1;
+        self.batcher.in_flight_claims -= rows.len();
+        metrics::histogram!(BATCH_SIZE).record(rows.len() as f64);
+        match result {
+            Ok(outcome) => self.settle(rows, metas, outcome, ctx),
+            Err(e) => {
+                tracing::error!(error = %e, campaign = %self.id, claims = rows.len(), "claim batch failed");
+                let abandoned: HashSet<Uuid> = rows.iter().filter_map(|r| r.lease_id).collect();
+                for lease in abandoned {
+                    self.stock.abandon(lease);
+                }
+                for (row, meta) in rows.into_iter().zip(metas) {
+                    if let Some(lease) = row.lease_id {
+                        self.stock.settled(lease);
+                    }
+                    self.unreserve(&row.consumer, row.seq);
+                    let _ = meta.reply.send(record(Err(ClaimError::Failed), meta.started));
+                }
+            }
+        }
+        self.retire_leases(ctx);
+        self.request_stock(ctx);
+        self.maybe_flush(ctx);
+        self.finish_shutdown(ctx);
+    }
+
+    /// Answers a committed batch: inserted rows are issued, rows under a revoked lease wait
+    /// for new stock, and rows that hit the per-consumer index are re-judged.
+    fn settle(&mut self, rows: Vec<ClaimRow>, metas: Vec<Meta>, outcome: BatchOutcome, ctx: &mut Context<Self>) {
+        let Some(tenant_id) = self.campaign.as_ref().map(|c| c.tenant_id) else { return };
+        let limit = self.campaign.as_ref().map_or(1, |c| c.rules.per_consumer_limit());
+        for lease in &outcome.revoked_leases {
+            self.stock.revoked(*lease);
+        }
+        let mut claimed = Vec::new();
+        for (row, meta) in rows.into_iter().zip(metas) {
+            if outcome.inserted.contains(&row.id) {
+                if let Some(lease) = row.lease_id {
+                    self.stock.settled(lease);
+                }
+                match row.code {
+                    Some(code) => {
+                        claimed.push(ClaimedCoupon {
+                            coupon_id: row.id,
+                            claimed_at: row.claimed_at,
+                        });
+                        let coupon = IssuedCoupon {
+                            id: row.id,
+                            code,
+                            claimed_at: row.claimed_at,
+                            valid_from: row.valid_from,
+                            expires_at: row.expires_at,
+                            uses_left: row.uses_left,
+                        };
+                        let _ = meta.reply.send(record(Ok(coupon), meta.started));
+                    }
+                    None => {
+                        let lost = Err(ClaimError::Rejected(ClaimRejection::LotteryLost));
+                        let _ = meta.reply.send(record(lost, meta.started));
+                    }
+                }
+                continue;
+            }
+            let won = row.code.is_some();
+            let retry = |meta: Meta, consumer: String, seq: i32| Waiting {
+                consumer,
+                seq,
+                won,
+                reply: meta.reply,
+                started: meta.started,
+                attempts: meta.attempts + 1,
+            };
+            if row.lease_id.is_some_and(|l| outcome.revoked_leases.contains(&l)) {
+                // Not written; same claim number, new stock. (The revoked lease is gone.)
+                self.place(retry(meta, row.consumer, row.seq), ctx);
+                continue;
+            }
+            // Not written because of the unique indexes: learn what the consumer holds.
+            if let Some(lease) = row.lease_id {
+                self.stock.give_back(lease);
+            }
+            self.unreserve(&row.consumer, row.seq);
+            if let Some(held) = outcome.consumer_seqs.get(&row.consumer) {
+                let used = self.consumers.entry(row.consumer.clone()).or_default();
+                for s in held {
+                    if !used.contains(s) {
+                        used.push(*s);
+                    }
+                }
+            }
+            if meta.attempts + 1 >= MAX_ATTEMPTS {
+                // (its unit was given back above)
+                let _ = meta.reply.send(record(Err(ClaimError::Failed), meta.started));
+                continue;
+            }
+            match self.reserve_seq(&row.consumer, limit) {
+                Some(seq) => self.place(retry(meta, row.consumer, seq), ctx),
+                None => {
+                    let full = Err(ClaimError::Rejected(ClaimRejection::ConsumerLimitReached));
+                    let _ = meta.reply.send(record(full, meta.started));
+                }
+            }
+        }
+        if !claimed.is_empty() {
+            let n = claimed.len() as i64;
+            self.counters.issued += n;
+            if let Some(shared) = self.shared() {
+                shared.notifier.add(tenant_id, self.id, n, 0, false);
+                shared.events.publish(EngineEvent::Claimed {
+                    tenant_id,
+                    campaign_id: self.id,
+                    coupons: claimed,
+                });
+            }
+            self.publish_counters();
+        }
+    }
+
+    pub(super) fn publish_counters(&self) {
+        let (Some(shared), Some(campaign)) = (self.shared(), self.campaign.as_ref()) else { return };
+        shared.events.publish(EngineEvent::Counters {
+            tenant_id: campaign.tenant_id,
+            campaign_id: self.id,
+            issued: self.counters.issued,
+            redeemed: self.counters.redeemed,
+            remaining: self.remaining(),
+        });
+    }
+}

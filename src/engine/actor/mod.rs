@@ -1,0 +1,308 @@
+//! One actor per active campaign on this node: the only place its claims are decided.
+//! It holds the live counters, the stock it leased, the claims waiting for a batch and
+//! the per-consumer claim counts it has seen. See `claiming.rs` for the claim path and
+//! `stock.rs` for leases.
+
+mod claiming;
+mod stock;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::events::RemoteChange;
+use super::{ClaimError, IssuedCoupon, Shared};
+use crate::config::EngineSettings;
+use crate::domain::campaign::{CampaignRules, CampaignStatus};
+use crate::domain::coupon_code::{Charset, CodeFormat};
+use crate::store::{CampaignRecord, Store};
+use claiming::Batcher;
+use stock::Stock;
+
+/// Claim one coupon for `consumer` (answered after COMMIT, or with a reason).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<IssuedCoupon, ClaimError>")]
+pub struct Claim {
+    pub tenant_id: Uuid,
+    pub consumer: String,
+}
+
+/// Counters changed elsewhere (a redemption, another node), or the campaign row changed.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Adjust {
+    pub issued: i64,
+    pub redeemed: i64,
+    pub reload: bool,
+    /// The campaign as just written, when the sender has it: applied before any later claim.
+    pub record: Option<Box<CampaignRecord>>,
+}
+
+impl Adjust {
+    pub fn reload() -> Adjust {
+        Adjust {
+            issued: 0,
+            redeemed: 0,
+            reload: true,
+            record: None,
+        }
+    }
+    pub fn counts(issued: i64, redeemed: i64) -> Adjust {
+        Adjust {
+            issued,
+            redeemed,
+            reload: false,
+            record: None,
+        }
+    }
+    pub fn from_remote(change: &RemoteChange) -> Adjust {
+        Adjust {
+            reload: change.changed,
+            ..Adjust::counts(change.issued, change.redeemed)
+        }
+    }
+}
+
+/// Commit what is queued, give back unused stock, stop.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// The campaign as the actor judges claims against it.
+#[derive(Debug, Clone)]
+pub(crate) struct Loaded {
+    pub tenant_id: Uuid,
+    pub status: CampaignStatus,
+    pub rules: CampaignRules,
+    pub codes: CodeFormat,
+}
+
+impl Loaded {
+    fn from_record(r: &CampaignRecord) -> Option<Loaded> {
+        let rules = r.rules().ok()?;
+        let codes = CodeFormat::new(
+            usize::try_from(r.code_length).unwrap_or(10),
+            &r.code_prefix,
+            Charset::default(),
+        )
+        .ok()?;
+        Some(Loaded {
+            tenant_id: r.tenant_id,
+            status: r.status.parse().ok()?,
+            rules,
+            codes,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counters {
+    pub issued: i64,
+    pub redeemed: i64,
+}
+
+pub struct CampaignActor {
+    id: Uuid,
+    shared: Weak<Shared>,
+    settings: EngineSettings,
+    /// None until loaded, and for a campaign that does not exist.
+    campaign: Option<Loaded>,
+    counters: Counters,
+    stock: Stock,
+    batcher: Batcher,
+    /// Seqs each consumer holds or has in flight. A consumer missing here is unknown,
+    /// not clean: the insert's unique index settles it.
+    consumers: HashMap<String, Vec<i32>>,
+    rng: StdRng,
+    last_activity: Instant,
+    shutdown_waiters: Option<Vec<oneshot::Sender<()>>>,
+}
+
+/// More consumers than this and the map is forgotten; the database still enforces limits.
+const MAX_REMEMBERED_CONSUMERS: usize = 1_000_000;
+
+impl CampaignActor {
+    pub(crate) fn new(id: Uuid, shared: Weak<Shared>, settings: EngineSettings) -> CampaignActor {
+        CampaignActor {
+            id,
+            shared,
+            stock: Stock::new(settings.max_lease),
+            batcher: Batcher::default(),
+            settings,
+            campaign: None,
+            counters: Counters::default(),
+            consumers: HashMap::new(),
+            rng: StdRng::from_entropy(),
+            last_activity: Instant::now(),
+            shutdown_waiters: None,
+        }
+    }
+
+    fn shared(&self) -> Option<Arc<Shared>> {
+        self.shared.upgrade()
+    }
+
+    fn store(&self) -> Option<Store> {
+        self.shared().map(|s| s.store.clone())
+    }
+
+    fn remaining(&self) -> i64 {
+        self.campaign
+            .as_ref()
+            .map_or(0, |c| (c.rules.total_limit() - self.counters.issued).max(0))
+    }
+
+    /// Loads the campaign, its counters, and gives back stock a crashed predecessor on
+    /// this node leased (its batches died with it, so the count of its coupons is final).
+    async fn load(store: Store, node: Uuid, id: Uuid) -> Result<Option<(Loaded, Counters)>, crate::store::StoreError> {
+        let Some(record) = store.campaign_by_id(id).await? else { return Ok(None) };
+        for lease in store.node_leases(node, id).await? {
+            store.release_lease(lease).await?;
+        }
+        let stats = store.campaign_stats(id, record.total_limit).await?;
+        Ok(Loaded::from_record(&record).map(|l| {
+            (
+                l,
+                Counters {
+                    issued: stats.issued,
+                    redeemed: stats.redeemed,
+                },
+            )
+        }))
+    }
+
+    fn check_idle(&mut self, ctx: &mut Context<Self>) {
+        let idle = self.last_activity.elapsed() >= self.settings.actor_idle;
+        if idle && self.batcher.is_empty() && !self.stock.busy() && self.shutdown_waiters.is_none() {
+            tracing::debug!(campaign = %self.id, "campaign actor idle; stopping");
+            if let Some(shared) = self.shared() {
+                shared.directory.forget(self.id, &ctx.address());
+            }
+            self.shutdown_waiters = Some(Vec::new());
+            self.finish_shutdown(ctx);
+        }
+    }
+
+    /// Once nothing is in flight: return the stock, wake whoever asked, stop.
+    fn finish_shutdown(&mut self, ctx: &mut Context<Self>) {
+        if !self.batcher.is_empty() || self.stock.busy() {
+            return;
+        }
+        let Some(waiters) = self.shutdown_waiters.as_mut().map(std::mem::take) else { return };
+        let leases = self.stock.drain_leases();
+        let store = self.store();
+        let release = async move {
+            if let Some(store) = store {
+                for lease in leases {
+                    match store.release_lease(lease).await {
+                        Ok(returned) => {
+                            metrics::counter!(crate::metrics::LEASE_UNITS_RETURNED).increment(returned.max(0) as u64)
+                        }
+                        Err(e) => tracing::warn!(error = %e, %lease, "could not return a lease; the reaper will"),
+                    }
+                }
+            }
+        };
+        ctx.wait(release.into_actor(self).map(move |_, _, ctx| {
+            for w in waiters {
+                let _ = w.send(());
+            }
+            ctx.stop();
+        }));
+    }
+}
+
+impl Actor for CampaignActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(4096);
+        let Some(shared) = self.shared() else { return ctx.stop() };
+        let load = Self::load(shared.store.clone(), shared.node_id, self.id);
+        // `wait`: no claim is looked at before the state is in.
+        ctx.wait(load.into_actor(self).map(|result, act, ctx| match result {
+            Ok(Some((loaded, counters))) => {
+                act.campaign = Some(loaded);
+                act.counters = counters;
+            }
+            Ok(None) => act.campaign = None,
+            Err(e) => {
+                tracing::error!(error = %e, campaign = %act.id, "campaign actor could not load; stopping");
+                ctx.stop();
+            }
+        }));
+        let every = (self.settings.actor_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        ctx.run_interval(every, |act, ctx| act.check_idle(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        // Anyone still waiting learns the claim did not happen.
+        self.batcher.fail_all(ClaimError::Busy);
+        self.stock.fail_waiting(ClaimError::Busy);
+    }
+}
+
+impl Handler<Claim> for CampaignActor {
+    type Result = ResponseFuture<Result<IssuedCoupon, ClaimError>>;
+
+    fn handle(&mut self, msg: Claim, ctx: &mut Context<Self>) -> Self::Result {
+        self.last_activity = Instant::now();
+        let started = Instant::now();
+        match self.accept(msg, started, ctx) {
+            Ok(rx) => Box::pin(async move { rx.await.unwrap_or(Err(ClaimError::Busy)) }),
+            Err(answer) => {
+                let answer = claiming::record(Err(answer), started);
+                Box::pin(std::future::ready(answer))
+            }
+        }
+    }
+}
+
+impl Handler<Adjust> for CampaignActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Adjust, ctx: &mut Context<Self>) {
+        self.counters.issued += msg.issued;
+        self.counters.redeemed += msg.redeemed;
+        self.publish_counters();
+        if let Some(record) = msg.record {
+            self.stock.clear_sold_out();
+            self.campaign = Loaded::from_record(&record);
+        } else if msg.reload {
+            // Stock may have come back (reaper, raised limit): try again on the next claim.
+            self.stock.clear_sold_out();
+            let Some(store) = self.store() else { return };
+            let id = self.id;
+            let fut = async move { store.campaign_by_id(id).await };
+            ctx.spawn(fut.into_actor(self).map(|res, act, _| match res {
+                Ok(Some(record)) => {
+                    if let Some(loaded) = Loaded::from_record(&record) {
+                        act.campaign = Some(loaded);
+                    }
+                }
+                Ok(None) => act.campaign = None,
+                Err(e) => tracing::warn!(error = %e, "campaign reload failed"),
+            }));
+        }
+    }
+}
+
+impl Handler<Shutdown> for CampaignActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.shutdown_waiters.get_or_insert_with(Vec::new).push(tx);
+        self.flush(ctx);
+        self.finish_shutdown(ctx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}

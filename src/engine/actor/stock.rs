@@ -1,0 +1,222 @@
+//! The actor's leased stock. Claims take units from the oldest lease first; a lease is
+//! given back (what it did not use) once spent or abandoned and no batch using it is in
+//! flight. Claims that find no unit wait here, bounded, for the next lease.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use uuid::Uuid;
+
+use super::claiming::{record, Waiting};
+use super::CampaignActor;
+use crate::domain::campaign::ClaimRejection;
+use crate::engine::lease_policy::{next_lease_size, RateMeter};
+use crate::engine::ClaimError;
+use crate::metrics::{LEASES_TAKEN, LEASE_UNITS_RETURNED};
+use crate::store::{Lease, StoreError};
+
+/// How long "sold out" is believed before the campaign row is asked again (stock can come
+/// back from a reaped or returned lease, or a raised limit).
+const SOLD_OUT_RECHECK: Duration = Duration::from_secs(1);
+
+struct LeaseState {
+    id: Uuid,
+    size: i64,
+    used: i64,
+    /// Units taken by claims that are not settled yet (queued or being committed). A lease
+    /// is released only at zero: releasing earlier would count those rows as unused.
+    held: i64,
+}
+
+pub(super) struct Stock {
+    leases: Vec<LeaseState>,
+    max_lease: i64,
+    requesting: bool,
+    sold_out_at: Option<Instant>,
+    unallocated: Option<i64>,
+    last_size: i64,
+    rate: RateMeter,
+    pub(super) waiting: VecDeque<Waiting>,
+}
+
+impl Stock {
+    pub fn new(max_lease: i64) -> Stock {
+        Stock {
+            leases: Vec::new(),
+            max_lease,
+            requesting: false,
+            sold_out_at: None,
+            unallocated: None,
+            last_size: 0,
+            rate: RateMeter::default(),
+            waiting: VecDeque::new(),
+        }
+    }
+
+    pub fn take(&mut self) -> Option<Uuid> {
+        self.rate.record(Instant::now());
+        let lease = self.leases.iter_mut().find(|l| l.used < l.size)?;
+        lease.used += 1;
+        lease.held += 1;
+        Some(lease.id)
+    }
+
+    /// For a unit whose row is known not to have been written.
+    pub fn give_back(&mut self, lease: Uuid) {
+        if let Some(l) = self.leases.iter_mut().find(|l| l.id == lease) {
+            l.used = (l.used - 1).max(0);
+            l.held -= 1;
+        }
+    }
+
+    /// The row holding this unit got its answer (written, or failed for good).
+    pub fn settled(&mut self, lease: Uuid) {
+        if let Some(l) = self.leases.iter_mut().find(|l| l.id == lease) {
+            l.held -= 1;
+        }
+    }
+
+    fn available(&self) -> i64 {
+        self.leases.iter().map(|l| l.size - l.used).sum()
+    }
+
+    pub fn sold_out(&self) -> bool {
+        self.sold_out_at.is_some() && self.available() == 0
+    }
+
+    pub fn clear_sold_out(&mut self) {
+        self.sold_out_at = None;
+    }
+
+    /// A batch failed, so whether its rows were written is unknown: stop spending the
+    /// lease. Releasing it counts the coupons that really carry it.
+    pub fn abandon(&mut self, lease: Uuid) {
+        if let Some(l) = self.leases.iter_mut().find(|l| l.id == lease) {
+            l.used = l.size;
+        }
+    }
+
+    /// The lease was released under us (reaped, or a lowered limit): forget it.
+    pub fn revoked(&mut self, lease: Uuid) {
+        self.leases.retain(|l| l.id != lease);
+    }
+
+    /// Spent leases with nothing in flight, to be released.
+    fn take_finished(&mut self) -> Vec<Uuid> {
+        let (done, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.leases)
+            .into_iter()
+            .partition(|l| l.used >= l.size && l.held == 0);
+        self.leases = keep;
+        done.into_iter().map(|l| l.id).collect()
+    }
+
+    pub fn drain_leases(&mut self) -> Vec<Uuid> {
+        std::mem::take(&mut self.leases).into_iter().map(|l| l.id).collect()
+    }
+
+    /// A lease request or a batch is outstanding.
+    pub fn busy(&self) -> bool {
+        self.requesting || !self.waiting.is_empty() || self.leases.iter().any(|l| l.held > 0)
+    }
+
+    pub fn fail_waiting(&mut self, error: ClaimError) {
+        for w in self.waiting.drain(..) {
+            let _ = w.reply.send(record(Err(error.clone()), w.started));
+        }
+    }
+
+    fn wants_lease(&self) -> bool {
+        if self.requesting {
+            return false;
+        }
+        if let Some(at) = self.sold_out_at {
+            return at.elapsed() >= SOLD_OUT_RECHECK && !self.waiting.is_empty();
+        }
+        // Top up before running dry so claims rarely wait for a round trip.
+        !self.waiting.is_empty() || self.available() <= self.last_size / 4
+    }
+}
+
+impl CampaignActor {
+    /// Asks for more stock when the current leases run low or claims are waiting.
+    pub(super) fn request_stock(&mut self, ctx: &mut Context<Self>) {
+        if self.stock.sold_out_at.is_some_and(|at| at.elapsed() >= SOLD_OUT_RECHECK) && self.stock.available() == 0 {
+            // Believe "sold out" again only after asking.
+            self.stock.sold_out_at = None;
+        }
+        if !self.stock.wants_lease() {
+            return;
+        }
+        let (Some(store), Some(shared)) = (self.store(), self.shared()) else { return };
+        let want = next_lease_size(self.stock.rate.per_sec(), self.stock.unallocated, self.stock.max_lease);
+        self.stock.requesting = true;
+        let (id, node) = (self.id, shared.node_id);
+        let fut = async move { store.take_lease(id, node, want).await };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| act.on_lease(res, ctx)));
+    }
+
+    fn on_lease(&mut self, result: Result<Option<Lease>, StoreError>, ctx: &mut Context<Self>) {
+        self.stock.requesting = false;
+        match result {
+            Ok(Some(lease)) => {
+                metrics::counter!(LEASES_TAKEN).increment(1);
+                self.stock.unallocated = Some(lease.unallocated);
+                self.stock.last_size = lease.size;
+                self.stock.sold_out_at = None;
+                self.stock.leases.push(LeaseState {
+                    id: lease.id,
+                    size: lease.size,
+                    used: 0,
+                    held: 0,
+                });
+                let waiting: Vec<Waiting> = self.stock.waiting.drain(..).collect();
+                for w in waiting {
+                    self.place(w, ctx);
+                }
+            }
+            Ok(None) => {
+                self.stock.unallocated = Some(0);
+                if self.stock.available() == 0 {
+                    self.stock.sold_out_at = Some(Instant::now());
+                    let waiting: Vec<Waiting> = self.stock.waiting.drain(..).collect();
+                    for w in waiting {
+                        self.unreserve(&w.consumer, w.seq);
+                        let _ = w.reply.send(record(Err(ClaimError::Rejected(ClaimRejection::SoldOut)), w.started));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, campaign = %self.id, "could not lease stock");
+                let waiting: Vec<Waiting> = self.stock.waiting.drain(..).collect();
+                for w in waiting {
+                    self.unreserve(&w.consumer, w.seq);
+                    let _ = w.reply.send(record(Err(ClaimError::Busy), w.started));
+                }
+            }
+        }
+        self.request_stock(ctx);
+        self.maybe_flush(ctx);
+        self.finish_shutdown(ctx);
+    }
+
+    /// Releases spent leases in the background.
+    pub(super) fn retire_leases(&mut self, ctx: &mut Context<Self>) {
+        let done = self.stock.take_finished();
+        if done.is_empty() {
+            return;
+        }
+        let Some(store) = self.store() else { return };
+        ctx.spawn(
+            async move {
+                for lease in done {
+                    match store.release_lease(lease).await {
+                        Ok(n) => metrics::counter!(LEASE_UNITS_RETURNED).increment(n.max(0) as u64),
+                        Err(e) => tracing::warn!(error = %e, %lease, "could not release a lease; the reaper will"),
+                    }
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! The claim engine. The claim path, start to end:
+//!
+//! 1. [`Engine::claim`] finds the campaign's actor through the [`directory`], starting it
+//!    (and loading its state from Postgres) on first use.
+//! 2. [`actor::CampaignActor`] checks status, window and per-consumer limit from memory,
+//!    draws the lottery, takes one unit of its leased stock and queues the claim.
+//! 3. The queue is flushed as one multi-row insert ([`crate::store::Store::insert_claim_batch`])
+//!    when full or after `batch_linger`; the caller gets its answer after COMMIT.
+//! 4. Stock comes from the campaign row in leases ([`crate::store::Lease`]), sized by
+//!    [`lease_policy`]; [`node`] heart-beats them and reaps those of dead nodes.
+//! 5. Every flush is published on the [`events`] bus and, coalesced, to other nodes.
+
+pub mod actor;
+pub mod clock;
+mod directory;
+pub mod events;
+pub mod lease_policy;
+mod node;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::config::EngineSettings;
+use crate::domain::campaign::ClaimRejection;
+use crate::domain::consumer::ConsumerRef;
+use crate::domain::coupon_code::CouponCode;
+use crate::domain::redemption::{check_redeemable, CouponState, RedeemRejection};
+use crate::store::{CampaignRecord, RedeemOutcome, RedemptionRecord, Store, StoreError, UndoOutcome};
+use actor::{Adjust, Claim, Shutdown};
+use clock::Clock;
+use directory::Directory;
+use events::{EngineEvent, EventBus, Notifier};
+
+/// A coupon just issued.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IssuedCoupon {
+    pub id: Uuid,
+    pub code: String,
+    pub claimed_at: DateTime<Utc>,
+    pub valid_from: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub uses_left: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClaimError {
+    #[error("{0}")]
+    Rejected(ClaimRejection),
+    #[error("no such campaign")]
+    NotFound,
+    /// Queues are full: come back shortly. Nothing was written.
+    #[error("the campaign is busy; retry shortly")]
+    Busy,
+    /// The batch could not be saved. Nothing was acknowledged; the stock went back.
+    #[error("the claim could not be saved; retry")]
+    Failed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedeemError {
+    #[error("{0}")]
+    Rejected(RedeemRejection),
+    #[error("no coupon has that code")]
+    UnknownCode,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UndoError {
+    #[error("no such redemption")]
+    NotFound,
+    #[error("this redemption was already undone")]
+    AlreadyUndone,
+    #[error("the undo window has passed")]
+    WindowPassed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What every actor of this node shares.
+pub(crate) struct Shared {
+    pub store: Store,
+    pub settings: EngineSettings,
+    pub node_id: Uuid,
+    pub clock: Clock,
+    pub events: EventBus,
+    pub notifier: Notifier,
+    pub directory: Directory,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    /// Starts the engine's background work: clock sync, lease heartbeat and reaper,
+    /// NOTIFY sender and LISTEN receiver. Must run inside the actix system.
+    pub async fn start(store: Store, settings: EngineSettings) -> Engine {
+        let node_id = Uuid::new_v4();
+        let clock = Clock::default();
+        if let Err(e) = clock.sync(&store).await {
+            tracing::warn!(error = %e, "initial clock sync failed; using the local clock");
+        }
+        let shared = Arc::new(Shared {
+            directory: Directory::new(),
+            notifier: Notifier::new(node_id),
+            events: EventBus::default(),
+            clock: clock.clone(),
+            node_id,
+            settings,
+            store: store.clone(),
+        });
+        clock.spawn_sync(store.clone(), Duration::from_secs(10));
+        shared.notifier.spawn(store.clone());
+        let weak = Arc::downgrade(&shared);
+        events::spawn_listener(store.clone(), node_id, move |change| {
+            if let Some(shared) = weak.upgrade() {
+                if let Some(addr) = shared.directory.running(change.campaign_id) {
+                    addr.do_send(Adjust::from_remote(&change));
+                }
+                shared.events.publish(EngineEvent::Remote(change));
+            }
+        });
+        node::spawn_lease_keeper(Arc::downgrade(&shared));
+        tracing::info!(node = %node_id, "claim engine started");
+        Engine { shared }
+    }
+
+    pub fn node_id(&self) -> Uuid {
+        self.shared.node_id
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.shared.clock
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<EngineEvent>> {
+        self.shared.events.subscribe()
+    }
+
+    /// Claims one coupon. Answers only once the coupon is committed, or with a reason.
+    pub async fn claim(&self, tenant_id: Uuid, campaign_id: Uuid, consumer: ConsumerRef) -> Result<IssuedCoupon, ClaimError> {
+        let msg = Claim {
+            tenant_id,
+            consumer: consumer.into_string(),
+        };
+        // A stopped actor (idle, or crashed) is replaced once, transparently.
+        for _ in 0..2 {
+            let addr = self.shared.directory.get_or_start(campaign_id, &self.shared);
+            match addr.send(msg.clone()).await {
+                Ok(answer) => return answer,
+                Err(actix::MailboxError::Closed) => self.shared.directory.forget(campaign_id, &addr),
+                Err(actix::MailboxError::Timeout) => return Err(ClaimError::Busy),
+            }
+        }
+        Err(ClaimError::Busy)
+    }
+
+    /// Uses a coupon once; exactly once however many requests race.
+    pub async fn redeem(
+        &self,
+        tenant_id: Uuid,
+        code: &CouponCode,
+        store: Option<&str>,
+        staff: Option<&str>,
+    ) -> Result<RedemptionRecord, RedeemError> {
+        let outcome = self.shared.store.redeem(tenant_id, code.as_str(), store, staff).await?;
+        let result = match outcome {
+            RedeemOutcome::Redeemed(r) => Ok(r),
+            RedeemOutcome::UnknownCode => Err(RedeemError::UnknownCode),
+            RedeemOutcome::Refused {
+                uses_left,
+                valid_from,
+                expires_at,
+                now,
+            } => {
+                let state = CouponState {
+                    valid_from,
+                    expires_at,
+                    uses_left,
+                };
+                // The database refused; the domain rule names why, judged at the same instant.
+                Err(RedeemError::Rejected(
+                    check_redeemable(&state, now).err().unwrap_or(RedeemRejection::AlreadyUsed),
+                ))
+            }
+        };
+        let label = match &result {
+            Ok(_) => "redeemed",
+            Err(RedeemError::Rejected(r)) => r.code(),
+            Err(RedeemError::UnknownCode) => "unknown_code",
+            Err(RedeemError::Store(_)) => "error",
+        };
+        metrics::counter!(crate::metrics::REDEMPTIONS, "result" => label).increment(1);
+        if let Ok(r) = &result {
+            self.changed_counts(tenant_id, r.campaign_id, 1);
+            self.shared.events.publish(EngineEvent::Redeemed {
+                tenant_id,
+                campaign_id: r.campaign_id,
+                coupon_id: r.coupon_id,
+                redemption_id: r.id,
+                redeemed_at: r.redeemed_at,
+                uses_left: r.uses_left,
+            });
+        }
+        result
+    }
+
+    /// Undoes a redemption within the configured window.
+    pub async fn undo_redemption(&self, tenant_id: Uuid, redemption_id: Uuid) -> Result<i32, UndoError> {
+        let window = self.shared.settings.undo_window.as_secs_f64();
+        match self.shared.store.undo_redemption(tenant_id, redemption_id, window).await? {
+            UndoOutcome::Undone {
+                coupon_id,
+                campaign_id,
+                uses_left,
+            } => {
+                self.changed_counts(tenant_id, campaign_id, -1);
+                self.shared.events.publish(EngineEvent::RedemptionUndone {
+                    tenant_id,
+                    campaign_id,
+                    coupon_id,
+                    redemption_id,
+                    uses_left,
+                });
+                Ok(uses_left)
+            }
+            UndoOutcome::NotFound => Err(UndoError::NotFound),
+            UndoOutcome::AlreadyUndone => Err(UndoError::AlreadyUndone),
+            UndoOutcome::WindowPassed => Err(UndoError::WindowPassed),
+        }
+    }
+
+    /// The campaign row changed (status, limit): the local actor takes the new row before
+    /// its next claim; other nodes are told to reload.
+    pub fn campaign_changed(&self, record: &CampaignRecord) {
+        if let Some(addr) = self.shared.directory.running(record.id) {
+            addr.do_send(Adjust {
+                record: Some(Box::new(record.clone())),
+                ..Adjust::reload()
+            });
+        }
+        self.shared.notifier.add(record.tenant_id, record.id, 0, 0, true);
+    }
+
+    fn changed_counts(&self, tenant_id: Uuid, campaign_id: Uuid, redeemed: i64) {
+        if let Some(addr) = self.shared.directory.running(campaign_id) {
+            addr.do_send(Adjust::counts(0, redeemed));
+        }
+        self.shared.notifier.add(tenant_id, campaign_id, 0, redeemed, false);
+    }
+
+    /// Graceful stop: every actor commits what it holds and returns unused stock.
+    pub async fn shutdown(&self) {
+        let actors = self.shared.directory.drain();
+        let stops = actors.into_iter().map(|addr| async move {
+            let _ = tokio::time::timeout(Duration::from_secs(15), addr.send(Shutdown)).await;
+        });
+        futures_util::future::join_all(stops).await;
+        self.shared.notifier.flush(&self.shared.store).await;
+        tracing::info!("claim engine stopped; unused stock returned");
+    }
+
+    /// Campaign actors running on this node.
+    pub fn active_actors(&self) -> usize {
+        self.shared.directory.len()
+    }
+}

@@ -1,0 +1,51 @@
+//! `POST /api/v1/campaigns/{id}/claims`: the flash-sale path, straight into the engine.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::auth::ApiAuth;
+use super::AppState;
+use crate::domain::consumer::ConsumerRef;
+use crate::engine::ClaimError;
+use crate::error::{AppError, AppResult, ErrorCode};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    /// The merchant's own reference for the consumer.
+    consumer: String,
+}
+
+pub(super) fn claim_error(e: ClaimError) -> AppError {
+    match e {
+        ClaimError::Rejected(r) => AppError::conflict(r.code(), r.to_string()),
+        ClaimError::NotFound => AppError::not_found("campaign"),
+        ClaimError::Busy => AppError::busy(1),
+        ClaimError::Failed => AppError::new(ErrorCode::Busy, e.to_string()).with_retry_after(1),
+    }
+}
+
+pub async fn create(
+    auth: ApiAuth,
+    state: web::Data<AppState>,
+    campaign_id: web::Path<Uuid>,
+    body: web::Json<ClaimRequest>,
+) -> AppResult<HttpResponse> {
+    auth.require_scope("claims:write")?;
+    let consumer = ConsumerRef::parse(&body.consumer).map_err(|e| AppError::invalid("invalid_consumer", e.to_string()))?;
+    let coupon = state
+        .engine
+        .claim(auth.tenant_id, *campaign_id, consumer)
+        .await
+        .map_err(claim_error)?;
+    Ok(HttpResponse::Created().json(json!({
+        "coupon": {
+            "id": coupon.id,
+            "code": coupon.code,
+            "expires_at": coupon.expires_at,
+            "uses_left": coupon.uses_left,
+        }
+    })))
+}

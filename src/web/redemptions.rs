@@ -1,0 +1,81 @@
+//! Using coupons in store: `POST /api/v1/coupons/{code}/redemptions` and its undo,
+//! `DELETE /api/v1/redemptions/{id}`.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::auth::ApiAuth;
+use super::AppState;
+use crate::domain::coupon_code::CouponCode;
+use crate::engine::{RedeemError, UndoError};
+use crate::error::{AppError, AppResult, ErrorCode};
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRequest {
+    store: Option<String>,
+    staff: Option<String>,
+}
+
+fn short_text(field: &str, value: Option<String>) -> AppResult<Option<String>> {
+    match value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+        Some(v) if v.chars().count() > 100 || v.chars().any(char::is_control) => Err(AppError::invalid(
+            "invalid_input",
+            format!("{field} must be at most 100 characters of text"),
+        )),
+        other => Ok(other),
+    }
+}
+
+pub async fn create(
+    auth: ApiAuth,
+    state: web::Data<AppState>,
+    code: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    auth.require_scope("redemptions:write")?;
+    // The body is optional: an empty one means no store or staff recorded.
+    let request: RedeemRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RedeemRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| AppError::new(ErrorCode::InvalidJson, e.to_string()))?
+    };
+    let store = short_text("store", request.store)?;
+    let staff = short_text("staff", request.staff)?;
+    // A code that cannot exist is as unknown as one that does not.
+    let code = CouponCode::parse(&code).map_err(|_| AppError::new(ErrorCode::UnknownCode, "no coupon has that code"))?;
+    let redemption = state
+        .engine
+        .redeem(auth.tenant_id, &code, store.as_deref(), staff.as_deref())
+        .await
+        .map_err(|e| match e {
+            RedeemError::Rejected(r) => AppError::conflict(r.code(), r.to_string()),
+            RedeemError::UnknownCode => AppError::new(ErrorCode::UnknownCode, e.to_string()),
+            RedeemError::Store(s) => s.into(),
+        })?;
+    Ok(HttpResponse::Created().json(json!({
+        "redemption": {
+            "id": redemption.id,
+            "coupon_id": redemption.coupon_id,
+            "redeemed_at": redemption.redeemed_at,
+            "uses_left": redemption.uses_left,
+        }
+    })))
+}
+
+pub async fn undo(auth: ApiAuth, state: web::Data<AppState>, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
+    auth.require_scope("redemptions:write")?;
+    let uses_left = state
+        .engine
+        .undo_redemption(auth.tenant_id, *id)
+        .await
+        .map_err(|e| match e {
+            UndoError::NotFound => AppError::not_found("redemption"),
+            UndoError::AlreadyUndone => AppError::conflict("already_undone", e.to_string()),
+            UndoError::WindowPassed => AppError::conflict("undo_window_passed", e.to_string()),
+            UndoError::Store(s) => s.into(),
+        })?;
+    Ok(HttpResponse::Ok().json(json!({"redemption": {"id": *id, "undone": true, "uses_left": uses_left}})))
+}
