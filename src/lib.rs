@@ -7,8 +7,8 @@
 
 pub mod cli;
 pub mod config;
-pub mod engine;
 pub mod domain;
+pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod startup;

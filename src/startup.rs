@@ -62,7 +62,9 @@ impl Application {
         let mut settings = settings;
         // Without a configured public URL, links point at the address really bound
         // (which matters with port 0).
-        settings.public_url.get_or_insert_with(|| format!("http://{local}"));
+        settings
+            .public_url
+            .get_or_insert_with(|| format!("http://{local}"));
         let engine = Engine::start(store.clone(), settings.engine.clone()).await;
         let state = web::Data::new(AppState {
             store: store.clone(),

@@ -3,7 +3,7 @@
 
 pub mod api_key;
 pub mod campaign;
+pub mod consumer;
 pub mod coupon_code;
 pub mod redemption;
 pub mod tenant;
-pub mod consumer;

@@ -22,7 +22,9 @@ pub(crate) struct Directory {
 
 impl Directory {
     pub fn new() -> Directory {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4);
         Directory {
             actors: Mutex::default(),
             arbiters: (0..threads).map(|_| Arbiter::new()).collect(),
@@ -39,8 +41,10 @@ impl Directory {
         if let Some(addr) = map.get(&campaign_id).filter(|a| a.connected()) {
             return addr.clone();
         }
-        let arbiter = &self.arbiters[self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len()];
-        let actor = CampaignActor::new(campaign_id, Arc::downgrade(shared), shared.settings.clone());
+        let arbiter =
+            &self.arbiters[self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len()];
+        let actor =
+            CampaignActor::new(campaign_id, Arc::downgrade(shared), shared.settings.clone());
         let addr = CampaignActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
         map.insert(campaign_id, addr.clone());
         metrics::gauge!(ACTIVE_ACTORS).set(map.len() as f64);
@@ -48,7 +52,10 @@ impl Directory {
     }
 
     pub fn running(&self, campaign_id: Uuid) -> Option<Addr<CampaignActor>> {
-        self.map().get(&campaign_id).filter(|a| a.connected()).cloned()
+        self.map()
+            .get(&campaign_id)
+            .filter(|a| a.connected())
+            .cloned()
     }
 
     /// Removes this exact actor (not a successor that already replaced it).

@@ -114,7 +114,14 @@ impl Notifier {
         }
     }
 
-    pub fn add(&self, tenant_id: Uuid, campaign_id: Uuid, issued: i64, redeemed: i64, changed: bool) {
+    pub fn add(
+        &self,
+        tenant_id: Uuid,
+        campaign_id: Uuid,
+        issued: i64,
+        redeemed: i64,
+        changed: bool,
+    ) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let entry = pending.entry(campaign_id).or_insert_with(|| RemoteChange {
             node: self.node,
@@ -156,7 +163,10 @@ impl Notifier {
         };
         for change in changes {
             let payload = serde_json::to_string(&change).unwrap_or_default();
-            if let Err(e) = client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await {
+            if let Err(e) = client
+                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+                .await
+            {
                 tracing::warn!(error = %e, "NOTIFY failed");
             }
         }
@@ -177,7 +187,11 @@ pub fn spawn_listener(store: Store, node: Uuid, deliver: impl Fn(RemoteChange) +
     });
 }
 
-async fn listen(store: &Store, node: Uuid, deliver: &impl Fn(RemoteChange)) -> Result<(), tokio_postgres::Error> {
+async fn listen(
+    store: &Store,
+    node: Uuid,
+    deliver: &impl Fn(RemoteChange),
+) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = store.connect_raw().await?;
     let mut rx = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
     let sql = format!("LISTEN {CHANNEL}");

@@ -39,7 +39,11 @@ impl RateMeter {
         if elapsed >= 0.25 {
             let sample = self.window_count as f64 / elapsed;
             // Rising fast, falling slowly: a flash sale's first second sets the pace.
-            self.rate = if sample > self.rate { sample } else { 0.7 * self.rate + 0.3 * sample };
+            self.rate = if sample > self.rate {
+                sample
+            } else {
+                0.7 * self.rate + 0.3 * sample
+            };
             self.window_count = 0;
             self.window_start = Some(now);
         }
@@ -84,6 +88,10 @@ mod tests {
         for i in 0..1000u64 {
             m.record(t0 + std::time::Duration::from_micros(i * 500));
         }
-        assert!(m.per_sec() > 1500.0 && m.per_sec() < 2500.0, "{}", m.per_sec());
+        assert!(
+            m.per_sec() > 1500.0 && m.per_sec() < 2500.0,
+            "{}",
+            m.per_sec()
+        );
     }
 }

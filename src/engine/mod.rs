@@ -28,7 +28,9 @@ use crate::domain::campaign::ClaimRejection;
 use crate::domain::consumer::ConsumerRef;
 use crate::domain::coupon_code::CouponCode;
 use crate::domain::redemption::{check_redeemable, CouponState, RedeemRejection};
-use crate::store::{CampaignRecord, RedeemOutcome, RedemptionRecord, Store, StoreError, UndoOutcome};
+use crate::store::{
+    CampaignRecord, RedeemOutcome, RedemptionRecord, Store, StoreError, UndoOutcome,
+};
 use actor::{Adjust, Claim, Shutdown};
 use clock::Clock;
 use directory::Directory;
@@ -144,17 +146,27 @@ impl Engine {
     }
 
     /// Claims one coupon. Answers only once the coupon is committed, or with a reason.
-    pub async fn claim(&self, tenant_id: Uuid, campaign_id: Uuid, consumer: ConsumerRef) -> Result<IssuedCoupon, ClaimError> {
+    pub async fn claim(
+        &self,
+        tenant_id: Uuid,
+        campaign_id: Uuid,
+        consumer: ConsumerRef,
+    ) -> Result<IssuedCoupon, ClaimError> {
         let msg = Claim {
             tenant_id,
             consumer: consumer.into_string(),
         };
         // A stopped actor (idle, or crashed) is replaced once, transparently.
         for _ in 0..2 {
-            let addr = self.shared.directory.get_or_start(campaign_id, &self.shared);
+            let addr = self
+                .shared
+                .directory
+                .get_or_start(campaign_id, &self.shared);
             match addr.send(msg.clone()).await {
                 Ok(answer) => return answer,
-                Err(actix::MailboxError::Closed) => self.shared.directory.forget(campaign_id, &addr),
+                Err(actix::MailboxError::Closed) => {
+                    self.shared.directory.forget(campaign_id, &addr)
+                }
                 Err(actix::MailboxError::Timeout) => return Err(ClaimError::Busy),
             }
         }
@@ -169,7 +181,11 @@ impl Engine {
         store: Option<&str>,
         staff: Option<&str>,
     ) -> Result<RedemptionRecord, RedeemError> {
-        let outcome = self.shared.store.redeem(tenant_id, code.as_str(), store, staff).await?;
+        let outcome = self
+            .shared
+            .store
+            .redeem(tenant_id, code.as_str(), store, staff)
+            .await?;
         let result = match outcome {
             RedeemOutcome::Redeemed(r) => Ok(r),
             RedeemOutcome::UnknownCode => Err(RedeemError::UnknownCode),
@@ -186,7 +202,9 @@ impl Engine {
                 };
                 // The database refused; the domain rule names why, judged at the same instant.
                 Err(RedeemError::Rejected(
-                    check_redeemable(&state, now).err().unwrap_or(RedeemRejection::AlreadyUsed),
+                    check_redeemable(&state, now)
+                        .err()
+                        .unwrap_or(RedeemRejection::AlreadyUsed),
                 ))
             }
         };
@@ -212,9 +230,18 @@ impl Engine {
     }
 
     /// Undoes a redemption within the configured window.
-    pub async fn undo_redemption(&self, tenant_id: Uuid, redemption_id: Uuid) -> Result<i32, UndoError> {
+    pub async fn undo_redemption(
+        &self,
+        tenant_id: Uuid,
+        redemption_id: Uuid,
+    ) -> Result<i32, UndoError> {
         let window = self.shared.settings.undo_window.as_secs_f64();
-        match self.shared.store.undo_redemption(tenant_id, redemption_id, window).await? {
+        match self
+            .shared
+            .store
+            .undo_redemption(tenant_id, redemption_id, window)
+            .await?
+        {
             UndoOutcome::Undone {
                 coupon_id,
                 campaign_id,
@@ -245,14 +272,18 @@ impl Engine {
                 ..Adjust::reload()
             });
         }
-        self.shared.notifier.add(record.tenant_id, record.id, 0, 0, true);
+        self.shared
+            .notifier
+            .add(record.tenant_id, record.id, 0, 0, true);
     }
 
     fn changed_counts(&self, tenant_id: Uuid, campaign_id: Uuid, redeemed: i64) {
         if let Some(addr) = self.shared.directory.running(campaign_id) {
             addr.do_send(Adjust::counts(0, redeemed));
         }
-        self.shared.notifier.add(tenant_id, campaign_id, 0, redeemed, false);
+        self.shared
+            .notifier
+            .add(tenant_id, campaign_id, 0, redeemed, false);
     }
 
     /// Graceful stop: every actor commits what it holds and returns unused stock.

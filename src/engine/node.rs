@@ -24,11 +24,13 @@ pub(crate) fn spawn_lease_keeper(shared: Weak<Shared>) {
                             tracing::info!(lease = %lease.lease_id, campaign = %lease.campaign_id,
                                 returned = lease.returned, "reaped the lease of a silent node");
                             metrics::counter!(LEASES_REAPED).increment(1);
-                            metrics::counter!(LEASE_UNITS_RETURNED).increment(lease.returned.max(0) as u64);
+                            metrics::counter!(LEASE_UNITS_RETURNED)
+                                .increment(lease.returned.max(0) as u64);
                             if let Some(addr) = s.directory.running(lease.campaign_id) {
                                 addr.do_send(Adjust::reload());
                             }
-                            s.notifier.add(uuid::Uuid::nil(), lease.campaign_id, 0, 0, true);
+                            s.notifier
+                                .add(uuid::Uuid::nil(), lease.campaign_id, 0, 0, true);
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "lease reaper failed"),

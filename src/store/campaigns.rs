@@ -111,8 +111,9 @@ fn record(r: &tokio_postgres::Row) -> CampaignRecord {
 }
 
 /// A change to apply under the campaign's row lock, after seeing the current row and stats.
-pub type CampaignEdit =
-    Box<dyn FnOnce(&CampaignRecord, &CampaignStats) -> Result<CampaignChange, CampaignError> + Send>;
+pub type CampaignEdit = Box<
+    dyn FnOnce(&CampaignRecord, &CampaignStats) -> Result<CampaignChange, CampaignError> + Send,
+>;
 
 /// What an edit decided to write.
 pub struct CampaignChange {

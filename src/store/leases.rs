@@ -166,7 +166,12 @@ where
     // locking statement would miss them and give back stock that was already issued.
     // `filter` is one of the fixed strings above, never input.
     let lock = format!("SELECT id FROM campaign_leases WHERE {filter} AND released_at IS NULL ORDER BY id FOR UPDATE");
-    let ids: Vec<Uuid> = tx.query(&lock, &[param]).await?.iter().map(|r| r.get(0)).collect();
+    let ids: Vec<Uuid> = tx
+        .query(&lock, &[param])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     if ids.is_empty() {
         return Ok(Vec::new());
     }

@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::auth::ApiAuth;
 use super::AppState;
-use crate::domain::campaign::{CampaignError, CampaignStatus, NewCampaign, NewCampaignRequest, StatusAction};
+use crate::domain::campaign::{
+    CampaignError, CampaignStatus, NewCampaign, NewCampaignRequest, StatusAction,
+};
 use crate::error::{AppError, AppResult};
 use crate::store::{CampaignChange, CampaignRecord, CampaignStats, EditOutcome, NewCampaignRow};
 
@@ -78,7 +80,9 @@ pub(super) fn campaign_error(e: CampaignError) -> AppError {
 fn new_slug() -> String {
     const CHARS: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
     let mut rng = rand::thread_rng();
-    (0..10).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+    (0..10)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 pub async fn create(
@@ -87,7 +91,8 @@ pub async fn create(
     body: web::Json<NewCampaignRequest>,
 ) -> AppResult<HttpResponse> {
     auth.require_scope("campaigns:write")?;
-    let campaign = NewCampaign::parse(body.into_inner(), state.engine.clock().now()).map_err(campaign_error)?;
+    let campaign = NewCampaign::parse(body.into_inner(), state.engine.clock().now())
+        .map_err(campaign_error)?;
     let rules = campaign.rules().params();
     let discount = campaign
         .discount()
@@ -122,15 +127,26 @@ pub async fn create(
     Ok(HttpResponse::Created().json(view))
 }
 
-pub async fn show(auth: ApiAuth, state: web::Data<AppState>, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
+pub async fn show(
+    auth: ApiAuth,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
     auth.require_scope("campaigns:read")?;
     let record = state
         .store
         .campaign(auth.tenant_id, *id)
         .await?
         .ok_or_else(|| AppError::not_found("campaign"))?;
-    let stats = state.store.campaign_stats(record.id, record.total_limit).await?;
-    Ok(HttpResponse::Ok().json(CampaignView::new(record, &state.settings.public_url(), Some(stats))))
+    let stats = state
+        .store
+        .campaign_stats(record.id, record.total_limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(CampaignView::new(
+        record,
+        &state.settings.public_url(),
+        Some(stats),
+    )))
 }
 
 #[derive(Deserialize)]
@@ -149,9 +165,17 @@ pub async fn update(
 ) -> AppResult<HttpResponse> {
     auth.require_scope("campaigns:write")?;
     let patch = body.into_inner();
-    let action: Option<StatusAction> = patch.action.as_deref().map(str::parse).transpose().map_err(campaign_error)?;
+    let action: Option<StatusAction> = patch
+        .action
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(campaign_error)?;
     if action.is_none() && patch.total_limit.is_none() {
-        return Err(AppError::invalid("empty_patch", "give an action and/or a total_limit"));
+        return Err(AppError::invalid(
+            "empty_patch",
+            "give an action and/or a total_limit",
+        ));
     }
     let edit = Box::new(move |current: &CampaignRecord, stats: &CampaignStats| {
         let status: CampaignStatus = current.status.parse()?;
@@ -161,7 +185,9 @@ pub async fn update(
         };
         let total_limit = match patch.total_limit {
             Some(limit) => {
-                current.rules()?.validate_limit_change(limit, stats.issued)?;
+                current
+                    .rules()?
+                    .validate_limit_change(limit, stats.issued)?;
                 limit
             }
             None => current.total_limit,
@@ -174,8 +200,15 @@ pub async fn update(
     match state.store.edit_campaign(auth.tenant_id, *id, edit).await? {
         EditOutcome::Updated(record) => {
             state.engine.campaign_changed(&record);
-            let stats = state.store.campaign_stats(record.id, record.total_limit).await?;
-            Ok(HttpResponse::Ok().json(CampaignView::new(*record, &state.settings.public_url(), Some(stats))))
+            let stats = state
+                .store
+                .campaign_stats(record.id, record.total_limit)
+                .await?;
+            Ok(HttpResponse::Ok().json(CampaignView::new(
+                *record,
+                &state.settings.public_url(),
+                Some(stats),
+            )))
         }
         EditOutcome::NotFound => Err(AppError::not_found("campaign")),
         EditOutcome::Refused(e) => Err(campaign_error(e)),

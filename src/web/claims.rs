@@ -34,7 +34,8 @@ pub async fn create(
     body: web::Json<ClaimRequest>,
 ) -> AppResult<HttpResponse> {
     auth.require_scope("claims:write")?;
-    let consumer = ConsumerRef::parse(&body.consumer).map_err(|e| AppError::invalid("invalid_consumer", e.to_string()))?;
+    let consumer = ConsumerRef::parse(&body.consumer)
+        .map_err(|e| AppError::invalid("invalid_consumer", e.to_string()))?;
     let coupon = state
         .engine
         .claim(auth.tenant_id, *campaign_id, consumer)

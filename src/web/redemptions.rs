@@ -20,11 +20,16 @@ pub struct RedeemRequest {
 }
 
 fn short_text(field: &str, value: Option<String>) -> AppResult<Option<String>> {
-    match value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
-        Some(v) if v.chars().count() > 100 || v.chars().any(char::is_control) => Err(AppError::invalid(
-            "invalid_input",
-            format!("{field} must be at most 100 characters of text"),
-        )),
+    match value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    {
+        Some(v) if v.chars().count() > 100 || v.chars().any(char::is_control) => {
+            Err(AppError::invalid(
+                "invalid_input",
+                format!("{field} must be at most 100 characters of text"),
+            ))
+        }
         other => Ok(other),
     }
 }
@@ -40,12 +45,14 @@ pub async fn create(
     let request: RedeemRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RedeemRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| AppError::new(ErrorCode::InvalidJson, e.to_string()))?
+        serde_json::from_slice(&body)
+            .map_err(|e| AppError::new(ErrorCode::InvalidJson, e.to_string()))?
     };
     let store = short_text("store", request.store)?;
     let staff = short_text("staff", request.staff)?;
     // A code that cannot exist is as unknown as one that does not.
-    let code = CouponCode::parse(&code).map_err(|_| AppError::new(ErrorCode::UnknownCode, "no coupon has that code"))?;
+    let code = CouponCode::parse(&code)
+        .map_err(|_| AppError::new(ErrorCode::UnknownCode, "no coupon has that code"))?;
     let redemption = state
         .engine
         .redeem(auth.tenant_id, &code, store.as_deref(), staff.as_deref())
@@ -65,7 +72,11 @@ pub async fn create(
     })))
 }
 
-pub async fn undo(auth: ApiAuth, state: web::Data<AppState>, id: web::Path<Uuid>) -> AppResult<HttpResponse> {
+pub async fn undo(
+    auth: ApiAuth,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
     auth.require_scope("redemptions:write")?;
     let uses_left = state
         .engine
@@ -77,5 +88,6 @@ pub async fn undo(auth: ApiAuth, state: web::Data<AppState>, id: web::Path<Uuid>
             UndoError::WindowPassed => AppError::conflict("undo_window_passed", e.to_string()),
             UndoError::Store(s) => s.into(),
         })?;
-    Ok(HttpResponse::Ok().json(json!({"redemption": {"id": *id, "undone": true, "uses_left": uses_left}})))
+    Ok(HttpResponse::Ok()
+        .json(json!({"redemption": {"id": *id, "undone": true, "uses_left": uses_left}})))
 }

@@ -5,7 +5,9 @@ use crate::helpers::spawn_app;
 #[actix_web::test]
 async fn creating_needs_only_a_name_and_a_limit_and_fills_the_defaults() {
     let app = spawn_app().await;
-    let c = app.create_campaign(json!({"name": "春のセール", "total_limit": 100})).await;
+    let c = app
+        .create_campaign(json!({"name": "春のセール", "total_limit": 100}))
+        .await;
     assert_eq!(c["name"], "春のセール");
     assert_eq!(c["per_consumer_limit"], 1);
     assert_eq!(c["uses_per_coupon"], 1);
@@ -15,44 +17,91 @@ async fn creating_needs_only_a_name_and_a_limit_and_fills_the_defaults() {
     assert_eq!(c["claim_url"], format!("{}/c/{slug}", app.address));
 
     let id = c["id"].as_str().unwrap();
-    let res = app.get(&format!("/api/v1/campaigns/{id}")).send().await.unwrap();
+    let res = app
+        .get(&format!("/api/v1/campaigns/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let shown: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(shown["stats"], json!({"issued": 0, "redeemed": 0, "remaining": 100}));
+    assert_eq!(
+        shown["stats"],
+        json!({"issued": 0, "redeemed": 0, "remaining": 100})
+    );
 }
 
 #[actix_web::test]
 async fn bad_campaigns_get_clear_codes() {
     let app = spawn_app().await;
     let cases = [
-        (json!({"name": "x", "total_limit": 0}), 422, "invalid_total_limit"),
+        (
+            json!({"name": "x", "total_limit": 0}),
+            422,
+            "invalid_total_limit",
+        ),
         (json!({"name": " ", "total_limit": 5}), 422, "invalid_name"),
-        (json!({"name": "x", "total_limit": 5, "win_probability": 1.5}), 422, "invalid_win_probability"),
-        (json!({"name": "x", "total_limit": 5, "status": "ended"}), 422, "invalid_initial_status"),
-        (json!({"name": "x", "total_limit": 5, "colour": "red"}), 400, "invalid_json"),
+        (
+            json!({"name": "x", "total_limit": 5, "win_probability": 1.5}),
+            422,
+            "invalid_win_probability",
+        ),
+        (
+            json!({"name": "x", "total_limit": 5, "status": "ended"}),
+            422,
+            "invalid_initial_status",
+        ),
+        (
+            json!({"name": "x", "total_limit": 5, "colour": "red"}),
+            400,
+            "invalid_json",
+        ),
         (json!({"total_limit": 5}), 400, "invalid_json"),
-        (json!({"name": "x", "total_limit": 5, "discount": {"kind": "percent_off", "percent": 0}}), 422, "invalid_discount_percent"),
+        (
+            json!({"name": "x", "total_limit": 5, "discount": {"kind": "percent_off", "percent": 0}}),
+            422,
+            "invalid_discount_percent",
+        ),
     ];
     for (body, status, code) in cases {
-        let res = app.post("/api/v1/campaigns").json(&body).send().await.unwrap();
+        let res = app
+            .post("/api/v1/campaigns")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status().as_u16(), status, "{body}");
         let err: serde_json::Value = res.json().await.unwrap();
         assert_eq!(err["error"]["code"], code, "{body}: {err}");
     }
-    let res = app.post("/api/v1/campaigns").body("{not json").header("content-type", "application/json").send().await.unwrap();
+    let res = app
+        .post("/api/v1/campaigns")
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
 }
 
 #[actix_web::test]
 async fn status_changes_and_limits_follow_the_rules() {
     let app = spawn_app().await;
-    let c = app.create_campaign(json!({"name": "x", "total_limit": 3, "status": "active"})).await;
+    let c = app
+        .create_campaign(json!({"name": "x", "total_limit": 3, "status": "active"}))
+        .await;
     let id = c["id"].as_str().unwrap();
     let patch = |body: serde_json::Value| {
-        let req = app.client.patch(app.url(&format!("/api/v1/campaigns/{id}"))).bearer_auth(&app.api_key).json(&body);
+        let req = app
+            .client
+            .patch(app.url(&format!("/api/v1/campaigns/{id}")))
+            .bearer_auth(&app.api_key)
+            .json(&body);
         async move {
             let res = req.send().await.unwrap();
-            (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
+            (
+                res.status().as_u16(),
+                res.json::<serde_json::Value>().await.unwrap(),
+            )
         }
     };
     for consumer in ["a", "b"] {
@@ -61,33 +110,61 @@ async fn status_changes_and_limits_follow_the_rules() {
     let (status, body) = patch(json!({"action": "pause"})).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("paused")));
     let (status, body) = app.claim(id, "c").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("paused")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("paused"))
+    );
     assert_eq!(patch(json!({"action": "resume"})).await.0, 200);
     let (status, body) = patch(json!({"action": "activate"})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("invalid_transition")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("invalid_transition"))
+    );
     let (status, body) = patch(json!({"total_limit": 1})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("limit_below_issued")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("limit_below_issued"))
+    );
     let (status, body) = patch(json!({"total_limit": 10})).await;
     assert_eq!((status, body["total_limit"].as_i64()), (200, Some(10)));
     assert_eq!(body["stats"]["remaining"], 8);
     let (status, body) = patch(json!({})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("empty_patch")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("empty_patch"))
+    );
     assert_eq!(patch(json!({"action": "end"})).await.0, 200);
     let (status, body) = app.claim(id, "d").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("ended")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("ended"))
+    );
 }
 
 #[actix_web::test]
 async fn another_tenants_campaign_is_not_found() {
     let a = spawn_app().await;
     let b = crate::helpers::spawn_app_on(a.db.clone(), crate::helpers::test_settings).await;
-    let c = a.create_campaign(json!({"name": "mine", "total_limit": 5, "status": "active"})).await;
+    let c = a
+        .create_campaign(json!({"name": "mine", "total_limit": 5, "status": "active"}))
+        .await;
     let id = c["id"].as_str().unwrap();
-    let res = b.get(&format!("/api/v1/campaigns/{id}")).send().await.unwrap();
+    let res = b
+        .get(&format!("/api/v1/campaigns/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     let (status, _) = b.claim(id, "x").await;
     assert_eq!(status, 404);
-    let res = b.client.patch(b.url(&format!("/api/v1/campaigns/{id}"))).bearer_auth(&b.api_key).json(&json!({"action": "end"})).send().await.unwrap();
+    let res = b
+        .client
+        .patch(b.url(&format!("/api/v1/campaigns/{id}")))
+        .bearer_auth(&b.api_key)
+        .json(&json!({"action": "end"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     let res = a.get("/api/v1/campaigns/not-a-uuid").send().await.unwrap();
     assert_eq!(res.status(), 404);

@@ -9,7 +9,11 @@ fn code(body: &serde_json::Value) -> &str {
 #[actix_web::test]
 async fn a_claim_returns_a_durable_coupon() {
     let app = spawn_app().await;
-    let c = app.create_campaign(json!({"name": "x", "total_limit": 5, "status": "active", "valid_for_seconds": 3600})).await;
+    let c = app
+        .create_campaign(
+            json!({"name": "x", "total_limit": 5, "status": "active", "valid_for_seconds": 3600}),
+        )
+        .await;
     let id = c["id"].as_str().unwrap();
     let (status, body) = app.claim(id, "alice").await;
     assert_eq!(status, 201, "{body}");
@@ -18,11 +22,16 @@ async fn a_claim_returns_a_durable_coupon() {
     assert!(coupon["expires_at"].is_string());
     let code_text = coupon["code"].as_str().unwrap();
     assert_eq!(code_text.len(), 10);
-    assert!(code_text.chars().all(|ch| "23456789ABCDEFGHJKMNPQRSTUVWXYZ".contains(ch)));
+    assert!(code_text
+        .chars()
+        .all(|ch| "23456789ABCDEFGHJKMNPQRSTUVWXYZ".contains(ch)));
 
     let db = app.db.client().await;
     let row = db
-        .query_one("SELECT consumer, code, won FROM coupons WHERE id = $1::text::uuid", &[&coupon["id"].as_str().unwrap()])
+        .query_one(
+            "SELECT consumer, code, won FROM coupons WHERE id = $1::text::uuid",
+            &[&coupon["id"].as_str().unwrap()],
+        )
         .await
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "alice");
@@ -35,12 +44,18 @@ async fn a_claim_returns_a_durable_coupon() {
 #[actix_web::test]
 async fn every_state_is_answered_with_its_own_code() {
     let app = spawn_app().await;
-    let draft = app.create_campaign(json!({"name": "d", "total_limit": 5})).await;
+    let draft = app
+        .create_campaign(json!({"name": "d", "total_limit": 5}))
+        .await;
     let (status, body) = app.claim(draft["id"].as_str().unwrap(), "a").await;
     assert_eq!((status, code(&body)), (409, "not_active"));
 
     let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
-    let future = app.create_campaign(json!({"name": "f", "total_limit": 5, "status": "active", "claim_starts_at": later})).await;
+    let future = app
+        .create_campaign(
+            json!({"name": "f", "total_limit": 5, "status": "active", "claim_starts_at": later}),
+        )
+        .await;
     let (status, body) = app.claim(future["id"].as_str().unwrap(), "a").await;
     assert_eq!((status, code(&body)), (409, "not_started"));
 
@@ -52,7 +67,9 @@ async fn every_state_is_answered_with_its_own_code() {
     let (status, body) = app.claim(over["id"].as_str().unwrap(), "a").await;
     assert_eq!((status, code(&body)), (409, "ended"));
 
-    let small = app.create_campaign(json!({"name": "s", "total_limit": 2, "status": "active"})).await;
+    let small = app
+        .create_campaign(json!({"name": "s", "total_limit": 2, "status": "active"}))
+        .await;
     let id = small["id"].as_str().unwrap();
     assert_eq!(app.claim(id, "a").await.0, 201);
     assert_eq!(app.claim(id, "b").await.0, 201);
@@ -61,7 +78,12 @@ async fn every_state_is_answered_with_its_own_code() {
 
     let (status, body) = app.claim(&uuid::Uuid::new_v4().to_string(), "a").await;
     assert_eq!((status, code(&body)), (404, "not_found"));
-    let res = app.post(&format!("/api/v1/campaigns/{id}/claims")).json(&json!({"consumer": ""})).send().await.unwrap();
+    let res = app
+        .post(&format!("/api/v1/campaigns/{id}/claims"))
+        .json(&json!({"consumer": ""}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 422);
 }
 
@@ -76,7 +98,14 @@ async fn a_lost_draw_counts_as_the_attempt_and_takes_no_stock() {
     assert_eq!((status, code(&body)), (409, "lottery_lost"));
     let (status, body) = app.claim(id, "unlucky").await;
     assert_eq!((status, code(&body)), (409, "consumer_limit_reached"));
-    let shown: serde_json::Value = app.get(&format!("/api/v1/campaigns/{id}")).send().await.unwrap().json().await.unwrap();
+    let shown: serde_json::Value = app
+        .get(&format!("/api/v1/campaigns/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(shown["stats"]["issued"], 0);
     assert_eq!(shown["stats"]["remaining"], 1);
 }
@@ -84,7 +113,11 @@ async fn a_lost_draw_counts_as_the_attempt_and_takes_no_stock() {
 #[actix_web::test]
 async fn per_consumer_limits_above_one_are_exact() {
     let app = spawn_app().await;
-    let c = app.create_campaign(json!({"name": "x", "total_limit": 100, "status": "active", "per_consumer_limit": 3})).await;
+    let c = app
+        .create_campaign(
+            json!({"name": "x", "total_limit": 100, "status": "active", "per_consumer_limit": 3}),
+        )
+        .await;
     let id = c["id"].as_str().unwrap().to_string();
     let attempts = (0..10).map(|_| {
         let app = &app;
@@ -92,21 +125,34 @@ async fn per_consumer_limits_above_one_are_exact() {
         async move { app.claim(&id, "greedy").await.0 }
     });
     let statuses = futures_util::future::join_all(attempts).await;
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 3, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 7, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        7,
+        "{statuses:?}"
+    );
 }
 
 #[actix_web::test]
 async fn claims_are_published_to_subscribers() {
     let app = spawn_app().await;
     let mut events = app.engine.subscribe();
-    let c = app.create_campaign(json!({"name": "x", "total_limit": 10, "status": "active"})).await;
+    let c = app
+        .create_campaign(json!({"name": "x", "total_limit": 10, "status": "active"}))
+        .await;
     let id = c["id"].as_str().unwrap();
     let (_, body) = app.claim(id, "a").await;
     let coupon_id = body["coupon"]["id"].as_str().unwrap().to_string();
     let (mut saw_claim, mut saw_counters) = (false, false);
     while !(saw_claim && saw_counters) {
-        let event = tokio::time::timeout(std::time::Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
+        let event = tokio::time::timeout(std::time::Duration::from_secs(5), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
         let json = serde_json::to_value(&*event).unwrap();
         match json["type"].as_str() {
             Some("claimed") => saw_claim |= json["coupons"][0]["coupon_id"] == coupon_id,

@@ -17,7 +17,13 @@ fn fast_leases(db: &TestDatabase) -> ecoupon::config::Settings {
 }
 
 /// One claim against any node, with the campaign owner's key.
-async fn claim_at(client: &reqwest::Client, base: &str, key: &str, campaign: &str, consumer: &str) -> (u16, serde_json::Value) {
+async fn claim_at(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    campaign: &str,
+    consumer: &str,
+) -> (u16, serde_json::Value) {
     let res = client
         .post(format!("{base}/api/v1/campaigns/{campaign}/claims"))
         .bearer_auth(key)
@@ -30,7 +36,7 @@ async fn claim_at(client: &reqwest::Client, base: &str, key: &str, campaign: &st
             (status, res.json().await.unwrap_or_default())
         }
         // A killed node's connections fail; that is an unacknowledged claim.
-        Err(_) => (0, serde_json::Value::Null),
+        Err(e) => (0, serde_json::Value::String(format!("{e:?}"))),
     }
 }
 
@@ -50,7 +56,10 @@ async fn db_counts(db: &TestDatabase, campaign: &str) -> (i64, i64, i64) {
 async fn assert_every_ack_is_stored(db: &TestDatabase, acked: &[String]) {
     let client = db.client().await;
     let stored: i64 = client
-        .query_one("SELECT count(*) FROM coupons WHERE id::text = ANY($1)", &[&acked])
+        .query_one(
+            "SELECT count(*) FROM coupons WHERE id::text = ANY($1)",
+            &[&acked],
+        )
         .await
         .unwrap()
         .get(0);
@@ -62,7 +71,9 @@ async fn two_nodes_issue_exactly_the_limit_under_20000_concurrent_claims() {
     let db = fresh_database().await;
     let a = spawn_app_on(db.clone(), fast_leases).await;
     let b = spawn_app_on(db.clone(), fast_leases).await;
-    let c = a.create_campaign(json!({"name": "flash", "total_limit": 1000, "status": "active"})).await;
+    let c = a
+        .create_campaign(json!({"name": "flash", "total_limit": 1000, "status": "active"}))
+        .await;
     let id = c["id"].as_str().unwrap().to_string();
     let nodes = [a.address.clone(), b.address.clone()];
 
@@ -89,20 +100,29 @@ async fn two_nodes_issue_exactly_the_limit_under_20000_concurrent_claims() {
                 acked.push(body["coupon"]["id"].as_str().unwrap().to_string());
             }
             409 => assert!(
-                matches!(body["error"]["code"].as_str(), Some("sold_out" | "consumer_limit_reached")),
+                matches!(
+                    body["error"]["code"].as_str(),
+                    Some("sold_out" | "consumer_limit_reached")
+                ),
                 "{body}"
             ),
             other => panic!("unexpected {other}: {body}"),
         }
     }
     assert_eq!(acked.len(), 1000, "exactly the limit was acknowledged");
-    assert!(per_consumer.values().all(|n| *n == 1), "no consumer over the limit");
+    assert!(
+        per_consumer.values().all(|n| *n == 1),
+        "no consumer over the limit"
+    );
     let (issued, _, _) = db_counts(&db, &id).await;
     assert_eq!(issued, 1000);
     assert_every_ack_is_stored(&db, &acked).await;
     let client = db.client().await;
     let worst: i64 = client
-        .query_one("SELECT coalesce(max(n), 0) FROM (SELECT count(*) n FROM coupons GROUP BY consumer) x", &[])
+        .query_one(
+            "SELECT coalesce(max(n), 0) FROM (SELECT count(*) n FROM coupons GROUP BY consumer) x",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -113,14 +133,26 @@ async fn two_nodes_issue_exactly_the_limit_under_20000_concurrent_claims() {
 async fn a_killed_node_strands_no_stock_once_reaped() {
     let db = fresh_database().await;
     let a = spawn_app_on(db.clone(), fast_leases).await;
-    let c = a.create_campaign(json!({"name": "crash", "total_limit": 3000, "status": "active"})).await;
+    let c = a
+        .create_campaign(json!({"name": "crash", "total_limit": 3000, "status": "active"}))
+        .await;
     let id = c["id"].as_str().unwrap().to_string();
 
     // Node B is a real process, killed with SIGKILL: no graceful anything.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let base_b = format!("http://127.0.0.1:{port}");
     let mut b = std::process::Command::new(env!("CARGO_BIN_EXE_ecoupon"))
-        .args(["serve", "--no-demo", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--no-demo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(crate::helpers::scratch_dir("node-b"))
         .env("DATABASE_URL", &db.url)
         .env("ECOUPON_ENGINE__LEASE_TTL", "2s")
@@ -129,8 +161,18 @@ async fn a_killed_node_strands_no_stock_once_reaped() {
         .spawn()
         .unwrap();
     let ready = Instant::now();
-    while a.client.get(format!("{base_b}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
-        assert!(ready.elapsed() < Duration::from_secs(30), "node B did not start");
+    while a
+        .client
+        .get(format!("{base_b}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(
+            ready.elapsed() < Duration::from_secs(30),
+            "node B did not start"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -140,7 +182,8 @@ async fn a_killed_node_strands_no_stock_once_reaped() {
     let load = actix_web::rt::spawn(async move {
         futures_util::stream::iter(0..4000usize)
             .map(|i| {
-                let (client, key, id, base) = (client.clone(), key.clone(), id2.clone(), base.clone());
+                let (client, key, id, base) =
+                    (client.clone(), key.clone(), id2.clone(), base.clone());
                 async move { claim_at(&client, &base, &key, &id, &format!("b-{i}")).await }
             })
             .buffer_unordered(64)
@@ -170,11 +213,17 @@ async fn a_killed_node_strands_no_stock_once_reaped() {
     let start = Instant::now();
     loop {
         let (issued, allocated, _) = db_counts(&db, &id).await;
-        assert!(issued <= allocated, "never more coupons than stock handed out");
+        assert!(
+            issued <= allocated,
+            "never more coupons than stock handed out"
+        );
         if issued == allocated {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "stranded stock never came back: {issued} issued, {allocated} allocated");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "stranded stock never came back: {issued} issued, {allocated} allocated"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -199,7 +248,9 @@ async fn a_killed_node_strands_no_stock_once_reaped() {
 async fn a_restarted_node_counts_what_the_database_holds() {
     let db = fresh_database().await;
     let a = spawn_app_on(db.clone(), fast_leases).await;
-    let c = a.create_campaign(json!({"name": "restart", "total_limit": 500, "status": "active"})).await;
+    let c = a
+        .create_campaign(json!({"name": "restart", "total_limit": 500, "status": "active"}))
+        .await;
     let id = c["id"].as_str().unwrap().to_string();
     for i in 0..30 {
         assert_eq!(a.claim(&id, &format!("c{i}")).await.0, 201);
@@ -208,7 +259,10 @@ async fn a_restarted_node_counts_what_the_database_holds() {
     // Graceful stop returns the unused part of the lease.
     let start = Instant::now();
     while db_counts(&db, &id).await.1 != 30 {
-        assert!(start.elapsed() < Duration::from_secs(10), "unused stock not returned on stop");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "unused stock not returned on stop"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -217,7 +271,10 @@ async fn a_restarted_node_counts_what_the_database_holds() {
     let (status, _) = crate::helpers::claim_with(&a2, &a.api_key, &id, "c30").await;
     assert_eq!(status, 201);
     let counted = loop {
-        let e = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
+        let e = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
         if let ecoupon::engine::events::EngineEvent::Counters { issued, .. } = *e {
             break issued;
         }
@@ -230,12 +287,21 @@ async fn a_restarted_node_counts_what_the_database_holds() {
 async fn lowering_the_limit_takes_back_leased_stock() {
     let db = fresh_database().await;
     let a = spawn_app_on(db.clone(), fast_leases).await;
-    let c = a.create_campaign(json!({"name": "lower", "total_limit": 200, "status": "active"})).await;
+    let c = a
+        .create_campaign(json!({"name": "lower", "total_limit": 200, "status": "active"}))
+        .await;
     let id = c["id"].as_str().unwrap().to_string();
     for i in 0..10 {
         assert_eq!(a.claim(&id, &format!("c{i}")).await.0, 201);
     }
-    let res = a.client.patch(a.url(&format!("/api/v1/campaigns/{id}"))).bearer_auth(&a.api_key).json(&json!({"total_limit": 12})).send().await.unwrap();
+    let res = a
+        .client
+        .patch(a.url(&format!("/api/v1/campaigns/{id}")))
+        .bearer_auth(&a.api_key)
+        .json(&json!({"total_limit": 12}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let mut issued = 0;
     for i in 10..20 {
@@ -253,16 +319,26 @@ async fn other_nodes_hear_about_claims_through_notify() {
     let a = spawn_app_on(db.clone(), fast_leases).await;
     let b: TestApp = spawn_app_on(db.clone(), fast_leases).await;
     let mut events = a.engine.subscribe();
-    let c = a.create_campaign(json!({"name": "n", "total_limit": 50, "status": "active"})).await;
+    let c = a
+        .create_campaign(json!({"name": "n", "total_limit": 50, "status": "active"}))
+        .await;
     let id = c["id"].as_str().unwrap().to_string();
     for i in 0..5 {
-        assert_eq!(crate::helpers::claim_with(&b, &a.api_key, &id, &format!("r{i}")).await.0, 201);
+        assert_eq!(
+            crate::helpers::claim_with(&b, &a.api_key, &id, &format!("r{i}"))
+                .await
+                .0,
+            201
+        );
     }
     let mut heard = 0;
     let deadline = Instant::now() + Duration::from_secs(5);
     while heard < 5 {
         let left = deadline.saturating_duration_since(Instant::now());
-        let e = tokio::time::timeout(left, events.recv()).await.expect("remote claims heard").unwrap();
+        let e = tokio::time::timeout(left, events.recv())
+            .await
+            .expect("remote claims heard")
+            .unwrap();
         if let ecoupon::engine::events::EngineEvent::Remote(change) = &*e {
             assert_eq!(change.campaign_id.to_string(), id);
             assert_eq!(change.node, b.engine.node_id());

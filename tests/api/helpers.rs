@@ -17,10 +17,8 @@ use uuid::Uuid;
 
 pub struct TestApp {
     pub address: String,
-    pub port: u16,
     pub api_key: String,
     pub tenant_id: Uuid,
-    pub store: Store,
     pub db: TestDatabase,
     pub client: reqwest::Client,
     pub engine: ecoupon::engine::Engine,
@@ -42,7 +40,12 @@ impl TestApp {
 
     /// Creates a campaign through the API and returns its JSON.
     pub async fn create_campaign(&self, body: serde_json::Value) -> serde_json::Value {
-        let res = self.post("/api/v1/campaigns").json(&body).send().await.unwrap();
+        let res = self
+            .post("/api/v1/campaigns")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 201, "{:?}", res.text().await);
         res.json().await.unwrap()
     }
@@ -79,7 +82,6 @@ impl TestApp {
 /// A fresh database for one test.
 #[derive(Clone)]
 pub struct TestDatabase {
-    pub name: String,
     pub url: String,
     _drop: std::sync::Arc<DropDatabase>,
 }
@@ -122,8 +124,8 @@ pub async fn spawn_app_on(
     let app = Application::build(settings)
         .await
         .expect("application builds");
-    let store = app.store().clone();
-    let created = store
+    let created = app
+        .store()
         .create_tenant(
             &TenantName::parse(&format!("Test {}", &Uuid::new_v4().to_string()[..8])).unwrap(),
             &Email::parse("owner@test.example").unwrap(),
@@ -136,12 +138,11 @@ pub async fn spawn_app_on(
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        port,
         api_key: created.api_key,
         tenant_id: created.tenant_id,
-        store,
         db,
         client: reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap(),
@@ -221,8 +222,7 @@ async fn database_named(name: String) -> TestDatabase {
     config.dbname(&name);
     TestDatabase {
         url: to_conninfo(&config),
-        _drop: std::sync::Arc::new(DropDatabase(name.clone())),
-        name,
+        _drop: std::sync::Arc::new(DropDatabase(name)),
     }
 }
 
@@ -381,7 +381,12 @@ pub fn tool(name: &str) -> Option<PathBuf> {
 }
 
 /// A claim at `app`'s node with someone else's key (the same tenant on another node).
-pub async fn claim_with(app: &TestApp, key: &str, campaign: &str, consumer: &str) -> (u16, serde_json::Value) {
+pub async fn claim_with(
+    app: &TestApp,
+    key: &str,
+    campaign: &str,
+    consumer: &str,
+) -> (u16, serde_json::Value) {
     let res = app
         .client
         .post(app.url(&format!("/api/v1/campaigns/{campaign}/claims")))

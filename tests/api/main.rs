@@ -2,11 +2,11 @@
 //! One binary for all of them, so the build links once.
 
 mod auth;
+mod campaigns;
+mod claims;
 mod cli;
+mod flash_sale;
 mod health;
 mod helpers;
 mod metrics;
-mod campaigns;
-mod claims;
 mod redemptions;
-mod flash_sale;

@@ -16,18 +16,37 @@ async fn claimed_code(app: &crate::helpers::TestApp, campaign: serde_json::Value
 #[actix_web::test]
 async fn a_coupon_is_used_once_and_the_use_is_recorded() {
     let app = spawn_app().await;
-    let code_text = claimed_code(&app, json!({"name": "x", "total_limit": 5, "status": "active"})).await;
+    let code_text = claimed_code(
+        &app,
+        json!({"name": "x", "total_limit": 5, "status": "active"}),
+    )
+    .await;
     // Staff type codes any old way: lower case, spaces, full-width.
-    let typed = code_text.to_lowercase().chars().flat_map(|c| [c, ' ']).collect::<String>();
-    let (status, body) = app.redeem(&typed.trim().replace(' ', "-"), json!({"store": "Shibuya", "staff": "Tanaka"})).await;
+    let typed = code_text
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| [c, ' '])
+        .collect::<String>();
+    let (status, body) = app
+        .redeem(
+            &typed.trim().replace(' ', "-"),
+            json!({"store": "Shibuya", "staff": "Tanaka"}),
+        )
+        .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["redemption"]["uses_left"], 0);
     let db = app.db.client().await;
     let row = db
-        .query_one("SELECT store, staff FROM redemptions WHERE id = $1::text::uuid", &[&body["redemption"]["id"].as_str().unwrap()])
+        .query_one(
+            "SELECT store, staff FROM redemptions WHERE id = $1::text::uuid",
+            &[&body["redemption"]["id"].as_str().unwrap()],
+        )
         .await
         .unwrap();
-    assert_eq!((row.get::<_, String>(0), row.get::<_, String>(1)), ("Shibuya".into(), "Tanaka".into()));
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1)),
+        ("Shibuya".into(), "Tanaka".into())
+    );
 
     let (status, body) = app.redeem(&code_text, json!({})).await;
     assert_eq!((status, code(&body)), (409, "already_used"));
@@ -36,41 +55,75 @@ async fn a_coupon_is_used_once_and_the_use_is_recorded() {
     let (status, body) = app.redeem("%F0%9F%98%80", json!({})).await;
     assert_eq!((status, code(&body)), (404, "unknown_code"));
     // No body at all is fine too.
-    let res = app.post("/api/v1/coupons/ZZZZZZZZZZ/redemptions").send().await.unwrap();
+    let res = app
+        .post("/api/v1/coupons/ZZZZZZZZZZ/redemptions")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
 }
 
 #[actix_web::test]
 async fn fifty_racing_redemptions_use_a_coupon_exactly_once() {
     let app = spawn_app().await;
-    let code_text = claimed_code(&app, json!({"name": "x", "total_limit": 5, "status": "active"})).await;
+    let code_text = claimed_code(
+        &app,
+        json!({"name": "x", "total_limit": 5, "status": "active"}),
+    )
+    .await;
     let attempts = (0..50).map(|_| app.redeem(&code_text, json!({})));
     let results = futures_util::future::join_all(attempts).await;
     let created = results.iter().filter(|(s, _)| *s == 201).count();
-    let used = results.iter().filter(|(s, b)| *s == 409 && code(b) == "already_used").count();
+    let used = results
+        .iter()
+        .filter(|(s, b)| *s == 409 && code(b) == "already_used")
+        .count();
     assert_eq!((created, used), (1, 49), "{results:?}");
     let db = app.db.client().await;
-    let n: i64 = db.query_one("SELECT count(*) FROM redemptions", &[]).await.unwrap().get(0);
+    let n: i64 = db
+        .query_one("SELECT count(*) FROM redemptions", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 1);
 }
 
 #[actix_web::test]
 async fn multi_use_tickets_count_down_and_undo_gives_a_use_back() {
     let app = spawn_app().await;
-    let code_text = claimed_code(&app, json!({"name": "回数券", "total_limit": 5, "status": "active", "uses_per_coupon": 3})).await;
+    let code_text = claimed_code(
+        &app,
+        json!({"name": "回数券", "total_limit": 5, "status": "active", "uses_per_coupon": 3}),
+    )
+    .await;
     let mut last = None;
     for expected in [2, 1, 0] {
         let (status, body) = app.redeem(&code_text, json!({})).await;
-        assert_eq!((status, body["redemption"]["uses_left"].as_i64()), (201, Some(expected)));
+        assert_eq!(
+            (status, body["redemption"]["uses_left"].as_i64()),
+            (201, Some(expected))
+        );
         last = Some(body["redemption"]["id"].as_str().unwrap().to_string());
     }
     assert_eq!(app.redeem(&code_text, json!({})).await.0, 409);
     let last = last.unwrap();
-    let res = app.client.delete(app.url(&format!("/api/v1/redemptions/{last}"))).bearer_auth(&app.api_key).send().await.unwrap();
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/redemptions/{last}")))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["redemption"]["uses_left"], 1);
-    let res = app.client.delete(app.url(&format!("/api/v1/redemptions/{last}"))).bearer_auth(&app.api_key).send().await.unwrap();
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/redemptions/{last}")))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap();
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(code(&body), "already_undone");
     assert_eq!(app.redeem(&code_text, json!({})).await.0, 201);
@@ -85,11 +138,21 @@ async fn undo_after_the_window_is_refused() {
         s
     })
     .await;
-    let code_text = claimed_code(&app, json!({"name": "x", "total_limit": 5, "status": "active"})).await;
+    let code_text = claimed_code(
+        &app,
+        json!({"name": "x", "total_limit": 5, "status": "active"}),
+    )
+    .await;
     let (_, body) = app.redeem(&code_text, json!({})).await;
     let id = body["redemption"]["id"].as_str().unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let res = app.client.delete(app.url(&format!("/api/v1/redemptions/{id}"))).bearer_auth(&app.api_key).send().await.unwrap();
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/redemptions/{id}")))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 409);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(code(&body), "undo_window_passed");
@@ -99,12 +162,20 @@ async fn undo_after_the_window_is_refused() {
 async fn not_yet_valid_and_expired_coupons_are_refused() {
     let app = spawn_app().await;
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
-    let early = claimed_code(&app, json!({"name": "x", "total_limit": 5, "status": "active", "use_starts_at": tomorrow})).await;
+    let early = claimed_code(
+        &app,
+        json!({"name": "x", "total_limit": 5, "status": "active", "use_starts_at": tomorrow}),
+    )
+    .await;
     let (status, body) = app.redeem(&early, json!({})).await;
     assert_eq!((status, code(&body)), (409, "not_yet_valid"));
 
     let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
-    let brief = claimed_code(&app, json!({"name": "y", "total_limit": 5, "status": "active", "use_ends_at": soon})).await;
+    let brief = claimed_code(
+        &app,
+        json!({"name": "y", "total_limit": 5, "status": "active", "use_ends_at": soon}),
+    )
+    .await;
     tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
     let (status, body) = app.redeem(&brief, json!({})).await;
     assert_eq!((status, code(&body)), (409, "expired"));

@@ -67,7 +67,10 @@ impl Batcher {
 }
 
 /// Counts every answer once, by result, with its latency.
-pub(super) fn record(result: Result<IssuedCoupon, ClaimError>, started: Instant) -> Result<IssuedCoupon, ClaimError> {
+pub(super) fn record(
+    result: Result<IssuedCoupon, ClaimError>,
+    started: Instant,
+) -> Result<IssuedCoupon, ClaimError> {
     let label = match &result {
         Ok(_) => "issued",
         Err(ClaimError::Rejected(r)) => r.code(),
@@ -89,18 +92,30 @@ impl CampaignActor {
         started: Instant,
         ctx: &mut Context<Self>,
     ) -> Result<oneshot::Receiver<Result<IssuedCoupon, ClaimError>>, ClaimError> {
-        let Some(campaign) = &self.campaign else { return Err(ClaimError::NotFound) };
+        let Some(campaign) = &self.campaign else {
+            return Err(ClaimError::NotFound);
+        };
         if campaign.tenant_id != msg.tenant_id {
             return Err(ClaimError::NotFound);
         }
-        let now = self.shared().map(|s| s.clock.now()).unwrap_or_else(chrono::Utc::now);
-        campaign.rules.check_claim_window(campaign.status, now).map_err(ClaimError::Rejected)?;
+        let now = self
+            .shared()
+            .map(|s| s.clock.now())
+            .unwrap_or_else(chrono::Utc::now);
+        campaign
+            .rules
+            .check_claim_window(campaign.status, now)
+            .map_err(ClaimError::Rejected)?;
         if self.shutdown_waiters.is_some() {
             return Err(ClaimError::Busy);
         }
         let limit = campaign.rules.per_consumer_limit();
         let win_probability = campaign.rules.win_probability();
-        if self.consumers.get(&msg.consumer).is_some_and(|used| used.len() >= limit as usize) {
+        if self
+            .consumers
+            .get(&msg.consumer)
+            .is_some_and(|used| used.len() >= limit as usize)
+        {
             return Err(ClaimError::Rejected(ClaimRejection::ConsumerLimitReached));
         }
         if self.stock.sold_out() {
@@ -156,8 +171,14 @@ impl CampaignActor {
     }
 
     fn make_row(&mut self, consumer: String, seq: i32, lease: Option<Uuid>) -> ClaimRow {
-        let campaign = self.campaign.as_ref().expect("rows are only made for a loaded campaign");
-        let claimed_at = self.shared().map(|s| s.clock.now()).unwrap_or_else(chrono::Utc::now);
+        let campaign = self
+            .campaign
+            .as_ref()
+            .expect("rows are only made for a loaded campaign");
+        let claimed_at = self
+            .shared()
+            .map(|s| s.clock.now())
+            .unwrap_or_else(chrono::Utc::now);
         let (valid_from, expires_at) = campaign.rules.coupon_validity(claimed_at);
         let mut secret = vec![0u8; 20];
         self.rng.fill_bytes(&mut secret);
@@ -176,7 +197,9 @@ impl CampaignActor {
     }
 
     fn reserve_seq(&mut self, consumer: &str, limit: i32) -> Option<i32> {
-        if self.consumers.len() >= MAX_REMEMBERED_CONSUMERS && !self.consumers.contains_key(consumer) {
+        if self.consumers.len() >= MAX_REMEMBERED_CONSUMERS
+            && !self.consumers.contains_key(consumer)
+        {
             self.consumers.clear();
         }
         let used = self.consumers.entry(consumer.to_string()).or_default();
@@ -192,8 +215,11 @@ impl CampaignActor {
     }
 
     pub(super) fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
-        metrics::gauge!(MAILBOX_DEPTH).set((self.batcher.queued() + self.stock.waiting.len()) as f64);
-        if self.batcher.rows.is_empty() || self.batcher.in_flight_batches >= self.settings.max_inflight_batches {
+        metrics::gauge!(MAILBOX_DEPTH)
+            .set((self.batcher.queued() + self.stock.waiting.len()) as f64);
+        if self.batcher.rows.is_empty()
+            || self.batcher.in_flight_batches >= self.settings.max_inflight_batches
+        {
             return;
         }
         if self.batcher.rows.len() >= self.settings.max_batch {
@@ -214,7 +240,9 @@ impl CampaignActor {
         if self.batcher.rows.is_empty() {
             return;
         }
-        let (Some(store), Some(campaign)) = (self.store(), self.campaign.as_ref()) else { return };
+        let (Some(store), Some(campaign)) = (self.store(), self.campaign.as_ref()) else {
+            return;
+        };
         let n = self.batcher.rows.len().min(self.settings.max_batch);
         let rows: Vec<ClaimRow> = self.batcher.rows.drain(..n).collect();
         let metas: Vec<Meta> = self.batcher.metas.drain(..n).collect();
@@ -227,7 +255,10 @@ impl CampaignActor {
             metrics::histogram!(COMMIT_DURATION).record(started.elapsed().as_secs_f64());
             (rows, result)
         };
-        ctx.spawn(fut.into_actor(self).map(move |(rows, result), act, ctx| act.on_flushed(rows, metas, result, ctx)));
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(move |(rows, result), act, ctx| act.on_flushed(rows, metas, result, ctx)),
+        );
         if !self.batcher.rows.is_empty() {
             self.maybe_flush(ctx);
         }
@@ -256,7 +287,9 @@ impl CampaignActor {
                         self.stock.settled(lease);
                     }
                     self.unreserve(&row.consumer, row.seq);
-                    let _ = meta.reply.send(record(Err(ClaimError::Failed), meta.started));
+                    let _ = meta
+                        .reply
+                        .send(record(Err(ClaimError::Failed), meta.started));
                 }
             }
         }
@@ -268,9 +301,20 @@ impl CampaignActor {
 
     /// Answers a committed batch: inserted rows are issued, rows under a revoked lease wait
     /// for new stock, and rows that hit the per-consumer index are re-judged.
-    fn settle(&mut self, rows: Vec<ClaimRow>, metas: Vec<Meta>, outcome: BatchOutcome, ctx: &mut Context<Self>) {
-        let Some(tenant_id) = self.campaign.as_ref().map(|c| c.tenant_id) else { return };
-        let limit = self.campaign.as_ref().map_or(1, |c| c.rules.per_consumer_limit());
+    fn settle(
+        &mut self,
+        rows: Vec<ClaimRow>,
+        metas: Vec<Meta>,
+        outcome: BatchOutcome,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(tenant_id) = self.campaign.as_ref().map(|c| c.tenant_id) else {
+            return;
+        };
+        let limit = self
+            .campaign
+            .as_ref()
+            .map_or(1, |c| c.rules.per_consumer_limit());
         for lease in &outcome.revoked_leases {
             self.stock.revoked(*lease);
         }
@@ -312,7 +356,10 @@ impl CampaignActor {
                 started: meta.started,
                 attempts: meta.attempts + 1,
             };
-            if row.lease_id.is_some_and(|l| outcome.revoked_leases.contains(&l)) {
+            if row
+                .lease_id
+                .is_some_and(|l| outcome.revoked_leases.contains(&l))
+            {
                 // Not written; same claim number, new stock. (The revoked lease is gone.)
                 self.place(retry(meta, row.consumer, row.seq), ctx);
                 continue;
@@ -332,7 +379,9 @@ impl CampaignActor {
             }
             if meta.attempts + 1 >= MAX_ATTEMPTS {
                 // (its unit was given back above)
-                let _ = meta.reply.send(record(Err(ClaimError::Failed), meta.started));
+                let _ = meta
+                    .reply
+                    .send(record(Err(ClaimError::Failed), meta.started));
                 continue;
             }
             match self.reserve_seq(&row.consumer, limit) {
@@ -359,7 +408,9 @@ impl CampaignActor {
     }
 
     pub(super) fn publish_counters(&self) {
-        let (Some(shared), Some(campaign)) = (self.shared(), self.campaign.as_ref()) else { return };
+        let (Some(shared), Some(campaign)) = (self.shared(), self.campaign.as_ref()) else {
+            return;
+        };
         shared.events.publish(EngineEvent::Counters {
             tenant_id: campaign.tenant_id,
             campaign_id: self.id,

@@ -160,8 +160,14 @@ impl CampaignActor {
 
     /// Loads the campaign, its counters, and gives back stock a crashed predecessor on
     /// this node leased (its batches died with it, so the count of its coupons is final).
-    async fn load(store: Store, node: Uuid, id: Uuid) -> Result<Option<(Loaded, Counters)>, crate::store::StoreError> {
-        let Some(record) = store.campaign_by_id(id).await? else { return Ok(None) };
+    async fn load(
+        store: Store,
+        node: Uuid,
+        id: Uuid,
+    ) -> Result<Option<(Loaded, Counters)>, crate::store::StoreError> {
+        let Some(record) = store.campaign_by_id(id).await? else {
+            return Ok(None);
+        };
         for lease in store.node_leases(node, id).await? {
             store.release_lease(lease).await?;
         }
@@ -179,7 +185,8 @@ impl CampaignActor {
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
         let idle = self.last_activity.elapsed() >= self.settings.actor_idle;
-        if idle && self.batcher.is_empty() && !self.stock.busy() && self.shutdown_waiters.is_none() {
+        if idle && self.batcher.is_empty() && !self.stock.busy() && self.shutdown_waiters.is_none()
+        {
             tracing::debug!(campaign = %self.id, "campaign actor idle; stopping");
             if let Some(shared) = self.shared() {
                 shared.directory.forget(self.id, &ctx.address());
@@ -194,17 +201,20 @@ impl CampaignActor {
         if !self.batcher.is_empty() || self.stock.busy() {
             return;
         }
-        let Some(waiters) = self.shutdown_waiters.as_mut().map(std::mem::take) else { return };
+        let Some(waiters) = self.shutdown_waiters.as_mut().map(std::mem::take) else {
+            return;
+        };
         let leases = self.stock.drain_leases();
         let store = self.store();
         let release = async move {
             if let Some(store) = store {
                 for lease in leases {
                     match store.release_lease(lease).await {
-                        Ok(returned) => {
-                            metrics::counter!(crate::metrics::LEASE_UNITS_RETURNED).increment(returned.max(0) as u64)
+                        Ok(returned) => metrics::counter!(crate::metrics::LEASE_UNITS_RETURNED)
+                            .increment(returned.max(0) as u64),
+                        Err(e) => {
+                            tracing::warn!(error = %e, %lease, "could not return a lease; the reaper will")
                         }
-                        Err(e) => tracing::warn!(error = %e, %lease, "could not return a lease; the reaper will"),
                     }
                 }
             }
@@ -223,7 +233,9 @@ impl Actor for CampaignActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(4096);
-        let Some(shared) = self.shared() else { return ctx.stop() };
+        let Some(shared) = self.shared() else {
+            return ctx.stop();
+        };
         let load = Self::load(shared.store.clone(), shared.node_id, self.id);
         // `wait`: no claim is looked at before the state is in.
         ctx.wait(load.into_actor(self).map(|result, act, ctx| match result {
@@ -237,7 +249,8 @@ impl Actor for CampaignActor {
                 ctx.stop();
             }
         }));
-        let every = (self.settings.actor_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        let every = (self.settings.actor_idle / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(30));
         ctx.run_interval(every, |act, ctx| act.check_idle(ctx));
     }
 

@@ -112,7 +112,10 @@ impl Stock {
     }
 
     pub fn drain_leases(&mut self) -> Vec<Uuid> {
-        std::mem::take(&mut self.leases).into_iter().map(|l| l.id).collect()
+        std::mem::take(&mut self.leases)
+            .into_iter()
+            .map(|l| l.id)
+            .collect()
     }
 
     /// A lease request or a batch is outstanding.
@@ -141,19 +144,33 @@ impl Stock {
 impl CampaignActor {
     /// Asks for more stock when the current leases run low or claims are waiting.
     pub(super) fn request_stock(&mut self, ctx: &mut Context<Self>) {
-        if self.stock.sold_out_at.is_some_and(|at| at.elapsed() >= SOLD_OUT_RECHECK) && self.stock.available() == 0 {
+        if self
+            .stock
+            .sold_out_at
+            .is_some_and(|at| at.elapsed() >= SOLD_OUT_RECHECK)
+            && self.stock.available() == 0
+        {
             // Believe "sold out" again only after asking.
             self.stock.sold_out_at = None;
         }
         if !self.stock.wants_lease() {
             return;
         }
-        let (Some(store), Some(shared)) = (self.store(), self.shared()) else { return };
-        let want = next_lease_size(self.stock.rate.per_sec(), self.stock.unallocated, self.stock.max_lease);
+        let (Some(store), Some(shared)) = (self.store(), self.shared()) else {
+            return;
+        };
+        let want = next_lease_size(
+            self.stock.rate.per_sec(),
+            self.stock.unallocated,
+            self.stock.max_lease,
+        );
         self.stock.requesting = true;
         let (id, node) = (self.id, shared.node_id);
         let fut = async move { store.take_lease(id, node, want).await };
-        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| act.on_lease(res, ctx)));
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(|res, act, ctx| act.on_lease(res, ctx)),
+        );
     }
 
     fn on_lease(&mut self, result: Result<Option<Lease>, StoreError>, ctx: &mut Context<Self>) {
@@ -182,7 +199,10 @@ impl CampaignActor {
                     let waiting: Vec<Waiting> = self.stock.waiting.drain(..).collect();
                     for w in waiting {
                         self.unreserve(&w.consumer, w.seq);
-                        let _ = w.reply.send(record(Err(ClaimError::Rejected(ClaimRejection::SoldOut)), w.started));
+                        let _ = w.reply.send(record(
+                            Err(ClaimError::Rejected(ClaimRejection::SoldOut)),
+                            w.started,
+                        ));
                     }
                 }
             }
