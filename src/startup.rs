@@ -65,6 +65,8 @@ impl Application {
         settings
             .public_url
             .get_or_insert_with(|| format!("http://{local}"));
+        let cookie_key = actix_web::cookie::Key::from(&secrets.cookie_key);
+        let secure_cookies = settings.public_url().starts_with("https://");
         let engine = Engine::start(store.clone(), settings.engine.clone()).await;
         let state = web::Data::new(AppState {
             store: store.clone(),
@@ -73,6 +75,8 @@ impl Application {
             templates: Arc::new(Templates::load()?),
             metrics: crate::metrics::install(),
             engine: engine.clone(),
+            cookie_key,
+            secure_cookies,
         });
         let server = HttpServer::new(move || {
             App::new()

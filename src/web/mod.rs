@@ -17,6 +17,7 @@ mod metrics_endpoint;
 pub mod middleware;
 mod redemptions;
 pub mod routes;
+pub mod session;
 pub mod templates;
 mod tenant;
 
@@ -28,4 +29,8 @@ pub struct AppState {
     pub templates: Arc<Handlebars<'static>>,
     pub metrics: PrometheusHandle,
     pub engine: Engine,
+    /// Encrypts consumer session cookies (from `secrets.cookie_key`).
+    pub cookie_key: actix_web::cookie::Key,
+    /// Cookies get `Secure` when the public URL is https.
+    pub secure_cookies: bool,
 }
