@@ -180,6 +180,7 @@ async fn campaign(store: &Store, tenant: Uuid, limit: i64) -> anyhow::Result<Uui
             uses_per_coupon: 1,
             win_probability: None,
             status: "active",
+            signin: "none",
         })
         .await?;
     Ok(id)

@@ -6,6 +6,8 @@ use std::{fmt, ops::RangeInclusive, str::FromStr};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::consumer::SigninMode;
+
 type Result<T, E = CampaignError> = std::result::Result<T, E>;
 
 /// Error enum with a stable machine `code()` per variant, declared next to its message.
@@ -43,6 +45,7 @@ coded_enum! {
         InvalidStatus => "invalid_status", "status must be one of draft, active, paused, ended";
         InvalidInitialStatus => "invalid_initial_status", "status must be draft or active at creation";
         InvalidAction => "invalid_action", "action must be one of activate, pause, resume, end";
+        InvalidSignin => "invalid_signin", "signin must be none or required";
         InvalidTransition { from: CampaignStatus, action: StatusAction } => "invalid_transition",
             "cannot {action} a campaign whose status is {from}";
         LimitBelowIssued { new_total: i64, issued: i64 } => "limit_below_issued",
@@ -295,6 +298,8 @@ pub struct NewCampaignRequest {
     pub uses_per_coupon: Option<i64>,
     pub win_probability: Option<f64>,
     pub status: Option<String>,
+    /// "none" (default) or "required".
+    pub signin: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -305,6 +310,7 @@ pub struct NewCampaign {
     discount: Option<Discount>,
     rules: CampaignRules,
     status: CampaignStatus,
+    signin: SigninMode,
 }
 
 impl NewCampaign {
@@ -336,12 +342,13 @@ impl NewCampaign {
                 win_probability: req.win_probability,
             })?,
             status,
+            signin: SigninMode::parse(req.signin.as_deref().unwrap_or("none")).map_err(|_| E::InvalidSignin)?,
         })
     }
 
     getters!(ref name: str, description: str, terms: str, discount: Option<Discount>,
         rules: CampaignRules);
-    getters!(copy status: CampaignStatus);
+    getters!(copy status: CampaignStatus, signin: SigninMode);
 }
 
 #[cfg(test)]

@@ -26,6 +26,36 @@ impl ConsumerRef {
     }
 }
 
+/// Who may claim a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SigninMode {
+    /// Anyone; the device is the consumer.
+    None,
+    /// Consumers sign in with a provider the merchant enabled.
+    Required,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("signin must be none or required")]
+pub struct InvalidSigninMode;
+
+impl SigninMode {
+    pub fn parse(raw: &str) -> Result<SigninMode, InvalidSigninMode> {
+        match raw {
+            "none" => Ok(SigninMode::None),
+            "required" => Ok(SigninMode::Required),
+            _ => Err(InvalidSigninMode),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigninMode::None => "none",
+            SigninMode::Required => "required",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,3 +7,4 @@ pub mod consumer;
 pub mod coupon_code;
 pub mod redemption;
 pub mod tenant;
+pub mod verification;

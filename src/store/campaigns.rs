@@ -29,6 +29,8 @@ pub struct CampaignRecord {
     pub code_length: i32,
     pub code_prefix: String,
     pub allocated: i64,
+    /// 'none' (a device is a consumer) or 'required' (sign in first).
+    pub signin: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -70,6 +72,7 @@ pub struct NewCampaignRow<'a> {
     pub uses_per_coupon: i32,
     pub win_probability: Option<f64>,
     pub status: &'a str,
+    pub signin: &'a str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -81,7 +84,7 @@ pub struct CampaignStats {
 
 const COLUMNS: &str = "id, tenant_id, slug, name, description, terms, discount, total_limit, \
     per_consumer_limit, claim_starts_at, claim_ends_at, use_starts_at, use_ends_at, valid_for_seconds, \
-    uses_per_coupon, win_probability, status, code_length, code_prefix, allocated, created_at, updated_at";
+    uses_per_coupon, win_probability, status, code_length, code_prefix, allocated, created_at, updated_at, signin";
 
 fn record(r: &tokio_postgres::Row) -> CampaignRecord {
     CampaignRecord {
@@ -107,6 +110,7 @@ fn record(r: &tokio_postgres::Row) -> CampaignRecord {
         allocated: r.get(19),
         created_at: r.get(20),
         updated_at: r.get(21),
+        signin: r.get(22),
     }
 }
 
@@ -137,8 +141,8 @@ impl Store {
         let sql = format!(
             "INSERT INTO campaigns (id, tenant_id, slug, name, description, terms, discount, total_limit,
                 per_consumer_limit, claim_starts_at, claim_ends_at, use_starts_at, use_ends_at,
-                valid_for_seconds, uses_per_coupon, win_probability, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                valid_for_seconds, uses_per_coupon, win_probability, status, signin)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
              RETURNING {COLUMNS}"
         );
         let r = client
@@ -162,6 +166,7 @@ impl Store {
                     &row.uses_per_coupon,
                     &row.win_probability,
                     &row.status,
+                    &row.signin,
                 ],
             )
             .await?;

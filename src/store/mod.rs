@@ -14,6 +14,7 @@ pub mod embedded;
 mod leases;
 mod migrate;
 mod tenants;
+mod wallet;
 
 pub use campaigns::{
     CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, EditOutcome, NewCampaignRow,
@@ -22,6 +23,7 @@ pub use claims::{BatchOutcome, ClaimRow, RedeemOutcome, RedemptionRecord, UndoOu
 pub use leases::{Lease, ReapedLease};
 pub use migrate::{latest_migration, run_migrations};
 pub use tenants::{ApiKeyRecord, CreatedTenant};
+pub use wallet::{Theme, WalletCoupon};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -34,6 +34,7 @@ pub struct CampaignView {
     uses_per_coupon: i32,
     win_probability: Option<f64>,
     status: String,
+    signin: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,6 +61,7 @@ impl CampaignView {
             uses_per_coupon: r.uses_per_coupon,
             win_probability: r.win_probability,
             status: r.status,
+            signin: r.signin,
             created_at: r.created_at,
             updated_at: r.updated_at,
             stats,
@@ -121,6 +123,7 @@ pub async fn create(
             uses_per_coupon: campaign.rules().uses_per_coupon(),
             win_probability: rules.win_probability,
             status: campaign.status().as_str(),
+            signin: campaign.signin().as_str(),
         })
         .await?;
     let view = CampaignView::new(record, &state.settings.public_url(), None);

@@ -9,6 +9,7 @@ use crate::config::{Secrets, Settings};
 use crate::engine::Engine;
 use crate::store::Store;
 
+pub mod assets;
 pub mod auth;
 mod campaigns;
 mod claims;
@@ -17,6 +18,7 @@ mod metrics_endpoint;
 pub mod middleware;
 mod redemptions;
 pub mod routes;
+pub mod i18n;
 pub mod session;
 pub mod templates;
 mod tenant;

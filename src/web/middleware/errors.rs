@@ -22,6 +22,7 @@ pub async fn uniform_errors(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
     let state = req.app_data::<web::Data<AppState>>().cloned();
+    let lang = crate::web::i18n::Lang::negotiate(req.request()).0;
     let res = next.call(req).await?.map_into_boxed_body();
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -55,7 +56,7 @@ pub async fn uniform_errors(
     let Some(state) = state else { return Ok(res) };
     let html = state
         .templates
-        .render_error(status, rendered.code, &rendered.message);
+        .render_error(lang, status, rendered.code, &rendered.message);
     let (req, old) = res.into_parts();
     let mut page = HttpResponse::build(status);
     page.content_type("text/html; charset=utf-8");
