@@ -28,7 +28,32 @@ pub struct Settings {
     pub log: LogSettings,
     pub database: DatabaseSettings,
     pub engine: EngineSettings,
+    pub pages: PageSettings,
     pub secrets: SecretSettings,
+}
+
+/// Consumer pages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageSettings {
+    /// How often the coupon screen's check code changes (TOTP step).
+    #[serde(with = "humantime_serde")]
+    pub code_step: Duration,
+    /// Page views and form posts per second allowed from one IP address (with bursts of
+    /// ten times that): generous, since phones on one carrier share addresses.
+    pub per_ip_per_second: u32,
+    /// The same for one device (its session cookie).
+    pub per_device_per_second: u32,
+}
+
+impl Default for PageSettings {
+    fn default() -> Self {
+        PageSettings {
+            code_step: Duration::from_secs(30),
+            per_ip_per_second: 20,
+            per_device_per_second: 5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +144,7 @@ impl Default for Settings {
                 statement_timeout: Duration::from_secs(30),
             },
             engine: EngineSettings::default(),
+            pages: PageSettings::default(),
             secrets: SecretSettings::default(),
         }
     }
@@ -199,6 +225,14 @@ impl Settings {
                 self.engine.max_inflight_batches,
             ),
             ("engine.max_queued_claims", self.engine.max_queued_claims),
+            (
+                "pages.per_ip_per_second",
+                self.pages.per_ip_per_second as usize,
+            ),
+            (
+                "pages.per_device_per_second",
+                self.pages.per_device_per_second as usize,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {

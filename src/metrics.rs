@@ -23,6 +23,7 @@ pub const LEASE_UNITS_RETURNED: &str = "ecoupon_lease_units_returned_total";
 pub const LEASES_REAPED: &str = "ecoupon_leases_reaped_total";
 pub const CLOCK_SKEW: &str = "ecoupon_clock_skew_seconds";
 pub const AUTH_FAILURES: &str = "ecoupon_auth_failures_total";
+pub const RATE_LIMITED: &str = "ecoupon_rate_limited_total";
 
 /// 1 ms to 10 s: a claim is a few ms, a slow page a few hundred.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -102,6 +103,7 @@ fn describe() {
         AUTH_FAILURES,
         "Failed authentications by kind (api_key, login)."
     );
+    describe_counter!(RATE_LIMITED, "Consumer requests refused with 429.");
     describe_gauge!(
         CLOCK_SKEW,
         Unit::Seconds,

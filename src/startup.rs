@@ -66,6 +66,7 @@ impl Application {
             .public_url
             .get_or_insert_with(|| format!("http://{local}"));
         let cookie_key = actix_web::cookie::Key::from(&secrets.cookie_key);
+        let limits = middleware::RateLimits::new(&settings.pages);
         let secure_cookies = settings.public_url().starts_with("https://");
         let engine = Engine::start(store.clone(), settings.engine.clone()).await;
         let state = web::Data::new(AppState {
@@ -77,6 +78,7 @@ impl Application {
             engine: engine.clone(),
             cookie_key,
             secure_cookies,
+            limits,
         });
         let server = HttpServer::new(move || {
             App::new()

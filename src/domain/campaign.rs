@@ -342,7 +342,8 @@ impl NewCampaign {
                 win_probability: req.win_probability,
             })?,
             status,
-            signin: SigninMode::parse(req.signin.as_deref().unwrap_or("none")).map_err(|_| E::InvalidSignin)?,
+            signin: SigninMode::parse(req.signin.as_deref().unwrap_or("none"))
+                .map_err(|_| E::InvalidSignin)?,
         })
     }
 

@@ -16,7 +16,12 @@ pub fn check_code(secret: &[u8], unix_seconds: i64, step_seconds: u64) -> String
     let digest = mac.finalize().into_bytes();
     // RFC 4226 dynamic truncation.
     let offset = (digest[digest.len() - 1] & 0x0f) as usize;
-    let bin = u32::from_be_bytes([digest[offset] & 0x7f, digest[offset + 1], digest[offset + 2], digest[offset + 3]]);
+    let bin = u32::from_be_bytes([
+        digest[offset] & 0x7f,
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ]);
     format!("{:06}", bin % 1_000_000)
 }
 

@@ -59,7 +59,11 @@ fn wallet_coupon(r: &tokio_postgres::Row) -> WalletCoupon {
 
 impl Store {
     /// The consumer's attempts on a campaign: (coupon id, won), oldest first.
-    pub async fn consumer_claims(&self, campaign_id: Uuid, consumer: &str) -> Result<Vec<(Uuid, bool)>, StoreError> {
+    pub async fn consumer_claims(
+        &self,
+        campaign_id: Uuid,
+        consumer: &str,
+    ) -> Result<Vec<(Uuid, bool)>, StoreError> {
         let client = self.pool.get().await?;
         let rows = client
             .query(
@@ -77,23 +81,39 @@ impl Store {
             "SELECT {WALLET_COLUMNS} FROM coupons c JOIN campaigns k ON k.id = c.campaign_id
              WHERE c.consumer = $1 AND c.won ORDER BY c.claimed_at DESC LIMIT 200"
         );
-        Ok(client.query(&sql, &[&consumer]).await?.iter().map(wallet_coupon).collect())
+        Ok(client
+            .query(&sql, &[&consumer])
+            .await?
+            .iter()
+            .map(wallet_coupon)
+            .collect())
     }
 
     /// One of the consumer's coupons; someone else's is None.
-    pub async fn wallet_coupon(&self, consumer: &str, id: Uuid) -> Result<Option<WalletCoupon>, StoreError> {
+    pub async fn wallet_coupon(
+        &self,
+        consumer: &str,
+        id: Uuid,
+    ) -> Result<Option<WalletCoupon>, StoreError> {
         let client = self.pool.get().await?;
         let sql = format!(
             "SELECT {WALLET_COLUMNS} FROM coupons c JOIN campaigns k ON k.id = c.campaign_id
              WHERE c.id = $1 AND c.consumer = $2 AND c.won"
         );
-        Ok(client.query_opt(&sql, &[&id, &consumer]).await?.as_ref().map(wallet_coupon))
+        Ok(client
+            .query_opt(&sql, &[&id, &consumer])
+            .await?
+            .as_ref()
+            .map(wallet_coupon))
     }
 
     pub async fn theme(&self, tenant_id: Uuid) -> Result<Option<Theme>, StoreError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt("SELECT name, brand_color, accent_color FROM tenants WHERE id = $1", &[&tenant_id])
+            .query_opt(
+                "SELECT name, brand_color, accent_color FROM tenants WHERE id = $1",
+                &[&tenant_id],
+            )
             .await?;
         Ok(row.map(|r| Theme {
             tenant_name: r.get(0),

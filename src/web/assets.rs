@@ -6,7 +6,9 @@ use std::sync::OnceLock;
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
-use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
+use handlebars::{
+    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
+};
 use rust_embed::RustEmbed;
 
 use crate::error::{AppError, AppResult};
@@ -29,7 +31,9 @@ fn index() -> &'static Index {
         let mut public = HashMap::new();
         let mut original = HashMap::new();
         for name in AssetFiles::iter() {
-            let Some(file) = AssetFiles::get(&name) else { continue };
+            let Some(file) = AssetFiles::get(&name) else {
+                continue;
+            };
             let hash = hex::encode(&file.metadata.sha256_hash()[..4]);
             let fingerprinted = match name.rsplit_once('.') {
                 Some((stem, ext)) => format!("{stem}.{hash}.{ext}"),
@@ -63,7 +67,10 @@ fn content_type(name: &str) -> &'static str {
 
 /// `GET /assets/{name}`: only fingerprinted names, cached for a year.
 pub async fn serve(name: web::Path<String>) -> AppResult<HttpResponse> {
-    let original = index().original.get(name.as_str()).ok_or_else(|| AppError::not_found("asset"))?;
+    let original = index()
+        .original
+        .get(name.as_str())
+        .ok_or_else(|| AppError::not_found("asset"))?;
     let file = AssetFiles::get(original).ok_or_else(|| AppError::not_found("asset"))?;
     Ok(HttpResponse::Ok()
         .content_type(content_type(original))

@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 
 use actix_web::http::header;
 use actix_web::HttpRequest;
-use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
+use handlebars::{
+    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
+};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,7 +65,9 @@ fn from_accept_language(header: &str) -> Option<Lang> {
     let mut best: Option<(f32, Lang)> = None;
     for part in header.split(',') {
         let mut pieces = part.split(';');
-        let Some(lang) = pieces.next().and_then(Lang::parse) else { continue };
+        let Some(lang) = pieces.next().and_then(Lang::parse) else {
+            continue;
+        };
         let q = pieces
             .find_map(|p| p.trim().strip_prefix("q="))
             .and_then(|q| q.parse::<f32>().ok())
@@ -97,7 +101,11 @@ fn catalogues() -> &'static HashMap<&'static str, Catalogue> {
 
 fn flatten(prefix: &str, table: &toml::Table, out: &mut Catalogue) {
     for (k, v) in table {
-        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match v {
             toml::Value::Table(t) => flatten(&key, t, out),
             toml::Value::String(s) => {
@@ -158,7 +166,10 @@ mod tests {
 
     #[test]
     fn both_catalogues_parse_and_have_the_same_keys() {
-        for text in [include_str!("../../assets/i18n/ja.toml"), include_str!("../../assets/i18n/en.toml")] {
+        for text in [
+            include_str!("../../assets/i18n/ja.toml"),
+            include_str!("../../assets/i18n/en.toml"),
+        ] {
             text.parse::<toml::Table>().expect("catalogue parses");
         }
         let all = catalogues();
@@ -172,8 +183,14 @@ mod tests {
 
     #[test]
     fn accept_language_picks_the_best_supported() {
-        assert_eq!(from_accept_language("en-US,en;q=0.9,ja;q=0.8"), Some(Lang::En));
-        assert_eq!(from_accept_language("fr, ja;q=0.5, en;q=0.4"), Some(Lang::Ja));
+        assert_eq!(
+            from_accept_language("en-US,en;q=0.9,ja;q=0.8"),
+            Some(Lang::En)
+        );
+        assert_eq!(
+            from_accept_language("fr, ja;q=0.5, en;q=0.4"),
+            Some(Lang::Ja)
+        );
         assert_eq!(from_accept_language("fr"), None);
         assert_eq!(from_accept_language("en;q=0, ja;q=0.1"), Some(Lang::Ja));
         assert_eq!(from_accept_language(""), None);

@@ -12,16 +12,20 @@ use crate::store::Store;
 pub mod assets;
 pub mod auth;
 mod campaigns;
+mod claim_page;
 mod claims;
 mod health;
+pub mod i18n;
 mod metrics_endpoint;
 pub mod middleware;
+mod pages;
+mod qr;
 mod redemptions;
 pub mod routes;
-pub mod i18n;
 pub mod session;
 pub mod templates;
 mod tenant;
+mod wallet;
 
 /// Shared by every request handler through `web::Data`.
 pub struct AppState {
@@ -35,4 +39,5 @@ pub struct AppState {
     pub cookie_key: actix_web::cookie::Key,
     /// Cookies get `Secure` when the public URL is https.
     pub secure_cookies: bool,
+    pub limits: middleware::RateLimits,
 }

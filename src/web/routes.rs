@@ -1,9 +1,15 @@
 //! Every URL the service answers, in one table. Find a URL here, then follow the handler.
 
+use actix_web::http::header;
+use actix_web::middleware::from_fn;
 use actix_web::web::{self, delete, get, patch, post};
-use actix_web::Resource;
+use actix_web::{HttpResponse, Resource};
 
-use super::{campaigns, claims, health, metrics_endpoint, redemptions, tenant};
+use super::middleware::rate_limit;
+use super::{
+    assets, campaigns, claim_page, claims, health, metrics_endpoint, pages, qr, redemptions,
+    tenant, wallet,
+};
 use crate::error::{AppError, ErrorCode};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -22,7 +28,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(at("/api/v1/campaigns/{id}/claims").route(post().to(claims::create)))
         .service(at("/api/v1/coupons/{code}/redemptions").route(post().to(redemptions::create)))
-        .service(at("/api/v1/redemptions/{id}").route(delete().to(redemptions::undo)));
+        .service(at("/api/v1/redemptions/{id}").route(delete().to(redemptions::undo)))
+        // Static files and merchant themes
+        .service(at("/assets/{name}").route(get().to(assets::serve)))
+        .service(at("/t/{tenant}/theme.css").route(get().to(pages::theme_css)))
+        // Consumer pages (rate limited per IP and device)
+        .service(at("/").route(get().to(home)))
+        .service(
+            web::scope("/c")
+                .wrap(from_fn(rate_limit))
+                .service(at("/{slug}").route(get().to(claim_page::show)))
+                .service(at("/{slug}/claim").route(post().to(claim_page::claim)))
+                .service(at("/{slug}/status").route(get().to(claim_page::status)))
+                .service(at("/{slug}/qr.svg").route(get().to(qr::svg)))
+                .service(at("/{slug}/qr.png").route(get().to(qr::png))),
+        )
+        .service(
+            web::scope("/my")
+                .wrap(from_fn(rate_limit))
+                .service(at("").route(get().to(wallet::index)))
+                .service(at("/coupons/{id}").route(get().to(wallet::show)))
+                .service(at("/coupons/{id}/check-code").route(get().to(wallet::current_check_code)))
+                .service(
+                    at("/coupons/{id}/use")
+                        .route(get().to(wallet::confirm))
+                        .route(post().to(wallet::redeem)),
+                ),
+        );
 }
 
 /// A resource that answers 405 (not the app-wide 404) to a method it does not route.
@@ -30,9 +62,16 @@ fn at(path: &str) -> Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 
-async fn method_not_allowed() -> Result<actix_web::HttpResponse, AppError> {
+async fn method_not_allowed() -> Result<HttpResponse, AppError> {
     Err(AppError::new(
         ErrorCode::MethodNotAllowed,
         "this URL does not accept that method",
     ))
+}
+
+/// Consumers arriving at the root see their coupons.
+async fn home() -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, "/my"))
+        .finish()
 }

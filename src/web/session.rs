@@ -74,7 +74,10 @@ impl Session {
         if bool::from(self.csrf.as_bytes().ct_eq(presented.as_bytes())) && !self.csrf.is_empty() {
             Ok(())
         } else {
-            Err(AppError::new(ErrorCode::CsrfFailed, "the form expired; reload the page and try again"))
+            Err(AppError::new(
+                ErrorCode::CsrfFailed,
+                "the form expired; reload the page and try again",
+            ))
         }
     }
 
@@ -97,7 +100,9 @@ impl Session {
                 .max_age(CookieDuration::days(400))
                 .finish(),
         );
-        jar.get(COOKIE).cloned().unwrap_or_else(|| Cookie::new(COOKIE, ""))
+        jar.get(COOKIE)
+            .cloned()
+            .unwrap_or_else(|| Cookie::new(COOKIE, ""))
     }
 }
 
@@ -112,8 +117,13 @@ mod tests {
         let s = Session::new_device();
         let cookie = s.cookie(&key, true);
         assert!(cookie.http_only().unwrap() && cookie.secure().unwrap());
-        assert!(!cookie.value().contains("device:"), "encrypted, not just signed");
-        let req = TestRequest::default().cookie(cookie.clone()).to_http_request();
+        assert!(
+            !cookie.value().contains("device:"),
+            "encrypted, not just signed"
+        );
+        let req = TestRequest::default()
+            .cookie(cookie.clone())
+            .to_http_request();
         let read = Session::read(&req, &key).unwrap();
         assert_eq!(read.consumer, s.consumer);
 

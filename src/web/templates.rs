@@ -23,8 +23,11 @@ impl Templates {
         hb.register_helper("t", Box::new(super::i18n::t_helper));
         hb.register_helper("asset", Box::new(super::assets::asset_helper));
         for path in TemplateFiles::iter() {
-            let Some(name) = path.strip_suffix(".hbs") else { continue };
-            let file = TemplateFiles::get(&path).ok_or_else(|| anyhow::anyhow!("template {path} vanished"))?;
+            let Some(name) = path.strip_suffix(".hbs") else {
+                continue;
+            };
+            let file = TemplateFiles::get(&path)
+                .ok_or_else(|| anyhow::anyhow!("template {path} vanished"))?;
             let text = std::str::from_utf8(&file.data)?;
             match name.strip_prefix("partials/") {
                 Some(partial) => hb.register_partial(partial, text),
@@ -61,7 +64,11 @@ impl RenderError for Handlebars<'static> {
         });
         self.render("error", &data).unwrap_or_else(|e| {
             tracing::error!(error = %e, "error template failed");
-            format!("<!doctype html><title>{}</title><p>{}</p>", status.as_u16(), handlebars::html_escape(&text))
+            format!(
+                "<!doctype html><title>{}</title><p>{}</p>",
+                status.as_u16(),
+                handlebars::html_escape(&text)
+            )
         })
     }
 }

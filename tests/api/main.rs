@@ -9,4 +9,5 @@ mod flash_sale;
 mod health;
 mod helpers;
 mod metrics;
+mod pages;
 mod redemptions;

@@ -1,10 +1,12 @@
 //! Cross-cutting request handling, applied to every route in `startup.rs`.
 
 mod errors;
+mod rate_limit;
 mod request_metrics;
 mod security_headers;
 
 pub use errors::uniform_errors;
+pub use rate_limit::{rate_limit, RateLimits};
 pub use request_metrics::record_metrics;
 pub use security_headers::security_headers;
 
