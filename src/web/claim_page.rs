@@ -103,6 +103,11 @@ pub async fn show(
         .find(|(_, won)| *won)
         .map(|(id, _)| format!("/my/coupons/{id}"));
     let needs_signin = campaign.signin == "required" && !page.session.signed_in;
+    let shop = state
+        .store
+        .theme(campaign.tenant_id)
+        .await?
+        .map(|t| t.tenant_name);
     let period = match rules.claim_ends_at() {
         Some(end) => page
             .t("claim.period_until")
@@ -114,6 +119,7 @@ pub async fn show(
     };
     let data = json!({
         "title": campaign.name,
+        "shop": shop,
         "body_class": "claim-page",
         "theme_css": theme_url(campaign.tenant_id),
         "state": view,
