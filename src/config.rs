@@ -11,7 +11,12 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 mod secrets;
+mod signin;
 pub use secrets::{Secret, Secrets};
+pub use signin::{
+    read_apple_key, AppleSettings, ClientSettings, OidcSettings, SigninSettings, APPLE_ISSUER,
+    GOOGLE_ISSUER, LINE_ISSUER,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +34,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub engine: EngineSettings,
     pub secrets: SecretSettings,
+    /// Consumer sign-in providers (none by default).
+    pub signin: SigninSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +127,7 @@ impl Default for Settings {
             },
             engine: EngineSettings::default(),
             secrets: SecretSettings::default(),
+            signin: SigninSettings::default(),
         }
     }
 }
@@ -221,6 +229,7 @@ impl Settings {
                 self.log.level
             )));
         }
+        self.signin.check()?;
         Ok(())
     }
 

@@ -18,6 +18,7 @@ pub mod middleware;
 mod redemptions;
 pub mod routes;
 pub mod session;
+pub mod signin;
 pub mod templates;
 mod tenant;
 
@@ -33,4 +34,6 @@ pub struct AppState {
     pub cookie_key: actix_web::cookie::Key,
     /// Cookies get `Secure` when the public URL is https.
     pub secure_cookies: bool,
+    /// Consumer sign-in providers (from `settings.signin`), with their discovery cache.
+    pub signin: signin::Providers,
 }

@@ -3,7 +3,7 @@
 use actix_web::web::{self, delete, get, patch, post};
 use actix_web::Resource;
 
-use super::{campaigns, claims, health, metrics_endpoint, redemptions, tenant};
+use super::{campaigns, claims, health, metrics_endpoint, redemptions, signin, tenant};
 use crate::error::{AppError, ErrorCode};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -22,7 +22,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(at("/api/v1/campaigns/{id}/claims").route(post().to(claims::create)))
         .service(at("/api/v1/coupons/{code}/redemptions").route(post().to(redemptions::create)))
-        .service(at("/api/v1/redemptions/{id}").route(delete().to(redemptions::undo)));
+        .service(at("/api/v1/redemptions/{id}").route(delete().to(redemptions::undo)))
+        // Consumer sign-in (OpenID Connect); see web/signin/mod.rs for the flow
+        .service(at("/auth/signin").route(get().to(signin::page)))
+        .service(at("/auth/complete").route(get().to(signin::complete)))
+        .service(at("/auth/me").route(get().to(signin::me)))
+        .service(at("/auth/{provider}/start").route(get().to(signin::start)))
+        .service(
+            at("/auth/{provider}/callback")
+                .route(get().to(signin::callback_get))
+                .route(post().to(signin::callback_post)),
+        );
 }
 
 /// A resource that answers 405 (not the app-wide 404) to a method it does not route.
