@@ -67,10 +67,8 @@ impl Application {
             .get_or_insert_with(|| format!("http://{local}"));
         let cookie_key = actix_web::cookie::Key::from(&secrets.cookie_key);
         let secure_cookies = settings.public_url().starts_with("https://");
-        let signin = crate::web::signin::Providers::from_settings(
-            &settings.signin,
-            &settings.public_url(),
-        )?;
+        let signin =
+            crate::web::signin::Providers::from_settings(&settings.signin, &settings.public_url())?;
         let engine = Engine::start(store.clone(), settings.engine.clone()).await;
         let state = web::Data::new(AppState {
             store: store.clone(),

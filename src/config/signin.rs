@@ -113,8 +113,11 @@ impl SigninSettings {
             let key = format!("signin.oidc[{i}]");
             let valid_name = !o.name.is_empty()
                 && o.name.len() <= 32
-                && o.name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && o.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                && o.name
+                    .starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && o.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
             if !valid_name {
                 return Err(ConfigError(format!(
                     "{key}.name: expected 1-32 lowercase letters, digits or '-', found {:?}",
@@ -161,7 +164,11 @@ fn not_empty(key: &str, value: &str) -> Result<(), ConfigError> {
 fn check_issuer(key: &str, issuer: &str) -> Result<(), ConfigError> {
     let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
         .iter()
-        .any(|p| issuer.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/'])));
+        .any(|p| {
+            issuer
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+        });
     let https = issuer.starts_with("https://") && issuer.len() > "https://".len();
     if !(https || loopback) || issuer.contains(['?', '#', ' ']) {
         return Err(ConfigError(format!(
@@ -200,7 +207,10 @@ mod tests {
         assert_eq!(s.signin.google.as_ref().unwrap().client_id, "g");
         assert_eq!(s.signin.oidc[0].name, "corp");
         let debug = format!("{:?}", s.signin);
-        assert!(!debug.contains("hunter2") && !debug.contains("s3cret"), "{debug}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("s3cret"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -52,7 +52,10 @@ pub struct CompletedSignin {
 
 impl Store {
     /// Records a sign-in in progress, and clears out rows long expired.
-    pub async fn create_signin_request(&self, new: &NewSigninRequest<'_>) -> Result<(), StoreError> {
+    pub async fn create_signin_request(
+        &self,
+        new: &NewSigninRequest<'_>,
+    ) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(
@@ -111,11 +114,13 @@ impl Store {
                  WHERE state_hash = $1 AND provider = $2",
             )
             .await?;
-        Ok(match client.query_opt(&why, &[&state_hash, &provider]).await? {
-            None => TakeSignin::Unknown,
-            Some(row) if row.get::<_, bool>(0) => TakeSignin::Used,
-            Some(_) => TakeSignin::Expired,
-        })
+        Ok(
+            match client.query_opt(&why, &[&state_hash, &provider]).await? {
+                None => TakeSignin::Unknown,
+                Some(row) if row.get::<_, bool>(0) => TakeSignin::Used,
+                Some(_) => TakeSignin::Expired,
+            },
+        )
     }
 
     /// The provider vouched for `subject`: records the consumer (or when they were last
@@ -144,7 +149,13 @@ impl Store {
         let row = client
             .query_opt(
                 &stmt,
-                &[&Uuid::new_v4(), &provider, &subject, &completion_hash, &state_hash],
+                &[
+                    &Uuid::new_v4(),
+                    &provider,
+                    &subject,
+                    &completion_hash,
+                    &state_hash,
+                ],
             )
             .await?;
         row.map(|r| r.get(0))

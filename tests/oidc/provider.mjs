@@ -14,7 +14,7 @@
 //   apple        RS256, response_mode=form_post, client_secret_post where the secret must be an
 //                ES256 JWT minted by the app (Apple-like; verified here, see verifyAppleSecret)
 //   bad-aud, bad-iss, bad-sig, bad-nonce
-//                like google, but the ID token in the token response is altered after the fact
+//                like google (client_secret_basic), but the ID token in the token response is altered after the fact
 //                (wrong audience, wrong issuer, signature by an unknown key, wrong nonce), so the
 //                tests can prove the app rejects each.
 // PKCE (S256) is required for every client. devInteractions give plain HTML login and consent
@@ -87,7 +87,7 @@ async function build(appBase) {
   });
   const tamper = (name) => client(name, {
     client_secret: SECRETS.tamper,
-    token_endpoint_auth_method: 'client_secret_post',
+    token_endpoint_auth_method: 'client_secret_basic',
     id_token_signed_response_alg: 'RS256',
   });
   const clients = [
@@ -139,7 +139,7 @@ async function build(appBase) {
     }
     ctx.request.body = params;
     await next();
-    const mode = String(params.client_id || '');
+    const mode = String(params.client_id || basicClientId(ctx.get('authorization')) || '');
     if (ctx.status !== 200 || !ctx.body?.id_token || !mode.startsWith('bad-')) {
       return undefined;
     }
@@ -158,6 +158,13 @@ async function build(appBase) {
     return undefined;
   });
   return provider;
+}
+
+function basicClientId(authorization) {
+  const [scheme, value] = (authorization || '').split(' ');
+  if (scheme?.toLowerCase() !== 'basic' || !value) return undefined;
+  const decoded = Buffer.from(value, 'base64').toString();
+  return decodeURIComponent(decoded.slice(0, decoded.indexOf(':')));
 }
 
 // Apple's rules for the client secret: an ES256 JWT from the team's key, kid = key id,

@@ -52,7 +52,10 @@ pub struct CompleteQuery {
 }
 
 /// `GET /auth/signin?return_to=…`: the enabled providers, as links.
-pub async fn page(state: web::Data<AppState>, query: web::Query<ReturnTo>) -> AppResult<HttpResponse> {
+pub async fn page(
+    state: web::Data<AppState>,
+    query: web::Query<ReturnTo>,
+) -> AppResult<HttpResponse> {
     let return_to = return_to(query.return_to.as_deref())?;
     let encoded: String = form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
     let providers: Vec<_> = state
@@ -63,7 +66,10 @@ pub async fn page(state: web::Data<AppState>, query: web::Query<ReturnTo>) -> Ap
         .collect();
     let html = state
         .templates
-        .render("signin", &json!({"providers": providers, "return_to": return_to}))
+        .render(
+            "signin",
+            &json!({"providers": providers, "return_to": return_to}),
+        )
         .map_err(AppError::internal)?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
@@ -160,42 +166,78 @@ async fn callback(state: &AppState, provider: &str, raw: &[u8]) -> AppResult<Htt
     let params = parse_callback(raw);
     let rejected = |code, message: &str| AppError::new(ErrorCode::Rejected(code), message);
     let Some(signin_state) = params.state.filter(|s| !s.is_empty() && s.len() <= 512) else {
-        return Err(rejected("signin_state_invalid", "this sign-in answer has no state; please sign in again"));
+        return Err(rejected(
+            "signin_state_invalid",
+            "this sign-in answer has no state; please sign in again",
+        ));
     };
     let state_hash = hash(&signin_state);
-    let pending = match state.store.take_signin_request(&state_hash, &provider.name).await? {
+    let pending = match state
+        .store
+        .take_signin_request(&state_hash, &provider.name)
+        .await?
+    {
         TakeSignin::Taken(pending) => pending,
         TakeSignin::Unknown => {
-            return Err(rejected("signin_state_invalid", "this sign-in answer does not match a sign-in we started; please sign in again"))
+            return Err(rejected(
+                "signin_state_invalid",
+                "this sign-in answer does not match a sign-in we started; please sign in again",
+            ))
         }
         TakeSignin::Used => {
-            return Err(rejected("signin_replayed", "this sign-in answer was already used; please sign in again"))
+            return Err(rejected(
+                "signin_replayed",
+                "this sign-in answer was already used; please sign in again",
+            ))
         }
         TakeSignin::Expired => {
-            return Err(rejected("signin_expired", "this sign-in took too long and expired; please sign in again"))
+            return Err(rejected(
+                "signin_expired",
+                "this sign-in took too long and expired; please sign in again",
+            ))
         }
     };
     if let Some(error) = params.error {
-        let error: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
+        let error: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
         tracing::info!(provider = %provider.name, %error, "provider refused the sign-in");
         return Err(AppError::new(
             ErrorCode::Rejected("signin_denied"),
-            format!("{} did not sign you in ({error}); you can try again", provider.label),
+            format!(
+                "{} did not sign you in ({error}); you can try again",
+                provider.label
+            ),
         ));
     }
     // RFC 9207: a provider that names itself must name the one we sent the user to.
-    if params.iss.as_deref().is_some_and(|iss| iss.trim_end_matches('/') != provider.issuer().trim_end_matches('/')) {
-        return Err(rejected("signin_issuer_mismatch", "this sign-in answer came from another provider; please sign in again"));
+    if params
+        .iss
+        .as_deref()
+        .is_some_and(|iss| iss.trim_end_matches('/') != provider.issuer().trim_end_matches('/'))
+    {
+        return Err(rejected(
+            "signin_issuer_mismatch",
+            "this sign-in answer came from another provider; please sign in again",
+        ));
     }
     let Some(code) = params.code.filter(|c| !c.is_empty() && c.len() <= 4096) else {
-        return Err(rejected("signin_code_missing", "this sign-in answer has no code; please sign in again"));
+        return Err(rejected(
+            "signin_code_missing",
+            "this sign-in answer has no code; please sign in again",
+        ));
     };
     let subject = state
         .signin
         .redeem(provider, code, &pending.nonce, pending.pkce_verifier)
         .await?;
     if subject.is_empty() || subject.len() > 255 {
-        return Err(rejected("signin_token_invalid", "the provider sent an unusable subject"));
+        return Err(rejected(
+            "signin_token_invalid",
+            "the provider sent an unusable subject",
+        ));
     }
     let token = random_token();
     state
@@ -220,8 +262,16 @@ pub async fn complete(
             "this sign-in link was already used or has expired; please sign in again",
         )
     };
-    let token = query.t.as_deref().filter(|t| t.len() == 43).ok_or_else(invalid)?;
-    let done = state.store.complete_signin(&hash(token)).await?.ok_or_else(invalid)?;
+    let token = query
+        .t
+        .as_deref()
+        .filter(|t| t.len() == 43)
+        .ok_or_else(invalid)?;
+    let done = state
+        .store
+        .complete_signin(&hash(token))
+        .await?
+        .ok_or_else(invalid)?;
     let browser = req.cookie(BROWSER_COOKIE).map(|c| hash(c.value()));
     if browser.as_deref() != Some(done.browser_hash.as_slice()) {
         return Err(AppError::new(
@@ -257,7 +307,9 @@ pub fn return_to(value: Option<&str>) -> AppResult<&str> {
     let ok = value.starts_with('/')
         && !value.starts_with("//")
         && value.len() <= 1024
-        && !value.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace());
+        && !value
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace());
     if ok {
         Ok(value)
     } else {
@@ -288,14 +340,24 @@ mod tests {
             assert_eq!(return_to(Some(good)).unwrap(), good);
         }
         assert_eq!(return_to(None).unwrap(), "/");
-        for bad in ["", "c/abc", "//evil.example", "/\\evil.example", "https://evil.example", "/a\nb", "/a b", "\\\\x"] {
+        for bad in [
+            "",
+            "c/abc",
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "/a\nb",
+            "/a b",
+            "\\\\x",
+        ] {
             assert!(return_to(Some(bad)).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn callback_params_take_the_first_value() {
-        let p = parse_callback(b"code=abc&state=s1&state=s2&user=%7B%22email%22%7D&iss=http%3A%2F%2Fx");
+        let p =
+            parse_callback(b"code=abc&state=s1&state=s2&user=%7B%22email%22%7D&iss=http%3A%2F%2Fx");
         assert_eq!(p.code.as_deref(), Some("abc"));
         assert_eq!(p.state.as_deref(), Some("s1"));
         assert_eq!(p.iss.as_deref(), Some("http://x"));

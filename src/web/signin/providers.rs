@@ -102,7 +102,14 @@ impl Providers {
         if let Some(a) = &settings.apple {
             let issuer = a.issuer.as_deref().unwrap_or(APPLE_ISSUER);
             let key = AppleKey::load(a, issuer)?;
-            add("apple", "Apple", Kind::Apple, issuer, &a.client_id, Credential::Apple(key))?;
+            add(
+                "apple",
+                "Apple",
+                Kind::Apple,
+                issuer,
+                &a.client_id,
+                Credential::Apple(key),
+            )?;
         }
         for o in &settings.oidc {
             let label = o.label.as_deref().unwrap_or(&o.name);
@@ -135,12 +142,9 @@ impl Providers {
     /// The provider's authorization URL with fresh state, nonce and PKCE challenge.
     pub async fn authorize(&self, p: &Provider) -> Result<Authorization, AppError> {
         let metadata = p.metadata(&self.http, false).await?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(p.client_id.clone()),
-            None,
-        )
-        .set_redirect_uri(p.redirect.clone());
+        let client =
+            CoreClient::from_provider_metadata(metadata, ClientId::new(p.client_id.clone()), None)
+                .set_redirect_uri(p.redirect.clone());
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client
             .authorize_url(
@@ -173,7 +177,9 @@ impl Providers {
         let metadata = p.metadata(&self.http, false).await?;
         let secret = match &p.credential {
             Credential::Secret(s) => s.expose().to_string(),
-            Credential::Apple(key) => key.client_secret(&p.client_id).map_err(AppError::internal)?,
+            Credential::Apple(key) => key
+                .client_secret(&p.client_id)
+                .map_err(AppError::internal)?,
         };
         let client = CoreClient::from_provider_metadata(
             metadata.clone(),
@@ -210,7 +216,9 @@ impl Providers {
                 ClientId::new(p.client_id.clone()),
                 Some(ClientSecret::new(secret.clone())),
             );
-            let verifier = client.id_token_verifier().set_allowed_algs(p.allowed_algs());
+            let verifier = client
+                .id_token_verifier()
+                .set_allowed_algs(p.allowed_algs());
             id_token
                 .claims(&verifier, &nonce)
                 .map(|claims| claims.subject().as_str().to_string())
@@ -239,7 +247,10 @@ impl Providers {
             };
             AppError::new(
                 ErrorCode::Rejected(code),
-                format!("the answer from {} failed verification ({what}); please sign in again", p.label),
+                format!(
+                    "the answer from {} failed verification ({what}); please sign in again",
+                    p.label
+                ),
             )
         })
     }
@@ -277,7 +288,8 @@ impl Provider {
             Kind::Line | Kind::Apple => AuthType::RequestBody,
             Kind::Google | Kind::Generic => {
                 let methods = metadata.token_endpoint_auth_methods_supported();
-                let basic = methods.is_none_or(|m| m.contains(&CoreClientAuthMethod::ClientSecretBasic));
+                let basic =
+                    methods.is_none_or(|m| m.contains(&CoreClientAuthMethod::ClientSecretBasic));
                 if basic {
                     AuthType::BasicAuth
                 } else {
