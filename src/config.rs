@@ -11,7 +11,12 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 mod secrets;
+mod signin;
 pub use secrets::{Secret, Secrets};
+pub use signin::{
+    read_apple_key, AppleSettings, ClientSettings, OidcSettings, SigninSettings, APPLE_ISSUER,
+    GOOGLE_ISSUER, LINE_ISSUER,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +35,8 @@ pub struct Settings {
     pub engine: EngineSettings,
     pub pages: PageSettings,
     pub secrets: SecretSettings,
+    /// Consumer sign-in providers (none by default).
+    pub signin: SigninSettings,
 }
 
 /// Consumer pages.
@@ -146,6 +153,7 @@ impl Default for Settings {
             engine: EngineSettings::default(),
             pages: PageSettings::default(),
             secrets: SecretSettings::default(),
+            signin: SigninSettings::default(),
         }
     }
 }
@@ -255,6 +263,7 @@ impl Settings {
                 self.log.level
             )));
         }
+        self.signin.check()?;
         Ok(())
     }
 

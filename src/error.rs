@@ -12,6 +12,8 @@ use serde::Serialize;
 pub enum ErrorCode {
     // 400 / 413 / 422: the request itself is wrong.
     InvalidJson,
+    /// 400 with its own code: a sign-in callback or link that cannot be honoured.
+    Rejected(&'static str),
     InvalidInput(&'static str),
     PayloadTooLarge,
     // 401 / 403: who is asking.
@@ -30,15 +32,17 @@ pub enum ErrorCode {
     RateLimited,
     Busy,
     NotReady,
-    // 500.
+    // 500 / 502.
     Internal,
+    /// 502: a service we depend on (a sign-in provider) failed or is unreachable.
+    Upstream(&'static str),
 }
 
 impl ErrorCode {
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            InvalidJson => StatusCode::BAD_REQUEST,
+            InvalidJson | Rejected(_) => StatusCode::BAD_REQUEST,
             InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             MissingApiKey | MalformedAuthorization | InvalidApiKey => StatusCode::UNAUTHORIZED,
@@ -49,6 +53,7 @@ impl ErrorCode {
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Busy | NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Upstream(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -56,7 +61,7 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             InvalidJson => "invalid_json",
-            InvalidInput(code) | Conflict(code) => code,
+            InvalidInput(code) | Conflict(code) | Rejected(code) | Upstream(code) => code,
             PayloadTooLarge => "payload_too_large",
             MissingApiKey => "missing_api_key",
             MalformedAuthorization => "malformed_authorization",

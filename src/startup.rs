@@ -68,6 +68,8 @@ impl Application {
         let cookie_key = actix_web::cookie::Key::from(&secrets.cookie_key);
         let limits = middleware::RateLimits::new(&settings.pages);
         let secure_cookies = settings.public_url().starts_with("https://");
+        let signin =
+            crate::web::signin::Providers::from_settings(&settings.signin, &settings.public_url())?;
         let engine = Engine::start(store.clone(), settings.engine.clone()).await;
         let state = web::Data::new(AppState {
             store: store.clone(),
@@ -79,6 +81,7 @@ impl Application {
             cookie_key,
             secure_cookies,
             limits,
+            signin,
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -10,6 +10,7 @@ use crate::config::DatabaseSettings;
 
 mod campaigns;
 mod claims;
+mod consumers;
 pub mod embedded;
 mod leases;
 mod migrate;
@@ -20,6 +21,7 @@ pub use campaigns::{
     CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, EditOutcome, NewCampaignRow,
 };
 pub use claims::{BatchOutcome, ClaimRow, RedeemOutcome, RedemptionRecord, UndoOutcome};
+pub use consumers::{CompletedSignin, NewSigninRequest, PendingSignin, TakeSignin};
 pub use leases::{Lease, ReapedLease};
 pub use migrate::{latest_migration, run_migrations};
 pub use tenants::{ApiKeyRecord, CreatedTenant};

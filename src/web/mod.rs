@@ -23,6 +23,7 @@ mod qr;
 mod redemptions;
 pub mod routes;
 pub mod session;
+pub mod signin;
 pub mod templates;
 mod tenant;
 mod wallet;
@@ -40,4 +41,6 @@ pub struct AppState {
     /// Cookies get `Secure` when the public URL is https.
     pub secure_cookies: bool,
     pub limits: middleware::RateLimits,
+    /// Consumer sign-in providers (from `settings.signin`), with their discovery cache.
+    pub signin: signin::Providers,
 }

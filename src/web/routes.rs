@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, Resource};
 use super::middleware::rate_limit;
 use super::{
     assets, campaigns, claim_page, claims, health, metrics_endpoint, pages, qr, redemptions,
-    tenant, wallet,
+    signin, tenant, wallet,
 };
 use crate::error::{AppError, ErrorCode};
 
@@ -54,6 +54,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(get().to(wallet::confirm))
                         .route(post().to(wallet::redeem)),
                 ),
+        )
+        // Consumer sign-in (OpenID Connect); see web/signin/mod.rs for the flow
+        .service(at("/auth/signin").route(get().to(signin::page)))
+        .service(at("/auth/complete").route(get().to(signin::complete)))
+        .service(at("/auth/me").route(get().to(signin::me)))
+        .service(at("/auth/{provider}/start").route(get().to(signin::start)))
+        .service(
+            at("/auth/{provider}/callback")
+                .route(get().to(signin::callback_get))
+                .route(post().to(signin::callback_post)),
         );
 }
 

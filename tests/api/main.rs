@@ -12,3 +12,4 @@ mod helpers;
 mod metrics;
 mod pages;
 mod redemptions;
+mod signin;

@@ -1,0 +1,373 @@
+//! Consumer sign-in with OpenID Connect (authorization code + PKCE, state and nonce checked).
+//!
+//! 1. `GET /auth/{provider}/start?return_to=/c/…` records the sign-in server-side (state hash →
+//!    nonce, PKCE verifier, provider, return_to, 10 minutes, single use) and redirects to the
+//!    provider. The browser gets a random `ecoupon_signin` cookie whose hash is recorded too.
+//! 2. The provider calls back: `GET /auth/{provider}/callback`, or for Apple a cross-site
+//!    `POST` (form_post) that carries no SameSite=Lax cookie. So the callback needs no cookie:
+//!    it finds the sign-in by its state, exchanges the code, verifies the ID token, records
+//!    the consumer, and redirects (303) to `/auth/complete?t=<one-time token>`.
+//! 3. `GET /auth/complete` is a same-site GET, so the browser's cookies come along: it checks
+//!    the `ecoupon_signin` cookie (only the browser that started may finish, which stops
+//!    login CSRF with a stolen link), sets the session cookie and redirects to return_to.
+//!
+//! Every failure is a 4xx page with a stable code (or 502 when a provider is down).
+
+mod apple;
+mod providers;
+
+use std::time::Duration;
+
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use openidconnect::url::form_urlencoded;
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+pub use providers::{Kind, Provider, Providers};
+
+use super::session::Session;
+use super::AppState;
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::store::{NewSigninRequest, TakeSignin};
+
+/// Binds a sign-in to the browser that started it.
+pub const BROWSER_COOKIE: &str = "ecoupon_signin";
+/// How long a started sign-in may take at the provider.
+const SIGNIN_TTL: Duration = Duration::from_secs(600);
+
+#[derive(Deserialize)]
+pub struct ReturnTo {
+    return_to: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct CompleteQuery {
+    t: Option<String>,
+}
+
+/// `GET /auth/signin?return_to=…`: the enabled providers, as links.
+pub async fn page(
+    state: web::Data<AppState>,
+    query: web::Query<ReturnTo>,
+) -> AppResult<HttpResponse> {
+    let return_to = return_to(query.return_to.as_deref())?;
+    let encoded: String = form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+    let providers: Vec<_> = state
+        .signin
+        .list()
+        .iter()
+        .map(|p| json!({"label": p.label, "href": format!("/auth/{}/start?return_to={encoded}", p.name)}))
+        .collect();
+    let html = state
+        .templates
+        .render(
+            "signin",
+            &json!({"providers": providers, "return_to": return_to}),
+        )
+        .map_err(AppError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(html))
+}
+
+/// `GET /auth/{provider}/start?return_to=…`
+pub async fn start(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<ReturnTo>,
+) -> AppResult<HttpResponse> {
+    let provider = state.signin.get(&path)?;
+    let return_to = return_to(query.return_to.as_deref())?;
+    // One browser token for every tab: starting a second sign-in keeps the first one valid.
+    let browser = req
+        .cookie(BROWSER_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| v.len() == 43 && B64.decode(v).is_ok())
+        .unwrap_or_else(random_token);
+    let auth = state.signin.authorize(provider).await?;
+    state
+        .store
+        .create_signin_request(&NewSigninRequest {
+            state_hash: &hash(&auth.state),
+            provider: &provider.name,
+            nonce: &auth.nonce,
+            pkce_verifier: &auth.pkce_verifier,
+            return_to,
+            browser_hash: &hash(&browser),
+            ttl: SIGNIN_TTL,
+        })
+        .await?;
+    let cookie = Cookie::build(BROWSER_COOKIE, browser)
+        .path("/auth")
+        .http_only(true)
+        .secure(state.secure_cookies)
+        .same_site(SameSite::Lax)
+        .max_age(CookieDuration::hours(1))
+        .finish();
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, auth.url))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .cookie(cookie)
+        .finish())
+}
+
+/// `GET /auth/{provider}/callback`
+pub async fn callback_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    callback(&state, &path, req.query_string().as_bytes()).await
+}
+
+/// `POST /auth/{provider}/callback` (response_mode=form_post). Cross-site: no cookies.
+pub async fn callback_post(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    callback(&state, &path, &body).await
+}
+
+#[derive(Default)]
+struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    iss: Option<String>,
+}
+
+fn parse_callback(raw: &[u8]) -> CallbackParams {
+    let mut params = CallbackParams::default();
+    // Apple also posts `user` (name and e-mail on the first sign-in): ignored on purpose.
+    for (key, value) in form_urlencoded::parse(raw) {
+        let slot = match key.as_ref() {
+            "code" => &mut params.code,
+            "state" => &mut params.state,
+            "error" => &mut params.error,
+            "iss" => &mut params.iss,
+            _ => continue,
+        };
+        slot.get_or_insert_with(|| value.into_owned());
+    }
+    params
+}
+
+async fn callback(state: &AppState, provider: &str, raw: &[u8]) -> AppResult<HttpResponse> {
+    let provider = state.signin.get(provider)?;
+    let params = parse_callback(raw);
+    let rejected = |code, message: &str| AppError::new(ErrorCode::Rejected(code), message);
+    let Some(signin_state) = params.state.filter(|s| !s.is_empty() && s.len() <= 512) else {
+        return Err(rejected(
+            "signin_state_invalid",
+            "this sign-in answer has no state; please sign in again",
+        ));
+    };
+    let state_hash = hash(&signin_state);
+    let pending = match state
+        .store
+        .take_signin_request(&state_hash, &provider.name)
+        .await?
+    {
+        TakeSignin::Taken(pending) => pending,
+        TakeSignin::Unknown => {
+            return Err(rejected(
+                "signin_state_invalid",
+                "this sign-in answer does not match a sign-in we started; please sign in again",
+            ))
+        }
+        TakeSignin::Used => {
+            return Err(rejected(
+                "signin_replayed",
+                "this sign-in answer was already used; please sign in again",
+            ))
+        }
+        TakeSignin::Expired => {
+            return Err(rejected(
+                "signin_expired",
+                "this sign-in took too long and expired; please sign in again",
+            ))
+        }
+    };
+    if let Some(error) = params.error {
+        let error: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
+        tracing::info!(provider = %provider.name, %error, "provider refused the sign-in");
+        return Err(AppError::new(
+            ErrorCode::Rejected("signin_denied"),
+            format!(
+                "{} did not sign you in ({error}); you can try again",
+                provider.label
+            ),
+        ));
+    }
+    // RFC 9207: a provider that names itself must name the one we sent the user to.
+    if params
+        .iss
+        .as_deref()
+        .is_some_and(|iss| iss.trim_end_matches('/') != provider.issuer().trim_end_matches('/'))
+    {
+        return Err(rejected(
+            "signin_issuer_mismatch",
+            "this sign-in answer came from another provider; please sign in again",
+        ));
+    }
+    let Some(code) = params.code.filter(|c| !c.is_empty() && c.len() <= 4096) else {
+        return Err(rejected(
+            "signin_code_missing",
+            "this sign-in answer has no code; please sign in again",
+        ));
+    };
+    let subject = state
+        .signin
+        .redeem(provider, code, &pending.nonce, pending.pkce_verifier)
+        .await?;
+    if subject.is_empty() || subject.len() > 255 {
+        return Err(rejected(
+            "signin_token_invalid",
+            "the provider sent an unusable subject",
+        ));
+    }
+    let token = random_token();
+    state
+        .store
+        .finish_signin(&state_hash, &provider.name, &subject, &hash(&token))
+        .await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/auth/complete?t={token}")))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+/// `GET /auth/complete?t=…`: a same-site GET, so the session cookie is set where it counts.
+pub async fn complete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<CompleteQuery>,
+) -> AppResult<HttpResponse> {
+    let invalid = || {
+        AppError::new(
+            ErrorCode::Rejected("signin_link_invalid"),
+            "this sign-in link was already used or has expired; please sign in again",
+        )
+    };
+    let token = query
+        .t
+        .as_deref()
+        .filter(|t| t.len() == 43)
+        .ok_or_else(invalid)?;
+    let done = state
+        .store
+        .complete_signin(&hash(token))
+        .await?
+        .ok_or_else(invalid)?;
+    let browser = req.cookie(BROWSER_COOKIE).map(|c| hash(c.value()));
+    if browser.as_deref() != Some(done.browser_hash.as_slice()) {
+        return Err(AppError::new(
+            ErrorCode::Rejected("signin_browser_mismatch"),
+            "this sign-in was started in another browser; please sign in again here",
+        ));
+    }
+    let session = Session::sign_in(&done.provider, &done.subject);
+    let mut spent = Cookie::build(BROWSER_COOKIE, "").path("/auth").finish();
+    spent.make_removal();
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, done.return_to))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .cookie(session.cookie(&state.cookie_key, state.secure_cookies))
+        .cookie(spent)
+        .finish())
+}
+
+/// `GET /auth/me`: who the session says this is, for pages' scripts and tests.
+pub async fn me(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let session = Session::read(&req, &state.cookie_key);
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({
+            "consumer": session.as_ref().map(|s| s.consumer.as_str()),
+            "signed_in": session.as_ref().is_some_and(|s| s.signed_in),
+        }))
+}
+
+/// Where to go after signing in: a path on this site (default `/`), never `//host` or a URL.
+pub fn return_to(value: Option<&str>) -> AppResult<&str> {
+    let value = value.unwrap_or("/");
+    let ok = value.starts_with('/')
+        && !value.starts_with("//")
+        && value.len() <= 1024
+        && !value
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace());
+    if ok {
+        Ok(value)
+    } else {
+        Err(AppError::invalid(
+            "invalid_return_to",
+            "return_to must be a path on this site, such as /c/abc",
+        ))
+    }
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    B64.encode(bytes)
+}
+
+fn hash(value: &str) -> Vec<u8> {
+    Sha256::digest(value.as_bytes()).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_to_stays_on_this_site() {
+        for good in ["/", "/c/abc", "/c/abc?x=1#top", "/wallet/%2F"] {
+            assert_eq!(return_to(Some(good)).unwrap(), good);
+        }
+        assert_eq!(return_to(None).unwrap(), "/");
+        for bad in [
+            "",
+            "c/abc",
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "/a\nb",
+            "/a b",
+            "\\\\x",
+        ] {
+            assert!(return_to(Some(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn callback_params_take_the_first_value() {
+        let p =
+            parse_callback(b"code=abc&state=s1&state=s2&user=%7B%22email%22%7D&iss=http%3A%2F%2Fx");
+        assert_eq!(p.code.as_deref(), Some("abc"));
+        assert_eq!(p.state.as_deref(), Some("s1"));
+        assert_eq!(p.iss.as_deref(), Some("http://x"));
+        assert!(p.error.is_none());
+    }
+
+    #[test]
+    fn tokens_are_random_and_43_chars() {
+        let (a, b) = (random_token(), random_token());
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
+    }
+}
