@@ -52,6 +52,9 @@ async fn chromedriver() -> Option<Driver> {
 
 /// A fresh browser context: its own profile, so its own cookies (its own device).
 async fn browser(driver: &Driver) -> Client {
+    // Two TLS backends end up linked (ring via the app's HTTP client, aws-lc via
+    // fantoccini's); WebDriver here is plain HTTP, but rustls wants one chosen.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let profile = crate::helpers::scratch_dir("chromium");
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -81,6 +84,22 @@ fn artifacts() -> PathBuf {
 async fn shot(client: &Client, name: &str) {
     let png = client.screenshot().await.expect("screenshot");
     std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
+}
+
+/// Waits until the element's visible text contains `needle` (animations may hide it briefly).
+async fn wait_text(client: &Client, css: &str, needle: &str) {
+    let started = Instant::now();
+    loop {
+        let text = text_of(client, css).await;
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{css} never showed {needle:?}, last {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
@@ -193,8 +212,7 @@ async fn claim_watch_the_code_use_and_see_it_used() {
         .click()
         .await
         .unwrap();
-    let stamp = text_of(&phone, "#used-stamp").await;
-    assert!(stamp.contains("使用済み"), "{stamp}");
+    wait_text(&phone, "#used-stamp", "使用済み").await;
     // Let the stamp land before the picture.
     tokio::time::sleep(Duration::from_millis(500)).await;
     shot(&phone, "used_ja").await;
@@ -205,7 +223,7 @@ async fn claim_watch_the_code_use_and_see_it_used() {
     second.goto(&app.url("/livez")).await.unwrap();
     second.add_cookie(cookie).await.unwrap();
     second.goto(&format!("{coupon_url}?lang=en")).await.unwrap();
-    assert!(text_of(&second, "#used-stamp").await.contains("USED"));
+    wait_text(&second, "#used-stamp", "USED").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     shot(&second, "used_en").await;
 

@@ -356,3 +356,46 @@ async fn a_flood_from_one_device_gets_429_with_retry_after() {
     assert!(res.headers().contains_key(header::RETRY_AFTER));
     assert!(res.text().await.unwrap().contains("rate_limited"));
 }
+
+#[actix_web::test]
+async fn a_sign_in_campaign_sends_devices_to_sign_in_first() {
+    let app = spawn_app().await;
+    let (slug, _) = campaign(
+        &app,
+        json!({"name": "members", "total_limit": 5, "status": "active", "signin": "required"}),
+    )
+    .await;
+    let phone = browser("ja");
+    let (_, html) = page(&phone, &app.url(&format!("/c/{slug}"))).await;
+    assert!(
+        html.contains("id=\"signin-button\"") && !html.contains("id=\"claim-form\""),
+        "{html}"
+    );
+    let res = post_form(
+        &phone,
+        &app.url(&format!("/c/{slug}/claim")),
+        &csrf_of_session(&phone, &app, &slug).await,
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), format!("/auth/signin?return_to=/c/{slug}"));
+    let db = app.db.client().await;
+    let n: i64 = db
+        .query_one("SELECT count(*) FROM coupons", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "no device claim on a sign-in campaign");
+}
+
+/// The CSRF token of this browser's session, from a page that has a form.
+async fn csrf_of_session(client: &reqwest::Client, app: &TestApp, slug: &str) -> String {
+    let (slug2, _) = campaign(
+        app,
+        json!({"name": "any", "total_limit": 5, "status": "active"}),
+    )
+    .await;
+    let _ = slug;
+    let (_, html) = page(client, &app.url(&format!("/c/{slug2}"))).await;
+    csrf_of(&html)
+}
