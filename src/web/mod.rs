@@ -18,7 +18,7 @@ mod health;
 pub mod i18n;
 mod metrics_endpoint;
 pub mod middleware;
-mod pages;
+pub mod pages;
 mod qr;
 mod redemptions;
 pub mod routes;

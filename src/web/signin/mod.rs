@@ -53,28 +53,22 @@ pub struct CompleteQuery {
 
 /// `GET /auth/signin?return_to=…`: the enabled providers, as links.
 pub async fn page(
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<ReturnTo>,
 ) -> AppResult<HttpResponse> {
+    let page = crate::web::pages::PageCtx::new(&req, &state);
     let return_to = return_to(query.return_to.as_deref())?;
     let encoded: String = form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
     let providers: Vec<_> = state
         .signin
         .list()
         .iter()
-        .map(|p| json!({"label": p.label, "href": format!("/auth/{}/start?return_to={encoded}", p.name)}))
+        .map(|p| json!({"name": p.name, "label": p.label, "href": format!("/auth/{}/start?return_to={encoded}", p.name)}))
         .collect();
-    let html = state
-        .templates
-        .render(
-            "signin",
-            &json!({"providers": providers, "return_to": return_to}),
-        )
-        .map_err(AppError::internal)?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(html))
+    let data =
+        json!({"title": page.t("signin.title"), "providers": providers, "return_to": return_to});
+    page.render(&state, actix_web::http::StatusCode::OK, "signin", data)
 }
 
 /// `GET /auth/{provider}/start?return_to=…`
