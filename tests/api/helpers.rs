@@ -52,14 +52,7 @@ impl TestApp {
 
     /// Claims and returns (status, body).
     pub async fn claim(&self, campaign_id: &str, consumer: &str) -> (u16, serde_json::Value) {
-        let res = self
-            .post(&format!("/api/v1/campaigns/{campaign_id}/claims"))
-            .json(&serde_json::json!({ "consumer": consumer }))
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or_default())
+        claim_with(self, &self.api_key, campaign_id, consumer).await
     }
 
     pub async fn redeem(&self, code: &str, body: serde_json::Value) -> (u16, serde_json::Value) {

@@ -2,6 +2,7 @@
 //! One binary for all of them, so the build links once.
 
 mod auth;
+mod backpressure;
 mod browser;
 mod campaigns;
 mod claims;

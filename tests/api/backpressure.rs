@@ -1,0 +1,170 @@
+//! The engine under stress of its own: bounded queues answer `busy`, a failed batch gives
+//! its stock back, an idle actor leaves and its successor reloads from the database.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{fresh_database, spawn_app_on, test_settings, TestDatabase};
+
+async fn allocated_and_issued(db: &TestDatabase, campaign: &str) -> (i64, i64) {
+    let client = db.client().await;
+    let row = client
+        .query_one(
+            "SELECT allocated, (SELECT count(*) FROM coupons WHERE campaign_id = $1::text::uuid AND won)
+             FROM campaigns WHERE id = $1::text::uuid",
+            &[&campaign],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[actix_web::test]
+async fn past_the_queue_bound_claims_get_busy_at_once() {
+    let db = fresh_database().await;
+    let app = spawn_app_on(db, |db| {
+        let mut s = test_settings(db);
+        s.engine.max_queued_claims = 4;
+        s.engine.max_inflight_batches = 1;
+        s.engine.batch_linger = Duration::from_millis(300);
+        s
+    })
+    .await;
+    let c = app
+        .create_campaign(json!({"name": "x", "total_limit": 1000, "status": "active"}))
+        .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let attempts = (0..40).map(|i| {
+        let (app, id) = (&app, id.clone());
+        async move {
+            let res = app
+                .post(&format!("/api/v1/campaigns/{id}/claims"))
+                .json(&json!({"consumer": format!("c{i}")}))
+                .send()
+                .await
+                .unwrap();
+            let retry = res.headers().get("retry-after").is_some();
+            let status = res.status().as_u16();
+            let body: serde_json::Value = res.json().await.unwrap();
+            (
+                status,
+                body["error"]["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                retry,
+            )
+        }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let busy = results
+        .iter()
+        .filter(|(s, code, retry)| *s == 503 && code == "busy" && *retry)
+        .count();
+    let issued = results.iter().filter(|(s, _, _)| *s == 201).count();
+    assert!(busy > 0, "the bound was never hit: {results:?}");
+    assert!(issued >= 4, "queued claims still go through: {results:?}");
+    assert_eq!(busy + issued, 40, "{results:?}");
+}
+
+#[actix_web::test]
+async fn a_failed_batch_fails_its_claims_and_gives_the_stock_back() {
+    let db = fresh_database().await;
+    let app = spawn_app_on(db.clone(), test_settings).await;
+    let c = app
+        .create_campaign(json!({"name": "x", "total_limit": 100, "status": "active"}))
+        .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    assert_eq!(app.claim(&id, "before").await.0, 201);
+
+    // Make every insert fail, as a full disk or a lost connection would.
+    let admin = db.client().await;
+    admin
+        .batch_execute(
+            "ALTER TABLE coupons ADD CONSTRAINT no_more CHECK (consumer = 'before') NOT VALID",
+        )
+        .await
+        .unwrap();
+    let (status, body) = app.claim(&id, "during").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("busy")),
+        "{body}"
+    );
+
+    // The abandoned lease is released by count, so nothing is stranded: what is allocated
+    // is exactly what was issued plus what live leases still hold.
+    let started = Instant::now();
+    loop {
+        let row = admin
+            .query_one(
+                "SELECT c.allocated,
+                        (SELECT count(*) FROM coupons WHERE campaign_id = c.id AND won),
+                        (SELECT coalesce(sum(l.size - (SELECT count(*) FROM coupons x WHERE x.lease_id = l.id)), 0)::bigint
+                         FROM campaign_leases l WHERE l.campaign_id = c.id AND l.released_at IS NULL),
+                        (SELECT count(*) FROM campaign_leases l
+                         WHERE l.campaign_id = c.id AND l.released_at IS NOT NULL AND l.returned > 0)
+                 FROM campaigns c WHERE c.id = $1::text::uuid",
+                &[&id],
+            )
+            .await
+            .unwrap();
+        let (allocated, issued, live_unused, released): (i64, i64, i64, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        if released >= 1 {
+            assert_eq!(allocated, issued + live_unused, "no stock stranded");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the failed batch's lease was never released"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    admin
+        .batch_execute("ALTER TABLE coupons DROP CONSTRAINT no_more")
+        .await
+        .unwrap();
+    assert_eq!(app.claim(&id, "after").await.0, 201);
+    assert_eq!(allocated_and_issued(&db, &id).await.1, 2);
+}
+
+#[actix_web::test]
+async fn an_idle_actor_leaves_and_its_successor_reloads_from_the_database() {
+    let db = fresh_database().await;
+    let app = spawn_app_on(db.clone(), |db| {
+        let mut s = test_settings(db);
+        s.engine.actor_idle = Duration::from_millis(300);
+        s
+    })
+    .await;
+    let c = app
+        .create_campaign(json!({"name": "x", "total_limit": 100, "status": "active"}))
+        .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    assert_eq!(app.claim(&id, "a").await.0, 201);
+    assert_eq!(app.engine.active_actors(), 1);
+
+    let started = Instant::now();
+    while app.engine.active_actors() != 0 || allocated_and_issued(&db, &id).await.0 != 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "idle actor never left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut events = app.engine.subscribe();
+    assert_eq!(app.claim(&id, "b").await.0, 201);
+    let issued = loop {
+        let e = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let ecoupon::engine::events::EngineEvent::Counters { issued, .. } = *e {
+            break issued;
+        }
+    };
+    assert_eq!(issued, 2, "the new actor counted what the database holds");
+}
