@@ -5,6 +5,8 @@ pub mod api_key;
 pub mod campaign;
 pub mod consumer;
 pub mod coupon_code;
+pub mod image;
 pub mod redemption;
 pub mod tenant;
+pub mod theme;
 pub mod verification;

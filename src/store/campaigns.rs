@@ -31,6 +31,7 @@ pub struct CampaignRecord {
     pub allocated: i64,
     /// 'none' (a device is a consumer) or 'required' (sign in first).
     pub signin: String,
+    pub image_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -84,7 +85,7 @@ pub struct CampaignStats {
 
 const COLUMNS: &str = "id, tenant_id, slug, name, description, terms, discount, total_limit, \
     per_consumer_limit, claim_starts_at, claim_ends_at, use_starts_at, use_ends_at, valid_for_seconds, \
-    uses_per_coupon, win_probability, status, code_length, code_prefix, allocated, created_at, updated_at, signin";
+    uses_per_coupon, win_probability, status, code_length, code_prefix, allocated, created_at, updated_at, signin, image_id";
 
 fn record(r: &tokio_postgres::Row) -> CampaignRecord {
     CampaignRecord {
@@ -111,6 +112,7 @@ fn record(r: &tokio_postgres::Row) -> CampaignRecord {
         created_at: r.get(20),
         updated_at: r.get(21),
         signin: r.get(22),
+        image_id: r.get(23),
     }
 }
 

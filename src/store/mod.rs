@@ -12,6 +12,7 @@ mod campaigns;
 mod claims;
 mod consumers;
 pub mod embedded;
+mod images;
 mod leases;
 mod migrate;
 mod tenants;

@@ -31,6 +31,9 @@ pub struct Theme {
     pub tenant_name: String,
     pub brand_color: String,
     pub accent_color: String,
+    pub logo_image_id: Option<Uuid>,
+    /// Sign-in providers the merchant accepts; empty means all configured ones.
+    pub signin_providers: Vec<String>,
 }
 
 const WALLET_COLUMNS: &str = "c.id, c.tenant_id, c.campaign_id, k.name, k.slug, k.discount, k.terms, c.code, \
@@ -111,7 +114,7 @@ impl Store {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                "SELECT name, brand_color, accent_color FROM tenants WHERE id = $1",
+                "SELECT name, brand_color, accent_color, logo_image_id, signin_providers FROM tenants WHERE id = $1",
                 &[&tenant_id],
             )
             .await?;
@@ -119,6 +122,8 @@ impl Store {
             tenant_name: r.get(0),
             brand_color: r.get(1),
             accent_color: r.get(2),
+            logo_image_id: r.get(3),
+            signin_providers: r.get(4),
         }))
     }
 }

@@ -103,11 +103,12 @@ pub async fn show(
         .find(|(_, won)| *won)
         .map(|(id, _)| format!("/my/coupons/{id}"));
     let needs_signin = campaign.signin == "required" && !page.session.signed_in;
-    let shop = state
-        .store
-        .theme(campaign.tenant_id)
-        .await?
-        .map(|t| t.tenant_name);
+    let theme = state.store.theme(campaign.tenant_id).await?;
+    let logo_url = theme
+        .as_ref()
+        .and_then(|t| t.logo_image_id)
+        .map(super::images::image_url);
+    let shop = theme.map(|t| t.tenant_name);
     let period = match rules.claim_ends_at() {
         Some(end) => page
             .t("claim.period_until")
@@ -120,6 +121,8 @@ pub async fn show(
     let data = json!({
         "title": campaign.name,
         "shop": shop,
+        "logo_url": logo_url,
+        "image_url": campaign.image_id.map(super::images::image_url),
         "body_class": "claim-page",
         "theme_css": theme_url(campaign.tenant_id),
         "state": view,

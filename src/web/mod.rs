@@ -16,6 +16,7 @@ mod claim_page;
 mod claims;
 mod health;
 pub mod i18n;
+mod images;
 mod metrics_endpoint;
 pub mod middleware;
 pub mod pages;

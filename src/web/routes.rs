@@ -2,13 +2,13 @@
 
 use actix_web::http::header;
 use actix_web::middleware::from_fn;
-use actix_web::web::{self, delete, get, patch, post};
+use actix_web::web::{self, delete, get, patch, post, put};
 use actix_web::{HttpResponse, Resource};
 
 use super::middleware::rate_limit;
 use super::{
-    assets, campaigns, claim_page, claims, health, metrics_endpoint, pages, qr, redemptions,
-    signin, tenant, wallet,
+    assets, campaigns, claim_page, claims, health, images, metrics_endpoint, pages, qr,
+    redemptions, signin, tenant, wallet,
 };
 use crate::error::{AppError, ErrorCode};
 
@@ -19,7 +19,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(at("/readyz").route(get().to(health::readyz)))
         .service(at("/metrics").route(get().to(metrics_endpoint::render)))
         // Merchant API (API-key auth)
-        .service(at("/api/v1/tenant").route(get().to(tenant::show)))
+        .service(
+            at("/api/v1/tenant")
+                .route(get().to(tenant::show))
+                .route(patch().to(tenant::update)),
+        )
+        .service(
+            at("/api/v1/tenant/logo")
+                .app_data(images::upload_limit())
+                .route(put().to(images::put_logo)),
+        )
+        .service(
+            at("/api/v1/campaigns/{id}/image")
+                .app_data(images::upload_limit())
+                .route(put().to(images::put_campaign_image)),
+        )
         .service(at("/api/v1/campaigns").route(post().to(campaigns::create)))
         .service(
             at("/api/v1/campaigns/{id}")
@@ -32,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // Static files and merchant themes
         .service(at("/assets/{name}").route(get().to(assets::serve)))
         .service(at("/t/{tenant}/theme.css").route(get().to(pages::theme_css)))
+        .service(at("/i/{id}").route(get().to(images::serve)))
         // Consumer pages (rate limited per IP and device)
         .service(at("/").route(get().to(home)))
         .service(

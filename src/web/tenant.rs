@@ -1,13 +1,81 @@
-//! `GET /api/v1/tenant`: the tenant the presented API key belongs to.
+//! `GET /api/v1/tenant`: the tenant the presented API key belongs to, and
+//! `PATCH /api/v1/tenant`: its theme colours and accepted sign-in providers.
 
-use actix_web::HttpResponse;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::ApiAuth;
+use super::AppState;
+use crate::domain::theme::BrandColor;
+use crate::error::{AppError, AppResult};
 
-pub async fn show(auth: ApiAuth) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "tenant": {"id": auth.tenant_id, "name": auth.tenant_name},
+pub async fn show(auth: ApiAuth, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let theme = state.store.theme(auth.tenant_id).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "tenant": {
+            "id": auth.tenant_id,
+            "name": auth.tenant_name,
+            "brand_color": theme.as_ref().map(|t| t.brand_color.clone()),
+            "accent_color": theme.as_ref().map(|t| t.accent_color.clone()),
+            "logo_url": theme.as_ref().and_then(|t| t.logo_image_id).map(super::images::image_url),
+            "signin_providers": theme.map(|t| t.signin_providers).unwrap_or_default(),
+        },
         "key": {"id": auth.key_id, "scopes": auth.scopes},
-    }))
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPatch {
+    brand_color: Option<String>,
+    accent_color: Option<String>,
+    /// Provider names from the sign-in configuration; empty accepts all of them.
+    signin_providers: Option<Vec<String>>,
+}
+
+pub async fn update(
+    auth: ApiAuth,
+    state: web::Data<AppState>,
+    body: web::Json<TenantPatch>,
+) -> AppResult<HttpResponse> {
+    auth.require_scope("campaigns:write")?;
+    let patch = body.into_inner();
+    let color = |field: &'static str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|v| {
+                BrandColor::parse(field, v).map_err(|e| AppError::invalid(e.code(), e.to_string()))
+            })
+            .transpose()
+    };
+    let brand = color("brand_color", &patch.brand_color)?;
+    let accent = color("accent_color", &patch.accent_color)?;
+    if let Some(providers) = &patch.signin_providers {
+        let known: Vec<&str> = state
+            .signin
+            .list()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        if let Some(unknown) = providers.iter().find(|p| !known.contains(&p.as_str())) {
+            return Err(AppError::invalid(
+                "unknown_provider",
+                format!(
+                    "signin_providers: {unknown:?} is not configured (configured: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    state
+        .store
+        .update_tenant_settings(
+            auth.tenant_id,
+            brand.as_ref().map(BrandColor::as_str),
+            accent.as_ref().map(BrandColor::as_str),
+            patch.signin_providers.as_deref(),
+        )
+        .await?;
+    show(auth, state).await
 }

@@ -10,6 +10,7 @@ mod cli;
 mod flash_sale;
 mod health;
 mod helpers;
+mod merchant_settings;
 mod metrics;
 mod pages;
 mod redemptions;

@@ -600,3 +600,40 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[actix_web::test]
+async fn a_merchant_can_limit_the_providers_its_consumers_use() {
+    let Some(h) = harness().await else { return };
+    let app = &h.app;
+    let res = app
+        .client
+        .patch(app.url("/api/v1/tenant"))
+        .bearer_auth(&app.api_key)
+        .json(&serde_json::json!({"signin_providers": ["google"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let c = app
+        .create_campaign(serde_json::json!({"name": "members", "total_limit": 5, "status": "active", "signin": "required"}))
+        .await;
+    let slug = c["slug"].as_str().unwrap();
+    let page = browser()
+        .get(app.url(&format!("/auth/signin?return_to=/c/{slug}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("/auth/google/start") && !page.contains("/auth/line/start"),
+        "{page}"
+    );
+    let res = browser()
+        .get(app.url(&format!("/auth/line/start?return_to=/c/{slug}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}

@@ -60,15 +60,35 @@ pub async fn page(
     let page = crate::web::pages::PageCtx::new(&req, &state);
     let return_to = return_to(query.return_to.as_deref())?;
     let encoded: String = form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+    let accepted = accepted_providers(&state, &return_to).await?;
     let providers: Vec<_> = state
         .signin
         .list()
         .iter()
+        .filter(|p| accepted.as_ref().is_none_or(|names| names.contains(&p.name)))
         .map(|p| json!({"name": p.name, "label": p.label, "href": format!("/auth/{}/start?return_to={encoded}", p.name)}))
         .collect();
     let data =
         json!({"title": page.t("signin.title"), "providers": providers, "return_to": return_to});
     page.render(&state, actix_web::http::StatusCode::OK, "signin", data)
+}
+
+/// The providers the merchant behind `return_to` (a claim page, `/c/{slug}`) accepts;
+/// None when the merchant accepts every configured one, or when there is no merchant.
+async fn accepted_providers(state: &AppState, return_to: &str) -> AppResult<Option<Vec<String>>> {
+    let Some(slug) = return_to
+        .strip_prefix("/c/")
+        .map(|rest| rest.split(['/', '?']).next().unwrap_or_default())
+    else {
+        return Ok(None);
+    };
+    let Some(campaign) = state.store.campaign_by_slug(slug).await? else {
+        return Ok(None);
+    };
+    let theme = state.store.theme(campaign.tenant_id).await?;
+    Ok(theme
+        .map(|t| t.signin_providers)
+        .filter(|names| !names.is_empty()))
 }
 
 /// `GET /auth/{provider}/start?return_to=…`
@@ -80,6 +100,12 @@ pub async fn start(
 ) -> AppResult<HttpResponse> {
     let provider = state.signin.get(&path)?;
     let return_to = return_to(query.return_to.as_deref())?;
+    if accepted_providers(&state, &return_to)
+        .await?
+        .is_some_and(|names| !names.contains(&provider.name))
+    {
+        return Err(AppError::not_found("sign-in provider"));
+    }
     // One browser token for every tab: starting a second sign-in keeps the first one valid.
     let browser = req
         .cookie(BROWSER_COOKIE)

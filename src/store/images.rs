@@ -1,0 +1,86 @@
+//! Uploaded images and merchant settings.
+
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+
+impl Store {
+    /// Stores an image (already checked by content) for a tenant.
+    pub async fn insert_image(
+        &self,
+        tenant_id: Uuid,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<Uuid, StoreError> {
+        let client = self.pool.get().await?;
+        let id = Uuid::new_v4();
+        client
+            .execute(
+                "INSERT INTO images (id, tenant_id, content_type, bytes) VALUES ($1, $2, $3, $4)",
+                &[&id, &tenant_id, &content_type, &bytes],
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// (content type, bytes)
+    pub async fn image(&self, id: Uuid) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT content_type, bytes FROM images WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// Points a tenant's campaign at an image. False: no such campaign for this tenant.
+    pub async fn set_campaign_image(
+        &self,
+        tenant_id: Uuid,
+        campaign_id: Uuid,
+        image_id: Uuid,
+    ) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "UPDATE campaigns SET image_id = $3, updated_at = now() WHERE id = $2 AND tenant_id = $1",
+                &[&tenant_id, &campaign_id, &image_id],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    pub async fn set_tenant_logo(&self, tenant_id: Uuid, image_id: Uuid) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE tenants SET logo_image_id = $2 WHERE id = $1",
+                &[&tenant_id, &image_id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Changes the given settings; None leaves one as it is.
+    pub async fn update_tenant_settings(
+        &self,
+        tenant_id: Uuid,
+        brand_color: Option<&str>,
+        accent_color: Option<&str>,
+        signin_providers: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE tenants SET brand_color = coalesce($2, brand_color),
+                                    accent_color = coalesce($3, accent_color),
+                                    signin_providers = coalesce($4, signin_providers)
+                 WHERE id = $1",
+                &[&tenant_id, &brand_color, &accent_color, &signin_providers],
+            )
+            .await?;
+        Ok(())
+    }
+}
