@@ -60,7 +60,7 @@ pub async fn page(
     let page = crate::web::pages::PageCtx::new(&req, &state);
     let return_to = return_to(query.return_to.as_deref())?;
     let encoded: String = form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
-    let accepted = accepted_providers(&state, &return_to).await?;
+    let accepted = accepted_providers(&state, return_to).await?;
     let providers: Vec<_> = state
         .signin
         .list()
@@ -100,7 +100,7 @@ pub async fn start(
 ) -> AppResult<HttpResponse> {
     let provider = state.signin.get(&path)?;
     let return_to = return_to(query.return_to.as_deref())?;
-    if accepted_providers(&state, &return_to)
+    if accepted_providers(&state, return_to)
         .await?
         .is_some_and(|names| !names.contains(&provider.name))
     {
