@@ -637,3 +637,59 @@ async fn a_merchant_can_limit_the_providers_its_consumers_use() {
         .unwrap();
     assert_eq!(res.status(), 404);
 }
+
+#[actix_web::test]
+async fn a_signed_in_consumer_claims_a_sign_in_campaign_and_finds_it_in_the_wallet() {
+    let Some(h) = harness().await else { return };
+    let app = &h.app;
+    let c = app
+        .create_campaign(serde_json::json!({"name": "members only", "total_limit": 5, "status": "active", "signin": "required"}))
+        .await;
+    let slug = c["slug"].as_str().unwrap();
+    let b = browser();
+    let cb = through_provider(&b, app, "google", "carol").await;
+    assert_eq!(
+        complete(&b, app, cb.send(&b).await).await,
+        "oidc:google:carol"
+    );
+
+    let html = b
+        .get(app.url(&format!("/c/{slug}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("id=\"claim-form\""),
+        "signed in, the claim form shows: {html}"
+    );
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = html[at..].split('"').next().unwrap().to_string();
+    let res = b
+        .post(app.url(&format!("/c/{slug}/claim")))
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let coupon = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(coupon.starts_with("/my/coupons/"), "{coupon}");
+    let db = app.db.client().await;
+    let consumer: String = db
+        .query_one("SELECT consumer FROM coupons", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(consumer, "oidc:google:carol");
+    let wallet = b
+        .get(app.url("/my"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(wallet.contains(&coupon));
+}
