@@ -181,6 +181,9 @@ async fn campaign(store: &Store, tenant: Uuid, limit: i64) -> anyhow::Result<Uui
             win_probability: None,
             status: "active",
             signin: "none",
+            code_length: 10,
+            code_prefix: "",
+            code_charset: "23456789ABCDEFGHJKMNPQRSTUVWXYZ",
         })
         .await?;
     Ok(id)

@@ -7,6 +7,29 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::consumer::SigninMode;
+use super::coupon_code::{Charset, CodeFormat};
+
+/// The campaign's code settings; absent ones keep `CodeFormat::default()`'s.
+fn code_format(
+    length: Option<i64>,
+    prefix: Option<&str>,
+    charset: Option<&str>,
+) -> Result<CodeFormat, CampaignError> {
+    let default = CodeFormat::default();
+    let length = match length {
+        Some(n) => usize::try_from(n).map_err(|_| CampaignError::InvalidCodeLength)?,
+        None => default.length(),
+    };
+    let charset = match charset {
+        Some(c) => Charset::parse(c).map_err(|_| CampaignError::InvalidCodeCharset)?,
+        None => Charset::default(),
+    };
+    CodeFormat::new(length, prefix.unwrap_or(""), charset).map_err(|e| match e.code() {
+        "invalid_code_length" => CampaignError::InvalidCodeLength,
+        "invalid_code_prefix" => CampaignError::InvalidCodePrefix,
+        _ => CampaignError::InvalidCodeCharset,
+    })
+}
 
 type Result<T, E = CampaignError> = std::result::Result<T, E>;
 
@@ -46,6 +69,10 @@ coded_enum! {
         InvalidInitialStatus => "invalid_initial_status", "status must be draft or active at creation";
         InvalidAction => "invalid_action", "action must be one of activate, pause, resume, end";
         InvalidSignin => "invalid_signin", "signin must be none or required";
+        InvalidCodeLength => "invalid_code_length", "code_length must be between 6 and 32";
+        InvalidCodePrefix => "invalid_code_prefix", "code_prefix must be at most 8 characters of A-Z and 0-9";
+        InvalidCodeCharset => "invalid_code_charset",
+            "code_charset must be unambiguous, digits, or 10 to 64 distinct characters from A-Z and 0-9";
         InvalidTransition { from: CampaignStatus, action: StatusAction } => "invalid_transition",
             "cannot {action} a campaign whose status is {from}";
         LimitBelowIssued { new_total: i64, issued: i64 } => "limit_below_issued",
@@ -300,6 +327,10 @@ pub struct NewCampaignRequest {
     pub status: Option<String>,
     /// "none" (default) or "required".
     pub signin: Option<String>,
+    pub code_length: Option<i64>,
+    pub code_prefix: Option<String>,
+    /// "unambiguous" (default), "digits", or the characters to use.
+    pub code_charset: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -311,6 +342,7 @@ pub struct NewCampaign {
     rules: CampaignRules,
     status: CampaignStatus,
     signin: SigninMode,
+    codes: CodeFormat,
 }
 
 impl NewCampaign {
@@ -344,12 +376,18 @@ impl NewCampaign {
             status,
             signin: SigninMode::parse(req.signin.as_deref().unwrap_or("none"))
                 .map_err(|_| E::InvalidSignin)?,
+            codes: code_format(
+                req.code_length,
+                req.code_prefix.as_deref(),
+                req.code_charset.as_deref(),
+            )?,
         })
     }
 
     getters!(ref name: str, description: str, terms: str, discount: Option<Discount>,
         rules: CampaignRules);
     getters!(copy status: CampaignStatus, signin: SigninMode);
+    getters!(ref codes: CodeFormat);
 }
 
 #[cfg(test)]

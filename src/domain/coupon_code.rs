@@ -63,6 +63,16 @@ impl Charset {
         CustomCharset::parse(chars).map(Charset::Custom)
     }
 
+    /// From a setting: `unambiguous`, `digits`, or the characters themselves (which is
+    /// also how a charset is stored).
+    pub fn parse(setting: &str) -> Result<Charset, CodeError> {
+        match setting {
+            "unambiguous" | UNAMBIGUOUS => Ok(Charset::Unambiguous),
+            "digits" | DIGITS => Ok(Charset::Digits),
+            chars => Charset::custom(chars),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         match self {
             Charset::Unambiguous => UNAMBIGUOUS,

@@ -28,6 +28,8 @@ pub struct CampaignRecord {
     pub status: String,
     pub code_length: i32,
     pub code_prefix: String,
+    /// The characters codes are drawn from.
+    pub code_charset: String,
     pub allocated: i64,
     /// 'none' (a device is a consumer) or 'required' (sign in first).
     pub signin: String,
@@ -74,6 +76,9 @@ pub struct NewCampaignRow<'a> {
     pub win_probability: Option<f64>,
     pub status: &'a str,
     pub signin: &'a str,
+    pub code_length: i32,
+    pub code_prefix: &'a str,
+    pub code_charset: &'a str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -85,7 +90,7 @@ pub struct CampaignStats {
 
 const COLUMNS: &str = "id, tenant_id, slug, name, description, terms, discount, total_limit, \
     per_consumer_limit, claim_starts_at, claim_ends_at, use_starts_at, use_ends_at, valid_for_seconds, \
-    uses_per_coupon, win_probability, status, code_length, code_prefix, allocated, created_at, updated_at, signin, image_id";
+    uses_per_coupon, win_probability, status, code_length, code_prefix, allocated, created_at, updated_at, signin, image_id, code_charset";
 
 fn record(r: &tokio_postgres::Row) -> CampaignRecord {
     CampaignRecord {
@@ -113,6 +118,7 @@ fn record(r: &tokio_postgres::Row) -> CampaignRecord {
         updated_at: r.get(21),
         signin: r.get(22),
         image_id: r.get(23),
+        code_charset: r.get(24),
     }
 }
 
@@ -143,8 +149,8 @@ impl Store {
         let sql = format!(
             "INSERT INTO campaigns (id, tenant_id, slug, name, description, terms, discount, total_limit,
                 per_consumer_limit, claim_starts_at, claim_ends_at, use_starts_at, use_ends_at,
-                valid_for_seconds, uses_per_coupon, win_probability, status, signin)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                valid_for_seconds, uses_per_coupon, win_probability, status, signin, code_length, code_prefix, code_charset)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
              RETURNING {COLUMNS}"
         );
         let r = client
@@ -169,6 +175,9 @@ impl Store {
                     &row.win_probability,
                     &row.status,
                     &row.signin,
+                    &row.code_length,
+                    &row.code_prefix,
+                    &row.code_charset,
                 ],
             )
             .await?;

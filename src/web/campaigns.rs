@@ -35,6 +35,9 @@ pub struct CampaignView {
     win_probability: Option<f64>,
     status: String,
     signin: String,
+    code_length: i32,
+    code_prefix: String,
+    code_charset: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,6 +65,9 @@ impl CampaignView {
             win_probability: r.win_probability,
             status: r.status,
             signin: r.signin,
+            code_length: r.code_length,
+            code_prefix: r.code_prefix,
+            code_charset: r.code_charset,
             created_at: r.created_at,
             updated_at: r.updated_at,
             stats,
@@ -124,6 +130,9 @@ pub async fn create(
             win_probability: rules.win_probability,
             status: campaign.status().as_str(),
             signin: campaign.signin().as_str(),
+            code_length: i32::try_from(campaign.codes().length()).unwrap_or(10),
+            code_prefix: campaign.codes().prefix(),
+            code_charset: campaign.codes().charset().as_str(),
         })
         .await?;
     let view = CampaignView::new(record, &state.settings.public_url(), None);

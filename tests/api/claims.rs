@@ -161,3 +161,45 @@ async fn claims_are_published_to_subscribers() {
         }
     }
 }
+
+#[actix_web::test]
+async fn a_campaign_chooses_how_its_codes_look() {
+    let app = spawn_app().await;
+    let c = app
+        .create_campaign(json!({"name": "x", "total_limit": 5, "status": "active",
+            "code_length": 8, "code_prefix": "SPR", "code_charset": "digits"}))
+        .await;
+    assert_eq!(
+        (c["code_length"].as_i64(), c["code_prefix"].as_str()),
+        (Some(8), Some("SPR"))
+    );
+    let (status, body) = app.claim(c["id"].as_str().unwrap(), "a").await;
+    assert_eq!(status, 201);
+    let code_text = body["coupon"]["code"].as_str().unwrap();
+    assert!(
+        code_text.starts_with("SPR") && code_text.len() == 11,
+        "{code_text}"
+    );
+    assert!(
+        code_text[3..].chars().all(|ch| ch.is_ascii_digit()),
+        "{code_text}"
+    );
+
+    for (field, value, code) in [
+        ("code_length", json!(4), "invalid_code_length"),
+        ("code_prefix", json!("spr-"), "invalid_code_prefix"),
+        ("code_charset", json!("ABC"), "invalid_code_charset"),
+    ] {
+        let mut body = json!({"name": "y", "total_limit": 5});
+        body[field] = value;
+        let res = app
+            .post("/api/v1/campaigns")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422);
+        let err: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(err["error"]["code"], code, "{field}");
+    }
+}

@@ -89,7 +89,7 @@ impl Loaded {
         let codes = CodeFormat::new(
             usize::try_from(r.code_length).unwrap_or(10),
             &r.code_prefix,
-            Charset::default(),
+            Charset::parse(&r.code_charset).ok()?,
         )
         .ok()?;
         Some(Loaded {
