@@ -51,6 +51,9 @@ pub struct PageSettings {
     pub per_ip_per_second: u32,
     /// The same for one device (its session cookie).
     pub per_device_per_second: u32,
+    /// Behind a reverse proxy, take the client's address from `X-Forwarded-For` /
+    /// `Forwarded` (only then: a client could otherwise pick its own address).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for PageSettings {
@@ -59,6 +62,7 @@ impl Default for PageSettings {
             code_step: Duration::from_secs(30),
             per_ip_per_second: 20,
             per_device_per_second: 5,
+            trust_forwarded_for: false,
         }
     }
 }

@@ -81,6 +81,7 @@ impl Application {
             cookie_key,
             secure_cookies,
             limits,
+            stats_cache: Default::default(),
             signin,
         });
         let server = HttpServer::new(move || {

@@ -205,8 +205,8 @@ pub async fn status(
     let session = super::session::Session::read(&req, &state.cookie_key);
     let (campaign, rules, status) = load(&state, &slug).await?;
     let stats = state
-        .store
-        .campaign_stats(campaign.id, campaign.total_limit)
+        .stats_cache
+        .get(&state.store, campaign.id, campaign.total_limit)
         .await?;
     let mine = match &session {
         Some(s) => {

@@ -42,6 +42,8 @@ pub struct AppState {
     /// Cookies get `Secure` when the public URL is https.
     pub secure_cookies: bool,
     pub limits: middleware::RateLimits,
+    /// "n left" for the claim page's poll.
+    pub stats_cache: pages::StatsCache,
     /// Consumer sign-in providers (from `settings.signin`), with their discovery cache.
     pub signin: signin::Providers,
 }

@@ -95,6 +95,44 @@ impl PageCtx {
     }
 }
 
+/// Campaign counts for the claim page's "n left" poll, at most a second old: a crowd
+/// watching one flash sale must not count its coupons thousands of times a second.
+#[derive(Default)]
+pub struct StatsCache {
+    entries: std::sync::Mutex<
+        std::collections::HashMap<Uuid, (std::time::Instant, crate::store::CampaignStats)>,
+    >,
+}
+
+impl StatsCache {
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+    pub async fn get(
+        &self,
+        store: &crate::store::Store,
+        id: Uuid,
+        total_limit: i64,
+    ) -> AppResult<crate::store::CampaignStats> {
+        let cached = {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            entries
+                .get(&id)
+                .filter(|(at, _)| at.elapsed() < Self::FRESH)
+                .map(|(_, s)| *s)
+        };
+        if let Some(stats) = cached {
+            return Ok(stats);
+        }
+        let stats = store.campaign_stats(id, total_limit).await?;
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.insert(id, (std::time::Instant::now(), stats));
+        if entries.len() > 10_000 {
+            entries.retain(|_, (at, _)| at.elapsed() < Self::FRESH);
+        }
+        Ok(stats)
+    }
+}
+
 /// Japan first: times are shown in JST, the zone of every merchant today.
 pub fn show_time(at: DateTime<Utc>) -> String {
     let jst =

@@ -399,3 +399,35 @@ async fn csrf_of_session(client: &reqwest::Client, app: &TestApp, slug: &str) ->
     let (_, html) = page(client, &app.url(&format!("/c/{slug2}"))).await;
     csrf_of(&html)
 }
+
+#[actix_web::test]
+async fn behind_a_trusted_proxy_clients_are_limited_by_their_forwarded_address() {
+    let db = crate::helpers::fresh_database().await;
+    let app = crate::helpers::spawn_app_on(db, |db| {
+        let mut s = crate::helpers::test_settings(db);
+        s.pages.trust_forwarded_for = true;
+        s.pages.per_ip_per_second = 1;
+        s
+    })
+    .await;
+    let (slug, _) = campaign(
+        &app,
+        json!({"name": "p", "total_limit": 5, "status": "active"}),
+    )
+    .await;
+    let url = app.url(&format!("/c/{slug}/status"));
+    let from = |ip: &str| app.client.get(&url).header("X-Forwarded-For", ip).send();
+    let mut limited = false;
+    for _ in 0..30 {
+        if from("203.0.113.1").await.unwrap().status() == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "one client is limited");
+    assert_eq!(
+        from("203.0.113.2").await.unwrap().status(),
+        200,
+        "another client is not"
+    );
+}

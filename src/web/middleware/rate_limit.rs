@@ -66,7 +66,16 @@ pub async fn rate_limit(
     if let Some(state) = req.app_data::<web::Data<AppState>>() {
         let limits = &state.limits;
         let clock = DefaultClock::default();
-        let ip = req.peer_addr().map(|a| a.ip());
+        let ip = if state.settings.pages.trust_forwarded_for {
+            // The header may carry "ip" or "ip:port".
+            req.connection_info().realip_remote_addr().and_then(|a| {
+                a.parse::<IpAddr>()
+                    .ok()
+                    .or_else(|| a.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+            })
+        } else {
+            req.peer_addr().map(|a| a.ip())
+        };
         let ip_check = ip.map(|ip| limits.by_ip.check_key(&ip));
         let device_check = device_key(&req).map(|k| limits.by_device.check_key(&k));
         for check in [ip_check, device_check].into_iter().flatten() {
