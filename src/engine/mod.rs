@@ -297,6 +297,14 @@ impl Engine {
         tracing::info!("claim engine stopped; unused stock returned");
     }
 
+    /// Crashes the campaign's actor (tests only: the next claim must start a new one).
+    #[cfg(feature = "test-hooks")]
+    pub fn crash_actor(&self, campaign_id: Uuid) {
+        if let Some(addr) = self.shared.directory.running(campaign_id) {
+            addr.do_send(actor::Crash);
+        }
+    }
+
     /// Campaign actors running on this node.
     pub fn active_actors(&self) -> usize {
         self.shared.directory.len()

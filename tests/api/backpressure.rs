@@ -168,3 +168,46 @@ async fn an_idle_actor_leaves_and_its_successor_reloads_from_the_database() {
     };
     assert_eq!(issued, 2, "the new actor counted what the database holds");
 }
+
+#[actix_web::test]
+async fn a_crashed_actor_is_replaced_and_reloads_its_state() {
+    let db = fresh_database().await;
+    let app = spawn_app_on(db.clone(), test_settings).await;
+    let c = app
+        .create_campaign(json!({"name": "x", "total_limit": 3, "status": "active"}))
+        .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    assert_eq!(app.claim(&id, "a").await.0, 201);
+    assert_eq!(app.claim(&id, "b").await.0, 201);
+
+    app.engine.crash_actor(id.parse().unwrap());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The successor knows "a" already has a coupon and that only one is left.
+    let (status, body) = app.claim(&id, "a").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("consumer_limit_reached")),
+        "{body}"
+    );
+    assert_eq!(app.claim(&id, "c").await.0, 201);
+    let (status, body) = app.claim(&id, "d").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("sold_out")),
+        "{body}"
+    );
+    assert_eq!(allocated_and_issued(&db, &id).await, (3, 3));
+    // Proof that a new actor took over: it released its predecessor's lease and took one.
+    let leases: i64 = db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM campaign_leases WHERE campaign_id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(leases, 2);
+}

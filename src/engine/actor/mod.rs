@@ -69,6 +69,21 @@ impl Adjust {
     }
 }
 
+/// Panics inside the actor: only for tests that prove a crashed actor is replaced.
+#[cfg(feature = "test-hooks")]
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+#[cfg(feature = "test-hooks")]
+impl Handler<Crash> for CampaignActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Crash, _: &mut Context<Self>) {
+        panic!("campaign actor crashed on purpose (test hook)");
+    }
+}
+
 /// Commit what is queued, give back unused stock, stop.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
