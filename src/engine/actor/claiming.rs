@@ -118,9 +118,9 @@ impl CampaignActor {
         {
             return Err(ClaimError::Rejected(ClaimRejection::ConsumerLimitReached));
         }
-        if self.stock.sold_out() {
-            // Look again in the background now and then; answer from memory meanwhile.
-            self.request_stock(ctx);
+        // Sold out is answered from memory, except about once a second, when a claim goes
+        // on to ask the database again (stock may have come back from another node).
+        if self.stock.sold_out() && !self.stock.recheck_due() {
             return Err(ClaimError::Rejected(ClaimRejection::SoldOut));
         }
         if self.batcher.queued() + self.stock.waiting.len() >= self.settings.max_queued_claims {

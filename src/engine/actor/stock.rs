@@ -85,6 +85,11 @@ impl Stock {
         self.sold_out_at.is_some() && self.available() == 0
     }
 
+    pub fn recheck_due(&self) -> bool {
+        self.sold_out_at
+            .is_some_and(|at| at.elapsed() >= SOLD_OUT_RECHECK)
+    }
+
     pub fn clear_sold_out(&mut self) {
         self.sold_out_at = None;
     }
