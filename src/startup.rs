@@ -133,6 +133,8 @@ impl Application {
         let served = self.server.await;
         // Requests have drained; now commit what the actors hold and return unused stock.
         self.engine.shutdown().await;
+        // Close our connections before the server goes, rather than have it cut them.
+        self.store.pool().close();
         if let Some(cluster) = &self.embedded {
             tracing::info!("stopping the private PostgreSQL cluster");
             if let Err(e) = cluster.stop().await {

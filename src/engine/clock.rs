@@ -44,7 +44,7 @@ impl Clock {
     }
 
     /// Keeps the offset fresh for as long as the process runs.
-    pub fn spawn_sync(&self, store: Store, every: Duration) {
+    pub fn spawn_sync(&self, store: Store, every: Duration) -> tokio::task::JoinHandle<()> {
         let clock = self.clone();
         actix_web::rt::spawn(async move {
             loop {
@@ -53,6 +53,6 @@ impl Clock {
                 }
                 tokio::time::sleep(every).await;
             }
-        });
+        })
     }
 }

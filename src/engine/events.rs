@@ -139,7 +139,7 @@ impl Notifier {
         pending.drain().map(|(_, v)| v).collect()
     }
 
-    pub fn spawn(&self, store: Store) {
+    pub fn spawn(&self, store: Store) -> tokio::task::JoinHandle<()> {
         let notifier = self.clone();
         actix_web::rt::spawn(async move {
             let mut tick = tokio::time::interval(NOTIFY_EVERY);
@@ -148,7 +148,7 @@ impl Notifier {
                 tick.tick().await;
                 notifier.flush(&store).await;
             }
-        });
+        })
     }
 
     /// Sends what is pending now (also called on shutdown).
@@ -175,7 +175,11 @@ impl Notifier {
 
 /// Listens for other nodes' notifications and hands them to `deliver`, reconnecting
 /// after a lost connection.
-pub fn spawn_listener(store: Store, node: Uuid, deliver: impl Fn(RemoteChange) + 'static) {
+pub fn spawn_listener(
+    store: Store,
+    node: Uuid,
+    deliver: impl Fn(RemoteChange) + 'static,
+) -> tokio::task::JoinHandle<()> {
     actix_web::rt::spawn(async move {
         loop {
             match listen(&store, node, &deliver).await {
@@ -184,7 +188,7 @@ pub fn spawn_listener(store: Store, node: Uuid, deliver: impl Fn(RemoteChange) +
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-    });
+    })
 }
 
 async fn listen(

@@ -92,6 +92,9 @@ pub(crate) struct Shared {
     pub events: EventBus,
     pub notifier: Notifier,
     pub directory: Directory,
+    /// Background loops (clock sync, NOTIFY, LISTEN, lease keeper), ended on shutdown so
+    /// nothing talks to a database that is going away.
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 #[derive(Clone)]
@@ -116,19 +119,27 @@ impl Engine {
             node_id,
             settings,
             store: store.clone(),
+            tasks: Default::default(),
         });
-        clock.spawn_sync(store.clone(), Duration::from_secs(10));
-        shared.notifier.spawn(store.clone());
+        let mut tasks = vec![
+            clock.spawn_sync(store.clone(), Duration::from_secs(10)),
+            shared.notifier.spawn(store.clone()),
+        ];
         let weak = Arc::downgrade(&shared);
-        events::spawn_listener(store.clone(), node_id, move |change| {
-            if let Some(shared) = weak.upgrade() {
-                if let Some(addr) = shared.directory.running(change.campaign_id) {
-                    addr.do_send(Adjust::from_remote(&change));
+        tasks.push(events::spawn_listener(
+            store.clone(),
+            node_id,
+            move |change| {
+                if let Some(shared) = weak.upgrade() {
+                    if let Some(addr) = shared.directory.running(change.campaign_id) {
+                        addr.do_send(Adjust::from_remote(&change));
+                    }
+                    shared.events.publish(EngineEvent::Remote(change));
                 }
-                shared.events.publish(EngineEvent::Remote(change));
-            }
-        });
-        node::spawn_lease_keeper(Arc::downgrade(&shared));
+            },
+        ));
+        tasks.push(node::spawn_lease_keeper(Arc::downgrade(&shared)));
+        *shared.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
         tracing::info!(node = %node_id, "claim engine started");
         Engine { shared }
     }
@@ -293,6 +304,15 @@ impl Engine {
             let _ = tokio::time::timeout(Duration::from_secs(15), addr.send(Shutdown)).await;
         });
         futures_util::future::join_all(stops).await;
+        for task in self
+            .shared
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
         self.shared.notifier.flush(&self.shared.store).await;
         tracing::info!("claim engine stopped; unused stock returned");
     }

@@ -7,7 +7,7 @@ use super::actor::Adjust;
 use super::Shared;
 use crate::metrics::{LEASES_REAPED, LEASE_UNITS_RETURNED};
 
-pub(crate) fn spawn_lease_keeper(shared: Weak<Shared>) {
+pub(crate) fn spawn_lease_keeper(shared: Weak<Shared>) -> tokio::task::JoinHandle<()> {
     actix_web::rt::spawn(async move {
         let mut beats: u64 = 0;
         loop {
@@ -40,5 +40,5 @@ pub(crate) fn spawn_lease_keeper(shared: Weak<Shared>) {
             drop(s);
             tokio::time::sleep(ttl / 3).await;
         }
-    });
+    })
 }
