@@ -82,6 +82,7 @@ impl Application {
             secure_cookies,
             limits,
             stats_cache: Default::default(),
+            api_keys: Default::default(),
             signin,
         });
         let server = HttpServer::new(move || {

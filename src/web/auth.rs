@@ -67,7 +67,10 @@ impl FromRequest for ApiAuth {
             let presented = presented?;
             let state =
                 state.ok_or_else(|| AppError::internal(anyhow::anyhow!("AppState missing")))?;
-            let record = state.store.find_api_key(&presented.hash()).await?;
+            let record = state
+                .api_keys
+                .lookup(&state.store, presented.hash())
+                .await?;
             // Unknown and revoked answer alike: the caller learns nothing about other keys.
             let record = match record {
                 Some(r) if r.revoked_at.is_none() => r,
@@ -80,9 +83,6 @@ impl FromRequest for ApiAuth {
                     ));
                 }
             };
-            if let Err(e) = state.store.touch_api_key(record.key_id).await {
-                tracing::warn!(error = %e, "could not record API key use");
-            }
             Ok(ApiAuth {
                 key_id: record.key_id,
                 tenant_id: record.tenant_id,
@@ -90,5 +90,65 @@ impl FromRequest for ApiAuth {
                 scopes: record.scopes,
             })
         })
+    }
+}
+
+/// API keys as looked up in the last second. A flash sale over the API sends thousands of
+/// requests a second with one key; without this each would cost a query (and the
+/// `last_used_at` write) before reaching the engine. The price: a revoked key keeps
+/// working for up to [`ApiKeyCache::FRESH`] on a node that used it just before.
+#[derive(Default)]
+pub struct ApiKeyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<Vec<u8>, CachedKey>>,
+}
+
+#[derive(Clone)]
+struct CachedKey {
+    fetched: std::time::Instant,
+    record: Option<crate::store::ApiKeyRecord>,
+}
+
+impl ApiKeyCache {
+    pub const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+    /// Bounds memory against a flood of made-up keys.
+    const MAX_ENTRIES: usize = 10_000;
+
+    async fn lookup(
+        &self,
+        store: &crate::store::Store,
+        hash: Vec<u8>,
+    ) -> Result<Option<crate::store::ApiKeyRecord>, AppError> {
+        let cached = {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            entries
+                .get(&hash)
+                .filter(|c| c.fetched.elapsed() < Self::FRESH)
+                .map(|c| c.record.clone())
+        };
+        if let Some(record) = cached {
+            return Ok(record);
+        }
+        let record = store.find_api_key(&hash).await?;
+        if let Some(r) = record.as_ref().filter(|r| r.revoked_at.is_none()) {
+            // At most once a second per key here, and the store only writes once a minute.
+            if let Err(e) = store.touch_api_key(r.key_id).await {
+                tracing::warn!(error = %e, "could not record API key use");
+            }
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= Self::MAX_ENTRIES {
+            entries.retain(|_, c| c.fetched.elapsed() < Self::FRESH);
+            if entries.len() >= Self::MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            hash,
+            CachedKey {
+                fetched: std::time::Instant::now(),
+                record: record.clone(),
+            },
+        );
+        Ok(record)
     }
 }

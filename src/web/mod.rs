@@ -44,6 +44,7 @@ pub struct AppState {
     pub limits: middleware::RateLimits,
     /// "n left" for the claim page's poll.
     pub stats_cache: pages::StatsCache,
+    pub api_keys: auth::ApiKeyCache,
     /// Consumer sign-in providers (from `settings.signin`), with their discovery cache.
     pub signin: signin::Providers,
 }

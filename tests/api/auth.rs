@@ -95,3 +95,26 @@ async fn non_utf8_authorization_is_a_401_not_a_500() {
         (401, "malformed_authorization".into())
     );
 }
+
+#[actix_web::test]
+async fn a_revoked_key_stops_working_within_a_second_even_while_in_use() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.get("/api/v1/tenant").send().await.unwrap().status(),
+        200
+    );
+    let client = app.db.client().await;
+    client
+        .execute(
+            "UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1",
+            &[&app.tenant_id],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(
+        ecoupon::web::auth::ApiKeyCache::FRESH + std::time::Duration::from_millis(100),
+    )
+    .await;
+    let res = app.get("/api/v1/tenant").send().await.unwrap();
+    assert_eq!(error_code(res).await, (401, "invalid_api_key".into()));
+}
