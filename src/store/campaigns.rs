@@ -135,7 +135,8 @@ pub struct CampaignChange {
 
 /// Why an edit was not written.
 pub enum EditOutcome {
-    Updated(Box<CampaignRecord>),
+    /// The row as written, and its counts (the edit changes no coupon, only `remaining`).
+    Updated(Box<CampaignRecord>, CampaignStats),
     NotFound,
     Refused(CampaignError),
 }
@@ -263,7 +264,11 @@ impl Store {
                 .await?,
         );
         tx.commit().await?;
-        Ok(EditOutcome::Updated(Box::new(updated)))
+        let stats = CampaignStats {
+            remaining: (updated.total_limit - stats.issued).max(0),
+            ..stats
+        };
+        Ok(EditOutcome::Updated(Box::new(updated), stats))
     }
 }
 

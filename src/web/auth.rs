@@ -7,9 +7,11 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use uuid::Uuid;
 
+use super::ttl_cache::TtlCache;
 use super::AppState;
 use crate::domain::api_key::PresentedKey;
 use crate::error::{AppError, ErrorCode};
+use crate::store::{ApiKeyRecord, Store};
 
 /// An authenticated API caller. Taking it as a handler argument is what makes a route
 /// require a key.
@@ -97,58 +99,29 @@ impl FromRequest for ApiAuth {
 /// requests a second with one key; without this each would cost a query (and the
 /// `last_used_at` write) before reaching the engine. The price: a revoked key keeps
 /// working for up to [`ApiKeyCache::FRESH`] on a node that used it just before.
-#[derive(Default)]
-pub struct ApiKeyCache {
-    entries: std::sync::Mutex<std::collections::HashMap<Vec<u8>, CachedKey>>,
-}
+pub struct ApiKeyCache(TtlCache<Vec<u8>, Option<ApiKeyRecord>>);
 
-#[derive(Clone)]
-struct CachedKey {
-    fetched: std::time::Instant,
-    record: Option<crate::store::ApiKeyRecord>,
+impl Default for ApiKeyCache {
+    fn default() -> Self {
+        // The bound keeps a flood of made-up keys from growing memory.
+        ApiKeyCache(TtlCache::new(ApiKeyCache::FRESH, 10_000))
+    }
 }
 
 impl ApiKeyCache {
     pub const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
-    /// Bounds memory against a flood of made-up keys.
-    const MAX_ENTRIES: usize = 10_000;
 
-    async fn lookup(
-        &self,
-        store: &crate::store::Store,
-        hash: Vec<u8>,
-    ) -> Result<Option<crate::store::ApiKeyRecord>, AppError> {
-        let cached = {
-            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            entries
-                .get(&hash)
-                .filter(|c| c.fetched.elapsed() < Self::FRESH)
-                .map(|c| c.record.clone())
+    async fn lookup(&self, store: &Store, hash: Vec<u8>) -> Result<Option<ApiKeyRecord>, AppError> {
+        let load = || async {
+            let record = store.find_api_key(&hash).await?;
+            if let Some(r) = record.as_ref().filter(|r| r.revoked_at.is_none()) {
+                // At most once a second per key here, and the store only writes once a minute.
+                if let Err(e) = store.touch_api_key(r.key_id).await {
+                    tracing::warn!(error = %e, "could not record API key use");
+                }
+            }
+            Ok::<_, AppError>(record)
         };
-        if let Some(record) = cached {
-            return Ok(record);
-        }
-        let record = store.find_api_key(&hash).await?;
-        if let Some(r) = record.as_ref().filter(|r| r.revoked_at.is_none()) {
-            // At most once a second per key here, and the store only writes once a minute.
-            if let Err(e) = store.touch_api_key(r.key_id).await {
-                tracing::warn!(error = %e, "could not record API key use");
-            }
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= Self::MAX_ENTRIES {
-            entries.retain(|_, c| c.fetched.elapsed() < Self::FRESH);
-            if entries.len() >= Self::MAX_ENTRIES {
-                entries.clear();
-            }
-        }
-        entries.insert(
-            hash,
-            CachedKey {
-                fetched: std::time::Instant::now(),
-                record: record.clone(),
-            },
-        );
-        Ok(record)
+        self.0.get_or_load(hash.clone(), load).await
     }
 }

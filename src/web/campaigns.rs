@@ -210,12 +210,8 @@ pub async fn update(
         })
     });
     match state.store.edit_campaign(auth.tenant_id, *id, edit).await? {
-        EditOutcome::Updated(record) => {
+        EditOutcome::Updated(record, stats) => {
             state.engine.campaign_changed(&record);
-            let stats = state
-                .store
-                .campaign_stats(record.id, record.total_limit)
-                .await?;
             Ok(HttpResponse::Ok().json(CampaignView::new(
                 *record,
                 &state.settings.public_url(),

@@ -73,6 +73,24 @@ async fn load(
     Ok((campaign, rules, status))
 }
 
+/// The page state for this visitor, and their attempts `(coupon, won)`; a visitor with no
+/// identity yet costs no query.
+async fn judge(
+    state: &AppState,
+    campaign: &CampaignRecord,
+    rules: &CampaignRules,
+    status: CampaignStatus,
+    remaining: i64,
+    consumer: Option<&str>,
+) -> AppResult<(PageState, Vec<(Uuid, bool)>)> {
+    let mine = match consumer {
+        Some(c) => state.store.consumer_claims(campaign.id, c).await?,
+        None => Vec::new(),
+    };
+    let view = page_state(status, rules, state.engine.clock().now(), remaining, &mine);
+    Ok((view, mine))
+}
+
 #[derive(Deserialize)]
 pub struct PageQuery {
     busy: Option<u8>,
@@ -87,16 +105,15 @@ pub async fn show(
 ) -> AppResult<HttpResponse> {
     let page = PageCtx::new(&req, &state);
     let (campaign, rules, status) = load(&state, &slug).await?;
+    // Fresh counts here (the poll below may use a second-old copy): right after the last
+    // coupon goes, the next visitor must see "sold out".
     let stats = state
         .store
         .campaign_stats(campaign.id, campaign.total_limit)
         .await?;
-    let mine = state
-        .store
-        .consumer_claims(campaign.id, &page.session.consumer)
-        .await?;
+    let consumer = (!page.session.is_fresh()).then_some(page.session.consumer.as_str());
     let now = state.engine.clock().now();
-    let view = page_state(status, &rules, now, stats.remaining, &mine);
+    let (view, mine) = judge(&state, &campaign, &rules, status, stats.remaining, consumer).await?;
     let won = mine
         .iter()
         .rev()
@@ -208,22 +225,8 @@ pub async fn status(
         .stats_cache
         .get(&state.store, campaign.id, campaign.total_limit)
         .await?;
-    let mine = match &session {
-        Some(s) => {
-            state
-                .store
-                .consumer_claims(campaign.id, &s.consumer)
-                .await?
-        }
-        None => Vec::new(),
-    };
-    let view = page_state(
-        status,
-        &rules,
-        state.engine.clock().now(),
-        stats.remaining,
-        &mine,
-    );
+    let consumer = session.as_ref().map(|s| s.consumer.as_str());
+    let (view, _) = judge(&state, &campaign, &rules, status, stats.remaining, consumer).await?;
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(json!({"remaining": stats.remaining, "state": view})))

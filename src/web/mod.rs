@@ -27,6 +27,7 @@ pub mod session;
 pub mod signin;
 pub mod templates;
 mod tenant;
+mod ttl_cache;
 mod wallet;
 
 /// Shared by every request handler through `web::Data`.

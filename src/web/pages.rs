@@ -10,8 +10,10 @@ use uuid::Uuid;
 
 use super::i18n::{message, Lang};
 use super::session::Session;
+use super::ttl_cache::TtlCache;
 use super::AppState;
 use crate::error::{AppError, AppResult};
+use crate::store::{CampaignStats, Store};
 
 pub struct PageCtx {
     pub lang: Lang,
@@ -97,38 +99,20 @@ impl PageCtx {
 
 /// Campaign counts for the claim page's "n left" poll, at most a second old: a crowd
 /// watching one flash sale must not count its coupons thousands of times a second.
-#[derive(Default)]
-pub struct StatsCache {
-    entries: std::sync::Mutex<
-        std::collections::HashMap<Uuid, (std::time::Instant, crate::store::CampaignStats)>,
-    >,
+pub struct StatsCache(TtlCache<Uuid, CampaignStats>);
+
+impl Default for StatsCache {
+    fn default() -> Self {
+        StatsCache(TtlCache::new(std::time::Duration::from_secs(1), 10_000))
+    }
 }
 
 impl StatsCache {
-    const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
-
-    pub async fn get(
-        &self,
-        store: &crate::store::Store,
-        id: Uuid,
-        total_limit: i64,
-    ) -> AppResult<crate::store::CampaignStats> {
-        let cached = {
-            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            entries
-                .get(&id)
-                .filter(|(at, _)| at.elapsed() < Self::FRESH)
-                .map(|(_, s)| *s)
-        };
-        if let Some(stats) = cached {
-            return Ok(stats);
-        }
-        let stats = store.campaign_stats(id, total_limit).await?;
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.insert(id, (std::time::Instant::now(), stats));
-        if entries.len() > 10_000 {
-            entries.retain(|_, (at, _)| at.elapsed() < Self::FRESH);
-        }
+    pub async fn get(&self, store: &Store, id: Uuid, total_limit: i64) -> AppResult<CampaignStats> {
+        let stats = self
+            .0
+            .get_or_load(id, || store.campaign_stats(id, total_limit))
+            .await?;
         Ok(stats)
     }
 }

@@ -59,6 +59,11 @@ impl Session {
         serde_json::from_str(plain.value()).ok()
     }
 
+    /// Made by this request (no cookie came with it): such a consumer has no claims yet.
+    pub fn is_fresh(&self) -> bool {
+        self.changed
+    }
+
     /// Signed in with a provider: a new identity and a new CSRF token.
     pub fn sign_in(provider: &str, subject: &str) -> Session {
         Session {

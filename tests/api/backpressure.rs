@@ -5,20 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{fresh_database, spawn_app_on, test_settings, TestDatabase};
-
-async fn allocated_and_issued(db: &TestDatabase, campaign: &str) -> (i64, i64) {
-    let client = db.client().await;
-    let row = client
-        .query_one(
-            "SELECT allocated, (SELECT count(*) FROM coupons WHERE campaign_id = $1::text::uuid AND won)
-             FROM campaigns WHERE id = $1::text::uuid",
-            &[&campaign],
-        )
-        .await
-        .unwrap();
-    (row.get(0), row.get(1))
-}
+use crate::helpers::{fresh_database, spawn_app_on, stock_counts, test_settings};
 
 #[actix_web::test]
 async fn past_the_queue_bound_claims_get_busy_at_once() {
@@ -127,7 +114,7 @@ async fn a_failed_batch_fails_its_claims_and_gives_the_stock_back() {
         .await
         .unwrap();
     assert_eq!(app.claim(&id, "after").await.0, 201);
-    assert_eq!(allocated_and_issued(&db, &id).await.1, 2);
+    assert_eq!(stock_counts(&db, &id).await.0, 2);
 }
 
 #[actix_web::test]
@@ -147,7 +134,7 @@ async fn an_idle_actor_leaves_and_its_successor_reloads_from_the_database() {
     assert_eq!(app.engine.active_actors(), 1);
 
     let started = Instant::now();
-    while app.engine.active_actors() != 0 || allocated_and_issued(&db, &id).await.0 != 1 {
+    while app.engine.active_actors() != 0 || stock_counts(&db, &id).await.1 != 1 {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "idle actor never left"
@@ -197,7 +184,8 @@ async fn a_crashed_actor_is_replaced_and_reloads_its_state() {
         (409, Some("sold_out")),
         "{body}"
     );
-    assert_eq!(allocated_and_issued(&db, &id).await, (3, 3));
+    let (issued, allocated, _) = stock_counts(&db, &id).await;
+    assert_eq!((allocated, issued), (3, 3));
     // Proof that a new actor took over: it released its predecessor's lease and took one.
     let leases: i64 = db
         .client()

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::helpers::{fresh_database, spawn_app_on, test_settings, TestApp, TestDatabase};
+use crate::helpers::{
+    fresh_database, spawn_app_on, stock_counts, test_settings, TestApp, TestDatabase,
+};
 
 fn fast_leases(db: &TestDatabase) -> ecoupon::config::Settings {
     let mut s = test_settings(db);
@@ -38,19 +40,6 @@ async fn claim_at(
         // A killed node's connections fail; that is an unacknowledged claim.
         Err(e) => (0, serde_json::Value::String(format!("{e:?}"))),
     }
-}
-
-async fn db_counts(db: &TestDatabase, campaign: &str) -> (i64, i64, i64) {
-    let client = db.client().await;
-    let row = client
-        .query_one(
-            "SELECT (SELECT count(*) FROM coupons WHERE campaign_id = $1::text::uuid AND won),
-                    allocated, total_limit FROM campaigns WHERE id = $1::text::uuid",
-            &[&campaign],
-        )
-        .await
-        .unwrap();
-    (row.get(0), row.get(1), row.get(2))
 }
 
 async fn assert_every_ack_is_stored(db: &TestDatabase, acked: &[String]) {
@@ -114,7 +103,7 @@ async fn two_nodes_issue_exactly_the_limit_under_20000_concurrent_claims() {
         per_consumer.values().all(|n| *n == 1),
         "no consumer over the limit"
     );
-    let (issued, _, _) = db_counts(&db, &id).await;
+    let (issued, _, _) = stock_counts(&db, &id).await;
     assert_eq!(issued, 1000);
     assert_every_ack_is_stored(&db, &acked).await;
     let client = db.client().await;
@@ -192,7 +181,7 @@ async fn a_killed_node_strands_no_stock_once_reaped() {
     });
     let start = Instant::now();
     loop {
-        let (issued, _, _) = db_counts(&db, &id).await;
+        let (issued, _, _) = stock_counts(&db, &id).await;
         if issued >= 300 || start.elapsed() > Duration::from_secs(30) {
             break;
         }
@@ -212,7 +201,7 @@ async fn a_killed_node_strands_no_stock_once_reaped() {
     // A's reaper notices B's silence and gives its unused stock back.
     let start = Instant::now();
     loop {
-        let (issued, allocated, _) = db_counts(&db, &id).await;
+        let (issued, allocated, _) = stock_counts(&db, &id).await;
         assert!(
             issued <= allocated,
             "never more coupons than stock handed out"
@@ -228,7 +217,7 @@ async fn a_killed_node_strands_no_stock_once_reaped() {
     }
 
     // Every remaining unit can still be claimed, and not one more.
-    let (issued_before, _, limit) = db_counts(&db, &id).await;
+    let (issued_before, _, limit) = stock_counts(&db, &id).await;
     let left = (limit - issued_before) as usize;
     let statuses: Vec<u16> = futures_util::stream::iter(0..left + 50)
         .map(|i| {
@@ -240,7 +229,7 @@ async fn a_killed_node_strands_no_stock_once_reaped() {
         .collect()
         .await;
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), left);
-    let (issued, _, _) = db_counts(&db, &id).await;
+    let (issued, _, _) = stock_counts(&db, &id).await;
     assert_eq!(issued, limit, "exactly the limit, after a crash");
 }
 
@@ -258,7 +247,7 @@ async fn a_restarted_node_counts_what_the_database_holds() {
     a.stop().await;
     // Graceful stop returns the unused part of the lease.
     let start = Instant::now();
-    while db_counts(&db, &id).await.1 != 30 {
+    while stock_counts(&db, &id).await.1 != 30 {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "unused stock not returned on stop"
@@ -280,7 +269,7 @@ async fn a_restarted_node_counts_what_the_database_holds() {
         }
     };
     assert_eq!(counted, 31);
-    assert_eq!(db_counts(&db, &id).await.0, 31);
+    assert_eq!(stock_counts(&db, &id).await.0, 31);
 }
 
 #[actix_web::test]
@@ -310,7 +299,7 @@ async fn lowering_the_limit_takes_back_leased_stock() {
         }
     }
     assert_eq!(issued, 2);
-    assert_eq!(db_counts(&db, &id).await.0, 12);
+    assert_eq!(stock_counts(&db, &id).await.0, 12);
 }
 
 #[actix_web::test]

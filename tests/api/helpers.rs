@@ -391,3 +391,17 @@ pub async fn claim_with(
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or_default())
 }
+
+/// (won coupons, campaigns.allocated, total_limit) as the database holds them.
+pub async fn stock_counts(db: &TestDatabase, campaign: &str) -> (i64, i64, i64) {
+    let client = db.client().await;
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM coupons WHERE campaign_id = $1::text::uuid AND won),
+                    allocated, total_limit FROM campaigns WHERE id = $1::text::uuid",
+            &[&campaign],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
