@@ -263,14 +263,7 @@ async fn complete(b: &Client, app: &TestApp, callback_answer: Response) -> Strin
         session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Lax"),
         "{session_cookie}"
     );
-    let me: serde_json::Value = b
-        .get(app.url("/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = whoami(b, app).await;
     assert_eq!(me["signed_in"], true, "{me}");
     me["consumer"].as_str().unwrap().to_string()
 }
@@ -433,14 +426,7 @@ async fn tampered_id_tokens_are_refused() {
         let cb = through_provider(&b, app, provider, "mallory").await;
         let body = assert_refused(cb.send(&b).await, 400, code).await;
         assert!(body.contains(why), "{provider}: {body}");
-        let me: serde_json::Value = b
-            .get(app.url("/auth/me"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let me = whoami(&b, app).await;
         assert_eq!(me["signed_in"], false, "{provider}: {me}");
     }
     let consumers: i64 = app
@@ -579,14 +565,7 @@ async fn bad_and_replayed_callbacks_are_refused() {
     )
     .await;
 
-    let me: serde_json::Value = b
-        .get(app.url("/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = whoami(&b, app).await;
     assert_eq!(me["signed_in"], false, "{me}");
 }
 
@@ -692,4 +671,15 @@ async fn a_signed_in_consumer_claims_a_sign_in_campaign_and_finds_it_in_the_wall
         .await
         .unwrap();
     assert!(wallet.contains(&coupon));
+}
+
+/// What `/auth/me` says about this browser's session.
+async fn whoami(b: &Client, app: &TestApp) -> serde_json::Value {
+    b.get(app.url("/auth/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
