@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ecoupon::config::EngineSettings;
+use ecoupon::domain::campaign::{CampaignDraft, NewCampaign, RulesParams};
 use ecoupon::domain::consumer::ConsumerRef;
-use ecoupon::domain::tenant::{Email, TenantName};
+use ecoupon::domain::tenant::{Email, NewTenant, TenantName};
 use ecoupon::engine::Engine;
-use ecoupon::store::{run_migrations, NewCampaignRow, Store};
+use ecoupon::store::{run_migrations, Store};
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
@@ -38,7 +39,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn admin_config() -> anyhow::Result<(
     tokio_postgres::Config,
-    Option<ecoupon::store::embedded::EmbeddedPostgres>,
+    Option<ecoupon::private_cluster::EmbeddedPostgres>,
 )> {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         return Ok((url.parse()?, None));
@@ -49,7 +50,7 @@ async fn admin_config() -> anyhow::Result<(
         return Ok((local, None));
     }
     let root = std::env::temp_dir().join("ecoupon-bench-pg");
-    let cluster = ecoupon::store::embedded::EmbeddedPostgres::start(&root).await?;
+    let cluster = ecoupon::private_cluster::EmbeddedPostgres::start(&root).await?;
     Ok((cluster.connect_config("postgres"), Some(cluster)))
 }
 
@@ -81,13 +82,12 @@ async fn bench(
     settings.database.pool_size = 16;
     let store = Store::connect(config.clone(), &settings.database).await?;
     run_migrations(&store).await?;
-    let tenant = store
-        .create_tenant(
-            &TenantName::parse("Bench")?,
-            &Email::parse("bench@example.com")?,
-        )
-        .await?
-        .tenant_id;
+    let tenant = NewTenant::generate(
+        TenantName::parse("Bench")?,
+        Email::parse("bench@example.com")?,
+    );
+    store.insert_tenant(&tenant).await?;
+    let tenant = tenant.id;
     let engine = Engine::start(store.clone(), EngineSettings::default()).await;
 
     println!(
@@ -161,31 +161,30 @@ async fn bench(
 async fn campaign(store: &Store, tenant: Uuid, limit: i64) -> anyhow::Result<Uuid> {
     let id = Uuid::new_v4();
     let slug = id.simple().to_string();
-    store
-        .insert_campaign(NewCampaignRow {
-            id,
-            tenant_id: tenant,
-            slug: &slug[..12],
-            name: "bench",
-            description: "",
-            terms: "",
-            discount: None,
+    let draft = CampaignDraft {
+        name: "bench".into(),
+        description: None,
+        terms: None,
+        discount: None,
+        rules: RulesParams {
             total_limit: limit,
             per_consumer_limit: 1,
-            claim_starts_at: chrono::Utc::now() - chrono::Duration::minutes(1),
+            claim_starts_at: Some(chrono::Utc::now() - chrono::Duration::minutes(1)),
             claim_ends_at: None,
             use_starts_at: None,
             use_ends_at: None,
             valid_for_seconds: None,
             uses_per_coupon: 1,
             win_probability: None,
-            status: "active",
-            signin: "none",
-            code_length: 10,
-            code_prefix: "",
-            code_charset: "23456789ABCDEFGHJKMNPQRSTUVWXYZ",
-        })
-        .await?;
+        },
+        status: Some("active".into()),
+        signin: None,
+        code_length: None,
+        code_prefix: None,
+        code_charset: None,
+    };
+    let new = NewCampaign::parse(draft, chrono::Utc::now()).map_err(|e| anyhow::anyhow!(e))?;
+    store.insert_campaign(id, tenant, &slug[..12], &new).await?;
     Ok(id)
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ecoupon::config::Settings;
-use ecoupon::domain::tenant::{Email, TenantName};
+use ecoupon::domain::tenant::{Email, NewTenant, TenantName};
 use ecoupon::startup::Application;
 use serde_json::json;
 
@@ -66,20 +66,18 @@ async fn run(phase: Duration) -> anyhow::Result<()> {
     settings.log.level = "error".into();
     ecoupon::telemetry::init(&settings.log);
     let app = Application::build(settings).await?;
-    let tenant = app
-        .store()
-        .create_tenant(
-            &TenantName::parse("Bench")?,
-            &Email::parse("bench@example.com")?,
-        )
-        .await?;
+    let tenant = NewTenant::generate(
+        TenantName::parse("Bench")?,
+        Email::parse("bench@example.com")?,
+    );
+    app.store().insert_tenant(&tenant).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     let server = actix_web::rt::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CROWD)
         .build()?;
-    let key = Arc::new(tenant.api_key);
+    let key = Arc::new(tenant.api_key.plaintext);
 
     println!(
         "ecoupon HTTP claim load test: {} s per phase, {CROWD} requests in flight\n",

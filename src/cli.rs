@@ -8,9 +8,9 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::config::Settings;
-use crate::domain::tenant::{Email, TenantName};
+use crate::domain::tenant::{Email, NewTenant, TenantName};
 use crate::startup::{open_database, Application};
-use crate::store::{run_migrations, CreatedTenant, Store};
+use crate::store::{run_migrations, Store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -118,8 +118,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             with_store(&settings, |store| async move {
                 run_migrations(&store).await?;
-                let created = store.create_tenant(&name, &email).await?;
-                print_tenant(&created, json);
+                let tenant = generate_tenant(move || NewTenant::generate(name, email)).await?;
+                store.insert_tenant(&tenant).await?;
+                print_tenant(&tenant, json);
                 Ok(())
             })
             .await
@@ -132,12 +133,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let public_url = settings.public_url();
     let app = Application::build(settings).await?;
     if demo {
-        if let Some(created) = app.store().create_demo_tenant_if_empty().await? {
+        let demo = generate_tenant(NewTenant::demo).await?;
+        if app.store().insert_tenant_if_none(&demo).await? {
             println!("Demo tenant created. These secrets are shown once:");
-            print_tenant(&created, false);
+            print_tenant(&demo, false);
             println!(
                 "Try: curl -H 'Authorization: Bearer {}' {public_url}/api/v1/tenant",
-                created.api_key
+                demo.api_key.plaintext
             );
         }
     }
@@ -162,21 +164,29 @@ where
     result
 }
 
-fn print_tenant(created: &CreatedTenant, as_json: bool) {
+/// Argon2 hashing inside takes tens of milliseconds: keep it off the async workers.
+async fn generate_tenant(
+    make: impl FnOnce() -> NewTenant + Send + 'static,
+) -> anyhow::Result<NewTenant> {
+    Ok(tokio::task::spawn_blocking(make).await?)
+}
+
+fn print_tenant(tenant: &NewTenant, as_json: bool) {
+    let password = tenant.owner_password.expose();
     if as_json {
         println!(
             "{}",
             json!({
-                "tenant_id": created.tenant_id,
-                "owner_email": created.owner_email,
-                "owner_password": created.owner_password.expose(),
-                "api_key": created.api_key,
+                "tenant_id": tenant.id,
+                "owner_email": tenant.owner.as_str(),
+                "owner_password": password,
+                "api_key": tenant.api_key.plaintext,
             })
         );
     } else {
-        println!("tenant_id: {}", created.tenant_id);
-        println!("owner_email: {}", created.owner_email);
-        println!("owner_password: {}", created.owner_password.expose());
-        println!("api_key: {}", created.api_key);
+        println!("tenant_id: {}", tenant.id);
+        println!("owner_email: {}", tenant.owner.as_str());
+        println!("owner_password: {password}");
+        println!("api_key: {}", tenant.api_key.plaintext);
     }
 }

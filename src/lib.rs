@@ -1,17 +1,25 @@
-//! ecoupon: a self-hosted digital coupon platform.
-//!
-//! - [`domain`]: pure rules (no IO).
-//! - [`store`]: every SQL statement, and the private PostgreSQL cluster.
-//! - [`web`]: HTTP handlers; every URL is listed in [`web::routes`].
-//! - [`startup`] wires them together; [`cli`] is what `main` runs.
+//! ecoupon: a self-hosted digital coupon platform. The map of the crate, one line a module
+//! (dependencies point down this list: `web` uses `engine` uses `store` uses `domain`):
 
+/// What `main` runs: `serve`, `migrate`, `tenant create`.
 pub mod cli;
+/// Settings from a TOML file, `ECOUPON_*` variables and flags; generated secrets.
 pub mod config;
+/// Pure business rules: parsing, limits, windows, codes. No IO.
 pub mod domain;
+/// The claim engine: one actor per campaign, leased stock, group-committed claims.
 pub mod engine;
-pub mod error;
+/// Metric names and the Prometheus recorder.
 pub mod metrics;
+/// The OpenID Connect client behind consumer sign-in (LINE, Google, Apple, generic).
+pub mod oidc;
+/// A private PostgreSQL cluster from the machine's binaries, when no DATABASE_URL is set.
+pub mod private_cluster;
+/// Builds the application (database, engine, HTTP server) and stops it cleanly.
 pub mod startup;
+/// Every SQL statement, behind [`store::Store`]; the schema is in `migrations/`.
 pub mod store;
+/// Logging setup (JSON lines, `RUST_LOG`).
 pub mod telemetry;
+/// HTTP: one module per page or resource; every URL is listed in [`web::routes`].
 pub mod web;

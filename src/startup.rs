@@ -10,9 +10,9 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::{Secrets, Settings};
 use crate::engine::Engine;
-use crate::error::{AppError, ErrorCode};
-use crate::store::embedded::EmbeddedPostgres;
+use crate::private_cluster::EmbeddedPostgres;
 use crate::store::{run_migrations, Store};
+use crate::web::error::{AppError, ErrorCode};
 use crate::web::middleware;
 use crate::web::templates::Templates;
 use crate::web::{routes, AppState};
@@ -69,7 +69,7 @@ impl Application {
         let limits = middleware::RateLimits::new(&settings.pages);
         let secure_cookies = settings.public_url().starts_with("https://");
         let signin =
-            crate::web::signin::Providers::from_settings(&settings.signin, &settings.public_url())?;
+            crate::oidc::Providers::from_settings(&settings.signin, &settings.public_url())?;
         let engine = Engine::start(store.clone(), settings.engine.clone()).await;
         let state = web::Data::new(AppState {
             store: store.clone(),
@@ -135,7 +135,7 @@ impl Application {
         // Requests have drained; now commit what the actors hold and return unused stock.
         self.engine.shutdown().await;
         // Close our connections before the server goes, rather than have it cut them.
-        self.store.pool().close();
+        self.store.close();
         if let Some(cluster) = &self.embedded {
             tracing::info!("stopping the private PostgreSQL cluster");
             if let Err(e) = cluster.stop().await {

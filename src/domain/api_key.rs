@@ -4,7 +4,6 @@
 
 use rand::distributions::Alphanumeric;
 use rand::Rng;
-use sha2::{Digest, Sha256};
 
 const TAG: &str = "eck_";
 const ID_LEN: usize = 8;
@@ -74,7 +73,7 @@ impl PresentedKey {
 }
 
 fn hash(key: &str) -> Vec<u8> {
-    Sha256::digest(key.as_bytes()).to_vec()
+    super::token::sha256(key)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::{fmt, str::FromStr};
 use rand::{seq::SliceRandom, Rng};
 use serde::{Deserialize, Serialize};
 
-use super::campaign::coded_enum;
+use super::coded::coded_enum;
 
 /// 0/O and 1/I/L are left out: they get misread on receipts and over the phone.
 const UNAMBIGUOUS: &str = "23456789ABCDEFGHJKMNPQRSTUVWXYZ";

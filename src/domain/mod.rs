@@ -3,10 +3,12 @@
 
 pub mod api_key;
 pub mod campaign;
+mod coded;
 pub mod consumer;
 pub mod coupon_code;
 pub mod image;
 pub mod redemption;
 pub mod tenant;
 pub mod theme;
+pub mod token;
 pub mod verification;

@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::campaign::{coded_enum, CampaignRules};
+use super::campaign::CampaignRules;
+use super::coded::coded_enum;
 
 impl CampaignRules {
     /// `(valid_from, expires_at)` for a coupon claimed at `claimed_at`.

@@ -8,6 +8,8 @@ use argon2::password_hash::{
 use argon2::Argon2;
 use rand::Rng;
 
+use super::api_key::NewApiKey;
+
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TenantInputError {
     #[error("tenant name must be 1 to 100 characters")]
@@ -116,6 +118,43 @@ impl GeneratedPassword {
 impl fmt::Debug for GeneratedPassword {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("GeneratedPassword(***)")
+    }
+}
+
+/// A tenant about to be created, with the secrets it starts with: a generated owner
+/// password and a first API key with every scope. The plaintexts are shown once and
+/// stored nowhere; the store writes only their hashes.
+pub struct NewTenant {
+    pub id: uuid::Uuid,
+    pub name: TenantName,
+    pub owner: Email,
+    pub owner_password: GeneratedPassword,
+    pub owner_password_hash: String,
+    pub api_key: NewApiKey,
+}
+
+impl NewTenant {
+    /// Hashes the password with Argon2, tens of milliseconds of CPU: call it off the
+    /// async workers (`spawn_blocking`).
+    pub fn generate(name: TenantName, owner: Email) -> NewTenant {
+        let owner_password = GeneratedPassword::generate();
+        NewTenant {
+            id: uuid::Uuid::new_v4(),
+            owner_password_hash: hash_password(owner_password.expose()),
+            owner_password,
+            name,
+            owner,
+            api_key: NewApiKey::generate(),
+        }
+    }
+
+    /// The tenant a first start against an empty database creates, so there is
+    /// something to try.
+    pub fn demo() -> NewTenant {
+        NewTenant::generate(
+            TenantName("Demo Shop".into()),
+            Email("owner@demo.example".into()),
+        )
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -28,15 +28,12 @@ impl Clock {
     }
 
     /// Measures the offset once: the database time against the midpoint of the round trip.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn sync(&self, store: &Store) -> Result<(), crate::store::StoreError> {
-        let client = store.pool().get().await?;
-        let sent = Instant::now();
-        let local_before = Utc::now();
-        let row = client.query_one("SELECT clock_timestamp()", &[]).await?;
-        let rtt = sent.elapsed();
-        let db: DateTime<Utc> = row.get(0);
-        let midpoint = local_before + TimeDelta::from_std(rtt / 2).unwrap_or_default();
-        let offset = (db - midpoint).num_microseconds().unwrap_or(0);
+        let sample = store.clock_sample().await?;
+        let half_trip = TimeDelta::from_std(sample.round_trip / 2).unwrap_or_default();
+        let midpoint = sample.local_before + half_trip;
+        let offset = (sample.database - midpoint).num_microseconds().unwrap_or(0);
         self.offset_us.store(offset, Ordering::Relaxed);
         // Exported as "this node minus the database", the usual sign for skew alerts.
         metrics::gauge!(CLOCK_SKEW).set(-(offset as f64) / 1e6);
@@ -46,7 +43,7 @@ impl Clock {
     /// Keeps the offset fresh for as long as the process runs.
     pub fn spawn_sync(&self, store: Store, every: Duration) -> tokio::task::JoinHandle<()> {
         let clock = self.clone();
-        actix_web::rt::spawn(async move {
+        tokio::spawn(async move {
             loop {
                 if let Err(e) = clock.sync(&store).await {
                     tracing::warn!(error = %e, "clock sync with the database failed");

@@ -9,14 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
-pub const CHANNEL: &str = "ecoupon_events";
 pub const NOTIFY_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Serialize)]
@@ -141,7 +139,7 @@ impl Notifier {
 
     pub fn spawn(&self, store: Store) -> tokio::task::JoinHandle<()> {
         let notifier = self.clone();
-        actix_web::rt::spawn(async move {
+        tokio::spawn(async move {
             let mut tick = tokio::time::interval(NOTIFY_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -152,23 +150,18 @@ impl Notifier {
     }
 
     /// Sends what is pending now (also called on shutdown).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn flush(&self, store: &Store) {
         let changes = self.take();
         if changes.is_empty() {
             return;
         }
-        let client = match store.pool().get().await {
-            Ok(c) => c,
-            Err(e) => return tracing::warn!(error = %e, "cannot notify other nodes"),
-        };
-        for change in changes {
-            let payload = serde_json::to_string(&change).unwrap_or_default();
-            if let Err(e) = client
-                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
-                .await
-            {
-                tracing::warn!(error = %e, "NOTIFY failed");
-            }
+        let payloads: Vec<String> = changes
+            .iter()
+            .filter_map(|c| serde_json::to_string(c).ok())
+            .collect();
+        if let Err(e) = store.notify(&payloads).await {
+            tracing::warn!(error = %e, "cannot notify other nodes");
         }
     }
 }
@@ -178,9 +171,9 @@ impl Notifier {
 pub fn spawn_listener(
     store: Store,
     node: Uuid,
-    deliver: impl Fn(RemoteChange) + 'static,
+    deliver: impl Fn(RemoteChange) + Send + Sync + 'static,
 ) -> tokio::task::JoinHandle<()> {
-    actix_web::rt::spawn(async move {
+    tokio::spawn(async move {
         loop {
             match listen(&store, node, &deliver).await {
                 Ok(()) => tracing::warn!("LISTEN connection closed; reconnecting"),
@@ -195,29 +188,14 @@ async fn listen(
     store: &Store,
     node: Uuid,
     deliver: &impl Fn(RemoteChange),
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = store.connect_raw().await?;
-    let mut rx = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let sql = format!("LISTEN {CHANNEL}");
-    let listening = client.batch_execute(&sql);
-    // The connection must be polled for LISTEN itself to complete.
-    tokio::pin!(listening);
-    let mut listening_done = false;
-    loop {
-        tokio::select! {
-            res = &mut listening, if !listening_done => { res?; listening_done = true; }
-            msg = rx.next() => match msg {
-                None => return Ok(()),
-                Some(Err(e)) => return Err(e),
-                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
-                    match serde_json::from_str::<RemoteChange>(n.payload()) {
-                        Ok(change) if change.node != node => deliver(change),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "ignoring a malformed notification"),
-                    }
-                }
-                Some(Ok(_)) => {}
-            }
+) -> Result<(), StoreError> {
+    let mut listener = store.listen().await?;
+    while let Some(payload) = listener.next().await {
+        match serde_json::from_str::<RemoteChange>(&payload?) {
+            Ok(change) if change.node != node => deliver(change),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "ignoring a malformed notification"),
         }
     }
+    Ok(())
 }

@@ -105,6 +105,7 @@ pub struct Engine {
 impl Engine {
     /// Starts the engine's background work: clock sync, lease heartbeat and reaper,
     /// NOTIFY sender and LISTEN receiver. Must run inside the actix system.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn start(store: Store, settings: EngineSettings) -> Engine {
         let node_id = Uuid::new_v4();
         let clock = Clock::default();
@@ -157,6 +158,7 @@ impl Engine {
     }
 
     /// Claims one coupon. Answers only once the coupon is committed, or with a reason.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, campaign_id = %campaign_id))]
     pub async fn claim(
         &self,
         tenant_id: Uuid,
@@ -185,6 +187,7 @@ impl Engine {
     }
 
     /// Uses a coupon once; exactly once however many requests race.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id))]
     pub async fn redeem(
         &self,
         tenant_id: Uuid,
@@ -241,6 +244,7 @@ impl Engine {
     }
 
     /// Undoes a redemption within the configured window.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, redemption_id = %redemption_id))]
     pub async fn undo_redemption(
         &self,
         tenant_id: Uuid,
@@ -298,6 +302,7 @@ impl Engine {
     }
 
     /// Graceful stop: every actor commits what it holds and returns unused stock.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn shutdown(&self) {
         let actors = self.shared.directory.drain();
         let stops = actors.into_iter().map(|addr| async move {

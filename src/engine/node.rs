@@ -8,7 +8,7 @@ use super::Shared;
 use crate::metrics::{LEASES_REAPED, LEASE_UNITS_RETURNED};
 
 pub(crate) fn spawn_lease_keeper(shared: Weak<Shared>) -> tokio::task::JoinHandle<()> {
-    actix_web::rt::spawn(async move {
+    tokio::spawn(async move {
         let mut beats: u64 = 0;
         loop {
             let Some(s) = shared.upgrade() else { return };

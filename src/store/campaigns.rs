@@ -4,9 +4,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
-use crate::domain::campaign::{CampaignError, CampaignRules, RulesParams};
+use crate::domain::campaign::{
+    CampaignError, CampaignRules, CampaignStatus, Discount, NewCampaign, RulesParams,
+};
+use crate::domain::consumer::SigninMode;
+use crate::domain::coupon_code::{Charset, CodeFormat};
 
-/// A campaign exactly as stored. Values were validated on the way in.
+/// A campaign as stored, parsed back into domain types on the way out (see [`record`]).
 #[derive(Debug, Clone)]
 pub struct CampaignRecord {
     pub id: Uuid,
@@ -15,70 +19,16 @@ pub struct CampaignRecord {
     pub name: String,
     pub description: String,
     pub terms: String,
-    pub discount: Option<serde_json::Value>,
-    pub total_limit: i64,
-    pub per_consumer_limit: i32,
-    pub claim_starts_at: DateTime<Utc>,
-    pub claim_ends_at: Option<DateTime<Utc>>,
-    pub use_starts_at: Option<DateTime<Utc>>,
-    pub use_ends_at: Option<DateTime<Utc>>,
-    pub valid_for_seconds: Option<i64>,
-    pub uses_per_coupon: i32,
-    pub win_probability: Option<f64>,
-    pub status: String,
-    pub code_length: i32,
-    pub code_prefix: String,
-    /// The characters codes are drawn from.
-    pub code_charset: String,
+    pub discount: Option<Discount>,
+    pub rules: CampaignRules,
+    pub status: CampaignStatus,
+    /// Whether a device is a consumer, or consumers sign in first.
+    pub signin: SigninMode,
+    pub codes: CodeFormat,
     pub allocated: i64,
-    /// 'none' (a device is a consumer) or 'required' (sign in first).
-    pub signin: String,
     pub image_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl CampaignRecord {
-    /// The stored rules, parsed again: rows are only written from parsed rules, so this
-    /// fails only if the database was edited by hand.
-    pub fn rules(&self) -> Result<CampaignRules, CampaignError> {
-        CampaignRules::parse(RulesParams {
-            total_limit: self.total_limit,
-            per_consumer_limit: self.per_consumer_limit.into(),
-            claim_starts_at: self.claim_starts_at,
-            claim_ends_at: self.claim_ends_at,
-            use_starts_at: self.use_starts_at,
-            use_ends_at: self.use_ends_at,
-            valid_for_seconds: self.valid_for_seconds,
-            uses_per_coupon: self.uses_per_coupon.into(),
-            win_probability: self.win_probability,
-        })
-    }
-}
-
-/// Fields of a new campaign, already parsed by the domain layer.
-pub struct NewCampaignRow<'a> {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub slug: &'a str,
-    pub name: &'a str,
-    pub description: &'a str,
-    pub terms: &'a str,
-    pub discount: Option<serde_json::Value>,
-    pub total_limit: i64,
-    pub per_consumer_limit: i32,
-    pub claim_starts_at: DateTime<Utc>,
-    pub claim_ends_at: Option<DateTime<Utc>>,
-    pub use_starts_at: Option<DateTime<Utc>>,
-    pub use_ends_at: Option<DateTime<Utc>>,
-    pub valid_for_seconds: Option<i64>,
-    pub uses_per_coupon: i32,
-    pub win_probability: Option<f64>,
-    pub status: &'a str,
-    pub signin: &'a str,
-    pub code_length: i32,
-    pub code_prefix: &'a str,
-    pub code_charset: &'a str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -92,34 +42,69 @@ const COLUMNS: &str = "id, tenant_id, slug, name, description, terms, discount, 
     per_consumer_limit, claim_starts_at, claim_ends_at, use_starts_at, use_ends_at, valid_for_seconds, \
     uses_per_coupon, win_probability, status, code_length, code_prefix, allocated, created_at, updated_at, signin, image_id, code_charset";
 
-fn record(r: &tokio_postgres::Row) -> CampaignRecord {
-    CampaignRecord {
-        id: r.get(0),
+/// Rows are only written from parsed values, so a row that fails to parse was edited by
+/// hand (or by a newer build): it is an error to report, never "not found".
+fn record(r: &tokio_postgres::Row) -> Result<CampaignRecord, StoreError> {
+    let id: Uuid = r.get(0);
+    let corrupt = |what: &str, why: String| {
+        tracing::error!(campaign = %id, what, why, "stored campaign row does not parse");
+        StoreError::Corrupt(format!("campaign {id}: {what}: {why}"))
+    };
+    let discount: Option<serde_json::Value> = r.get(6);
+    let discount = discount
+        .map(serde_json::from_value::<Discount>)
+        .transpose()
+        .map_err(|e| corrupt("discount", e.to_string()))?;
+    let per_consumer_limit: i32 = r.get(8);
+    let uses_per_coupon: i32 = r.get(14);
+    let rules = CampaignRules::parse(
+        RulesParams {
+            total_limit: r.get(7),
+            per_consumer_limit: per_consumer_limit.into(),
+            claim_starts_at: Some(r.get(9)),
+            claim_ends_at: r.get(10),
+            use_starts_at: r.get(11),
+            use_ends_at: r.get(12),
+            valid_for_seconds: r.get(13),
+            uses_per_coupon: uses_per_coupon.into(),
+            win_probability: r.get(15),
+        },
+        r.get(9),
+    )
+    .map_err(|e| corrupt("rules", e.to_string()))?;
+    let status: &str = r.get(16);
+    let signin: &str = r.get(22);
+    let code_length: i32 = r.get(17);
+    let charset = Charset::parse(r.get(24)).map_err(|e| corrupt("code_charset", e.to_string()))?;
+    let codes = CodeFormat::new(
+        usize::try_from(code_length).map_err(|e| corrupt("code_length", e.to_string()))?,
+        r.get(18),
+        charset,
+    )
+    .map_err(|e| corrupt("code format", e.to_string()))?;
+    Ok(CampaignRecord {
+        id,
         tenant_id: r.get(1),
         slug: r.get(2),
         name: r.get(3),
         description: r.get(4),
         terms: r.get(5),
-        discount: r.get(6),
-        total_limit: r.get(7),
-        per_consumer_limit: r.get(8),
-        claim_starts_at: r.get(9),
-        claim_ends_at: r.get(10),
-        use_starts_at: r.get(11),
-        use_ends_at: r.get(12),
-        valid_for_seconds: r.get(13),
-        uses_per_coupon: r.get(14),
-        win_probability: r.get(15),
-        status: r.get(16),
-        code_length: r.get(17),
-        code_prefix: r.get(18),
+        discount,
+        rules,
+        status: status
+            .parse()
+            .map_err(|e: CampaignError| corrupt("status", e.to_string()))?,
+        signin: SigninMode::parse(signin).map_err(|_| corrupt("signin", signin.to_owned()))?,
+        codes,
         allocated: r.get(19),
         created_at: r.get(20),
         updated_at: r.get(21),
-        signin: r.get(22),
         image_id: r.get(23),
-        code_charset: r.get(24),
-    }
+    })
+}
+
+fn maybe_record(row: Option<tokio_postgres::Row>) -> Result<Option<CampaignRecord>, StoreError> {
+    row.as_ref().map(record).transpose()
 }
 
 /// A change to apply under the campaign's row lock, after seeing the current row and stats.
@@ -129,7 +114,7 @@ pub type CampaignEdit = Box<
 
 /// What an edit decided to write.
 pub struct CampaignChange {
-    pub status: String,
+    pub status: CampaignStatus,
     pub total_limit: i64,
 }
 
@@ -142,9 +127,13 @@ pub enum EditOutcome {
 }
 
 impl Store {
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, id = %id))]
     pub async fn insert_campaign(
         &self,
-        row: NewCampaignRow<'_>,
+        id: Uuid,
+        tenant_id: Uuid,
+        slug: &str,
+        campaign: &NewCampaign,
     ) -> Result<CampaignRecord, StoreError> {
         let client = self.pool.get().await?;
         let sql = format!(
@@ -154,38 +143,49 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
              RETURNING {COLUMNS}"
         );
+        let rules = campaign.rules();
+        let discount = campaign
+            .discount()
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("discount: {e}")))?;
+        let codes = campaign.codes();
+        let code_length = i32::try_from(codes.length())
+            .map_err(|e| StoreError::Corrupt(format!("code_length: {e}")))?;
         let r = client
             .query_one(
                 &sql,
                 &[
-                    &row.id,
-                    &row.tenant_id,
-                    &row.slug,
-                    &row.name,
-                    &row.description,
-                    &row.terms,
-                    &row.discount,
-                    &row.total_limit,
-                    &row.per_consumer_limit,
-                    &row.claim_starts_at,
-                    &row.claim_ends_at,
-                    &row.use_starts_at,
-                    &row.use_ends_at,
-                    &row.valid_for_seconds,
-                    &row.uses_per_coupon,
-                    &row.win_probability,
-                    &row.status,
-                    &row.signin,
-                    &row.code_length,
-                    &row.code_prefix,
-                    &row.code_charset,
+                    &id,
+                    &tenant_id,
+                    &slug,
+                    &campaign.name(),
+                    &campaign.description(),
+                    &campaign.terms(),
+                    &discount,
+                    &rules.total_limit(),
+                    &rules.per_consumer_limit(),
+                    &rules.claim_starts_at(),
+                    &rules.claim_ends_at(),
+                    &rules.use_starts_at(),
+                    &rules.use_ends_at(),
+                    &rules.valid_for_seconds(),
+                    &rules.uses_per_coupon(),
+                    &rules.win_probability(),
+                    &campaign.status().as_str(),
+                    &campaign.signin().as_str(),
+                    &code_length,
+                    &codes.prefix(),
+                    &codes.charset().as_str(),
                 ],
             )
             .await?;
-        Ok(record(&r))
+        record(&r)
     }
 
     /// A tenant's campaign; another tenant's id finds nothing.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, id = %id))]
     pub async fn campaign(
         &self,
         tenant_id: Uuid,
@@ -193,27 +193,26 @@ impl Store {
     ) -> Result<Option<CampaignRecord>, StoreError> {
         let client = self.pool.get().await?;
         let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1 AND tenant_id = $2");
-        Ok(client
-            .query_opt(&sql, &[&id, &tenant_id])
-            .await?
-            .as_ref()
-            .map(record))
+        maybe_record(client.query_opt(&sql, &[&id, &tenant_id]).await?)
     }
 
     /// Any campaign by id, for the engine (which checks the tenant itself).
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub async fn campaign_by_id(&self, id: Uuid) -> Result<Option<CampaignRecord>, StoreError> {
         let client = self.pool.get().await?;
         let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1");
-        Ok(client.query_opt(&sql, &[&id]).await?.as_ref().map(record))
+        maybe_record(client.query_opt(&sql, &[&id]).await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn campaign_by_slug(&self, slug: &str) -> Result<Option<CampaignRecord>, StoreError> {
         let client = self.pool.get().await?;
         let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE slug = $1");
-        Ok(client.query_opt(&sql, &[&slug]).await?.as_ref().map(record))
+        maybe_record(client.query_opt(&sql, &[&slug]).await?)
     }
 
     /// Issued and redeemed as the database knows them, across every node.
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub async fn campaign_stats(
         &self,
         id: Uuid,
@@ -225,6 +224,7 @@ impl Store {
 
     /// Applies `edit` while holding the campaign's row lock, so the issued count it sees
     /// cannot grow past a lowered limit: leases take the same lock to take stock.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, id = %id))]
     pub async fn edit_campaign(
         &self,
         tenant_id: Uuid,
@@ -235,22 +235,17 @@ impl Store {
         let tx = client.transaction().await?;
         let sql =
             format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1 AND tenant_id = $2 FOR UPDATE");
-        let Some(current) = tx
-            .query_opt(&sql, &[&id, &tenant_id])
-            .await?
-            .as_ref()
-            .map(record)
-        else {
+        let Some(current) = maybe_record(tx.query_opt(&sql, &[&id, &tenant_id]).await?)? else {
             return Ok(EditOutcome::NotFound);
         };
-        let stats = stats(&tx, id, current.total_limit).await?;
+        let stats = stats(&tx, id, current.rules.total_limit()).await?;
         let change = match edit(&current, &stats) {
             Ok(change) => change,
             Err(reason) => return Ok(EditOutcome::Refused(reason)),
         };
         // Stock that nodes leased but have not used must fit under a lowered limit too:
         // revoke every live lease (their nodes notice at their next flush and lease anew).
-        let returned = if change.total_limit < current.total_limit {
+        let returned = if change.total_limit < current.rules.total_limit() {
             super::leases::revoke_campaign_leases(&tx, id).await?
         } else {
             0
@@ -260,12 +255,15 @@ impl Store {
              WHERE id = $1 RETURNING {COLUMNS}"
         );
         let updated = record(
-            &tx.query_one(&sql, &[&id, &change.status, &change.total_limit, &returned])
-                .await?,
-        );
+            &tx.query_one(
+                &sql,
+                &[&id, &change.status.as_str(), &change.total_limit, &returned],
+            )
+            .await?,
+        )?;
         tx.commit().await?;
         let stats = CampaignStats {
-            remaining: (updated.total_limit - stats.issued).max(0),
+            remaining: (updated.rules.total_limit() - stats.issued).max(0),
             ..stats
         };
         Ok(EditOutcome::Updated(Box::new(updated), stats))

@@ -71,6 +71,7 @@ pub enum UndoOutcome {
 impl Store {
     /// Writes a batch in one transaction. Rows that break the per-consumer index are
     /// skipped (`ON CONFLICT DO NOTHING`) and reported with the consumer's current seqs.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, campaign_id = %campaign_id, rows = rows.len()))]
     pub async fn insert_claim_batch(
         &self,
         tenant_id: Uuid,
@@ -184,6 +185,7 @@ impl Store {
     }
 
     /// The seqs a consumer holds on a campaign (for an actor that has not seen them).
+    #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = %campaign_id))]
     pub async fn consumer_seqs(
         &self,
         campaign_id: Uuid,
@@ -201,6 +203,7 @@ impl Store {
 
     /// Uses one use of a coupon, exactly once however many requests race: the row lock
     /// serialises them and each sees the uses the previous one left.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id))]
     pub async fn redeem(
         &self,
         tenant_id: Uuid,
@@ -253,6 +256,7 @@ impl Store {
     }
 
     /// Undoes a redemption within `window_secs` of it, giving the use back.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, id = %id))]
     pub async fn undo_redemption(
         &self,
         tenant_id: Uuid,

@@ -52,6 +52,7 @@ pub struct CompletedSignin {
 
 impl Store {
     /// Records a sign-in in progress, and clears out rows long expired.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn create_signin_request(
         &self,
         new: &NewSigninRequest<'_>,
@@ -88,6 +89,7 @@ impl Store {
     }
 
     /// Uses a sign-in's state, once: a second callback with the same state gets `Used`.
+    #[tracing::instrument(level = "debug", skip_all, fields(provider = %provider))]
     pub async fn take_signin_request(
         &self,
         state_hash: &[u8],
@@ -125,6 +127,7 @@ impl Store {
 
     /// The provider vouched for `subject`: records the consumer (or when they were last
     /// seen) and arms the one-time completion token. Returns the consumer's id.
+    #[tracing::instrument(level = "debug", skip_all, fields(provider = %provider))]
     pub async fn finish_signin(
         &self,
         state_hash: &[u8],
@@ -163,6 +166,7 @@ impl Store {
     }
 
     /// Uses a completion token, once, within two minutes of the callback.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn complete_signin(
         &self,
         completion_hash: &[u8],

@@ -6,6 +6,7 @@ use super::{Store, StoreError};
 
 impl Store {
     /// Stores an image (already checked by content) for a tenant.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, bytes = bytes.len()))]
     pub async fn insert_image(
         &self,
         tenant_id: Uuid,
@@ -24,6 +25,7 @@ impl Store {
     }
 
     /// (content type, bytes)
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub async fn image(&self, id: Uuid) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         let client = self.pool.get().await?;
         let row = client
@@ -36,6 +38,7 @@ impl Store {
     }
 
     /// Points a tenant's campaign at an image. False: no such campaign for this tenant.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, campaign_id = %campaign_id))]
     pub async fn set_campaign_image(
         &self,
         tenant_id: Uuid,
@@ -52,6 +55,7 @@ impl Store {
         Ok(n == 1)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id))]
     pub async fn set_tenant_logo(&self, tenant_id: Uuid, image_id: Uuid) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
         client
@@ -64,6 +68,7 @@ impl Store {
     }
 
     /// Changes the given settings; None leaves one as it is.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id))]
     pub async fn update_tenant_settings(
         &self,
         tenant_id: Uuid,

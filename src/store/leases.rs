@@ -31,6 +31,7 @@ pub struct ReapedLease {
 
 impl Store {
     /// Takes up to `want` units of stock. `None`: nothing is left to lease.
+    #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = %campaign_id, want))]
     pub async fn take_lease(
         &self,
         campaign_id: Uuid,
@@ -68,6 +69,7 @@ impl Store {
 
     /// Gives back what a lease did not use. Returns the units given back (0 if it was
     /// already released, e.g. by the reaper or a lowered limit).
+    #[tracing::instrument(level = "debug", skip_all, fields(lease_id = %lease_id))]
     pub async fn release_lease(&self, lease_id: Uuid) -> Result<i64, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -77,6 +79,7 @@ impl Store {
     }
 
     /// Keeps this node's leases alive. Returns how many are live.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn heartbeat_leases(&self, node_id: Uuid) -> Result<u64, StoreError> {
         let client = self.pool.get().await?;
         Ok(client
@@ -89,6 +92,7 @@ impl Store {
 
     /// Takes back the unused stock of leases whose node has been silent for `ttl`.
     /// Several nodes may reap at once: row locks make each lease go back exactly once.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn reap_leases(&self, ttl: Duration) -> Result<Vec<ReapedLease>, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -105,6 +109,7 @@ impl Store {
 
     /// This node's live leases on a campaign: an actor restarted after a crash releases
     /// the ones its predecessor held.
+    #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = %campaign_id))]
     pub async fn node_leases(
         &self,
         node_id: Uuid,

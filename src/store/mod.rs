@@ -8,24 +8,25 @@ use tokio_postgres::NoTls;
 
 use crate::config::DatabaseSettings;
 
+mod admin;
 mod campaigns;
 mod claims;
 mod consumers;
-pub mod embedded;
 mod images;
 mod leases;
 mod migrate;
+mod notify;
 mod tenants;
 mod wallet;
 
-pub use campaigns::{
-    CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, EditOutcome, NewCampaignRow,
-};
+pub use admin::{ensure_database, AdminError};
+pub use campaigns::{CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, EditOutcome};
 pub use claims::{BatchOutcome, ClaimRow, RedeemOutcome, RedemptionRecord, UndoOutcome};
 pub use consumers::{CompletedSignin, NewSigninRequest, PendingSignin, TakeSignin};
 pub use leases::{Lease, ReapedLease};
 pub use migrate::{latest_migration, run_migrations};
-pub use tenants::{ApiKeyRecord, CreatedTenant};
+pub use notify::{ClockSample, Listener};
+pub use tenants::ApiKeyRecord;
 pub use wallet::{Theme, WalletCoupon};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,9 @@ pub enum StoreError {
     Migration(String),
     #[error("{0}")]
     Conflict(String),
+    /// A stored row that does not parse back into domain types (edited by hand?).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
 }
 
 /// The database, as the rest of the crate sees it.
@@ -95,13 +99,14 @@ impl Store {
         }
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    /// Stops handing out connections and closes idle ones (at shutdown).
+    pub fn close(&self) {
+        self.pool.close();
     }
 
     /// A dedicated connection outside the pool, for sessions that hold advisory locks or
     /// LISTEN: those must not be handed to another request afterwards.
-    pub async fn dedicated_connection(&self) -> Result<tokio_postgres::Client, StoreError> {
+    async fn dedicated_connection(&self) -> Result<tokio_postgres::Client, StoreError> {
         let (client, connection) = self.pg_config.connect(NoTls).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -111,20 +116,8 @@ impl Store {
         Ok(client)
     }
 
-    /// A connection whose messages the caller polls itself (for LISTEN notifications).
-    pub async fn connect_raw(
-        &self,
-    ) -> Result<
-        (
-            tokio_postgres::Client,
-            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-        ),
-        tokio_postgres::Error,
-    > {
-        self.pg_config.connect(NoTls).await
-    }
-
     /// `/readyz`: the database answers and its schema is the one this build expects.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn readiness(&self) -> Result<(), String> {
         let client = self
             .pool

@@ -4,16 +4,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
-use crate::domain::api_key::{NewApiKey, SCOPES_ALL};
-use crate::domain::tenant::{hash_password, Email, GeneratedPassword, Role, TenantName};
-
-/// What `tenant create` hands out once: the plaintext secrets are not stored anywhere.
-pub struct CreatedTenant {
-    pub tenant_id: Uuid,
-    pub owner_email: String,
-    pub owner_password: GeneratedPassword,
-    pub api_key: String,
-}
+use crate::domain::api_key::SCOPES_ALL;
+use crate::domain::tenant::{NewTenant, Role};
 
 #[derive(Debug, Clone)]
 pub struct ApiKeyRecord {
@@ -26,42 +18,38 @@ pub struct ApiKeyRecord {
 
 impl Store {
     /// Creates a tenant with its owner and a first API key, in one transaction.
-    pub async fn create_tenant(
-        &self,
-        name: &TenantName,
-        owner: &Email,
-    ) -> Result<CreatedTenant, StoreError> {
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant = %tenant.id))]
+    pub async fn insert_tenant(&self, tenant: &NewTenant) -> Result<(), StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let created = insert_tenant(&tx, name, owner).await?;
+        insert_tenant(&tx, tenant).await?;
         tx.commit().await?;
-        Ok(created)
+        Ok(())
     }
 
-    /// Creates the demo tenant if, and only if, the database has no tenant yet. Two nodes
-    /// starting together serialise on a transaction-scoped advisory lock.
-    pub async fn create_demo_tenant_if_empty(&self) -> Result<Option<CreatedTenant>, StoreError> {
-        const DEMO_LOCK: i64 = 0x6563_6f75_706f_6e02;
+    /// Creates `tenant` if, and only if, the database has no tenant yet (the demo on a
+    /// first start). Two nodes starting together serialise on a transaction-scoped
+    /// advisory lock. Returns whether it was created.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant = %tenant.id))]
+    pub async fn insert_tenant_if_none(&self, tenant: &NewTenant) -> Result<bool, StoreError> {
+        const FIRST_TENANT_LOCK: i64 = 0x6563_6f75_706f_6e02;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&DEMO_LOCK])
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FIRST_TENANT_LOCK])
             .await?;
         let any: bool = tx
             .query_one("SELECT EXISTS (SELECT 1 FROM tenants)", &[])
             .await?
             .get(0);
         if any {
-            return Ok(None);
+            return Ok(false);
         }
-        let name =
-            TenantName::parse("Demo Shop").map_err(|e| StoreError::Conflict(e.to_string()))?;
-        let owner =
-            Email::parse("owner@demo.example").map_err(|e| StoreError::Conflict(e.to_string()))?;
-        let created = insert_tenant(&tx, &name, &owner).await?;
+        insert_tenant(&tx, tenant).await?;
         tx.commit().await?;
-        Ok(Some(created))
+        Ok(true)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn find_api_key(&self, key_hash: &[u8]) -> Result<Option<ApiKeyRecord>, StoreError> {
         let client = self.pool.get().await?;
         let stmt = client
@@ -82,6 +70,7 @@ impl Store {
     }
 
     /// Records use at minute granularity, so a hot key does not write on every request.
+    #[tracing::instrument(level = "debug", skip_all, fields(key_id = %key_id))]
     pub async fn touch_api_key(&self, key_id: Uuid) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
         let stmt = client
@@ -94,6 +83,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, key_id = %key_id))]
     pub async fn revoke_api_key(&self, tenant_id: Uuid, key_id: Uuid) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;
         let n = client
@@ -108,37 +98,23 @@ impl Store {
 
 async fn insert_tenant(
     tx: &tokio_postgres::Transaction<'_>,
-    name: &TenantName,
-    owner: &Email,
-) -> Result<CreatedTenant, StoreError> {
-    let tenant_id = Uuid::new_v4();
-    let password = GeneratedPassword::generate();
-    let key = NewApiKey::generate();
+    tenant: &NewTenant,
+) -> Result<(), StoreError> {
     let scopes: Vec<String> = SCOPES_ALL.iter().map(|s| s.to_string()).collect();
-    // Argon2 takes tens of milliseconds of CPU; keep it off the async workers.
-    let plain = password.expose().to_string();
-    let phc = tokio::task::spawn_blocking(move || hash_password(&plain))
-        .await
-        .map_err(|e| StoreError::Conflict(format!("password hashing failed: {e}")))?;
     tx.execute(
         "INSERT INTO tenants (id, name) VALUES ($1, $2)",
-        &[&tenant_id, &name.as_str()],
+        &[&tenant.id, &tenant.name.as_str()],
     )
     .await?;
     tx.execute(
         "INSERT INTO merchant_users (id, tenant_id, email, role, password_hash) VALUES ($1, $2, $3, $4, $5)",
-        &[&Uuid::new_v4(), &tenant_id, &owner.as_str(), &Role::Owner.as_str(), &phc],
+        &[&Uuid::new_v4(), &tenant.id, &tenant.owner.as_str(), &Role::Owner.as_str(), &tenant.owner_password_hash],
     )
     .await?;
     tx.execute(
         "INSERT INTO api_keys (id, tenant_id, name, prefix, key_hash, scopes) VALUES ($1, $2, 'default', $3, $4, $5)",
-        &[&Uuid::new_v4(), &tenant_id, &key.prefix, &key.hash, &scopes],
+        &[&Uuid::new_v4(), &tenant.id, &tenant.api_key.prefix, &tenant.api_key.hash, &scopes],
     )
     .await?;
-    Ok(CreatedTenant {
-        tenant_id,
-        owner_email: owner.as_str().to_string(),
-        owner_password: password,
-        api_key: key.plaintext,
-    })
+    Ok(())
 }

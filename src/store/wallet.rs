@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
+use crate::domain::campaign::Discount;
 
 /// A coupon as its owner sees it.
 #[derive(Debug, Clone)]
@@ -13,7 +14,7 @@ pub struct WalletCoupon {
     pub campaign_id: Uuid,
     pub campaign_name: String,
     pub campaign_slug: String,
-    pub discount: Option<serde_json::Value>,
+    pub discount: Option<Discount>,
     pub terms: String,
     pub code: String,
     pub claimed_at: DateTime<Utc>,
@@ -41,13 +42,24 @@ const WALLET_COLUMNS: &str = "c.id, c.tenant_id, c.campaign_id, k.name, k.slug, 
     (SELECT max(r.redeemed_at) FROM redemptions r WHERE r.coupon_id = c.id AND r.undone_at IS NULL)";
 
 fn wallet_coupon(r: &tokio_postgres::Row) -> WalletCoupon {
+    let campaign_id: Uuid = r.get(2);
+    // One unreadable discount must not hide the consumer's whole wallet: log it, show none.
+    let discount = r
+        .get::<_, Option<serde_json::Value>>(5)
+        .and_then(|v| match serde_json::from_value::<Discount>(v) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::error!(campaign = %campaign_id, error = %e, "stored discount does not parse");
+                None
+            }
+        });
     WalletCoupon {
         id: r.get(0),
         tenant_id: r.get(1),
-        campaign_id: r.get(2),
+        campaign_id,
         campaign_name: r.get(3),
         campaign_slug: r.get(4),
-        discount: r.get(5),
+        discount,
         terms: r.get(6),
         code: r.get(7),
         claimed_at: r.get(8),
@@ -62,6 +74,7 @@ fn wallet_coupon(r: &tokio_postgres::Row) -> WalletCoupon {
 
 impl Store {
     /// The consumer's attempts on a campaign: (coupon id, won), oldest first.
+    #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = %campaign_id))]
     pub async fn consumer_claims(
         &self,
         campaign_id: Uuid,
@@ -78,6 +91,7 @@ impl Store {
     }
 
     /// Every coupon the consumer won, newest first.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn wallet(&self, consumer: &str) -> Result<Vec<WalletCoupon>, StoreError> {
         let client = self.pool.get().await?;
         let sql = format!(
@@ -93,6 +107,7 @@ impl Store {
     }
 
     /// One of the consumer's coupons; someone else's is None.
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
     pub async fn wallet_coupon(
         &self,
         consumer: &str,
@@ -110,6 +125,7 @@ impl Store {
             .map(wallet_coupon))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id))]
     pub async fn theme(&self, tenant_id: Uuid) -> Result<Option<Theme>, StoreError> {
         let client = self.pool.get().await?;
         let row = client

@@ -11,7 +11,7 @@ use handlebars::{
 };
 use rust_embed::RustEmbed;
 
-use crate::error::{AppError, AppResult};
+use crate::web::error::{AppError, AppResult};
 
 #[derive(RustEmbed)]
 #[folder = "assets/"]

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::ttl_cache::TtlCache;
 use super::AppState;
 use crate::domain::api_key::PresentedKey;
-use crate::error::{AppError, ErrorCode};
 use crate::store::{ApiKeyRecord, Store};
+use crate::web::error::{AppError, ErrorCode};
 
 /// An authenticated API caller. Taking it as a handler argument is what makes a route
 /// require a key.

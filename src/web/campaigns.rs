@@ -1,18 +1,22 @@
 //! `/api/v1/campaigns`: create, read and change campaigns.
 
+use std::collections::BTreeMap;
+
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use rand::Rng;
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::auth::ApiAuth;
 use super::AppState;
 use crate::domain::campaign::{
-    CampaignError, CampaignStatus, NewCampaign, NewCampaignRequest, StatusAction,
+    CampaignDraft, CampaignError, CampaignStatus, Discount, NewCampaign, RawDiscount, RulesParams,
+    StatusAction,
 };
-use crate::error::{AppError, AppResult};
-use crate::store::{CampaignChange, CampaignRecord, CampaignStats, EditOutcome, NewCampaignRow};
+use crate::store::{CampaignChange, CampaignRecord, CampaignStats, EditOutcome};
+use crate::web::error::{AppError, AppResult};
 
 /// The campaign as the API shows it.
 #[derive(Serialize)]
@@ -23,19 +27,12 @@ pub struct CampaignView {
     name: String,
     description: String,
     terms: String,
-    discount: Option<serde_json::Value>,
-    total_limit: i64,
-    per_consumer_limit: i32,
-    claim_starts_at: DateTime<Utc>,
-    claim_ends_at: Option<DateTime<Utc>>,
-    use_starts_at: Option<DateTime<Utc>>,
-    use_ends_at: Option<DateTime<Utc>>,
-    valid_for_seconds: Option<i64>,
-    uses_per_coupon: i32,
-    win_probability: Option<f64>,
-    status: String,
-    signin: String,
-    code_length: i32,
+    discount: Option<Discount>,
+    #[serde(flatten)]
+    rules: RulesParams,
+    status: CampaignStatus,
+    signin: &'static str,
+    code_length: usize,
     code_prefix: String,
     code_charset: String,
     created_at: DateTime<Utc>,
@@ -54,24 +51,61 @@ impl CampaignView {
             description: r.description,
             terms: r.terms,
             discount: r.discount,
-            total_limit: r.total_limit,
-            per_consumer_limit: r.per_consumer_limit,
-            claim_starts_at: r.claim_starts_at,
-            claim_ends_at: r.claim_ends_at,
-            use_starts_at: r.use_starts_at,
-            use_ends_at: r.use_ends_at,
-            valid_for_seconds: r.valid_for_seconds,
-            uses_per_coupon: r.uses_per_coupon,
-            win_probability: r.win_probability,
+            rules: r.rules.params().clone(),
             status: r.status,
-            signin: r.signin,
-            code_length: r.code_length,
-            code_prefix: r.code_prefix,
-            code_charset: r.code_charset,
+            signin: r.signin.as_str(),
+            code_length: r.codes.length(),
+            code_prefix: r.codes.prefix().to_owned(),
+            code_charset: r.codes.charset().as_str().to_owned(),
             created_at: r.created_at,
             updated_at: r.updated_at,
             stats,
         }
+    }
+}
+
+/// `POST /api/v1/campaigns`' body: the draft's fields, with the rules inline. Unknown
+/// members are refused (a typo must not silently fall back to a default).
+#[derive(Deserialize)]
+#[serde(try_from = "RequestFields")]
+pub struct NewCampaignRequest(CampaignDraft);
+
+#[derive(Deserialize)]
+struct RequestFields {
+    name: String,
+    description: Option<String>,
+    terms: Option<String>,
+    discount: Option<RawDiscount>,
+    status: Option<String>,
+    signin: Option<String>,
+    code_length: Option<i64>,
+    code_prefix: Option<String>,
+    code_charset: Option<String>,
+    #[serde(flatten)]
+    rules: RulesParams,
+    // Flattened structs take their own members first; what is left lands here.
+    #[serde(flatten)]
+    unknown: BTreeMap<String, IgnoredAny>,
+}
+
+impl TryFrom<RequestFields> for NewCampaignRequest {
+    type Error = String;
+    fn try_from(f: RequestFields) -> Result<Self, String> {
+        if let Some(name) = f.unknown.keys().next() {
+            return Err(format!("unknown field `{name}`"));
+        }
+        Ok(NewCampaignRequest(CampaignDraft {
+            name: f.name,
+            description: f.description,
+            terms: f.terms,
+            discount: f.discount,
+            rules: f.rules,
+            status: f.status,
+            signin: f.signin,
+            code_length: f.code_length,
+            code_prefix: f.code_prefix,
+            code_charset: f.code_charset,
+        }))
     }
 }
 
@@ -99,41 +133,11 @@ pub async fn create(
     body: web::Json<NewCampaignRequest>,
 ) -> AppResult<HttpResponse> {
     auth.require_scope("campaigns:write")?;
-    let campaign = NewCampaign::parse(body.into_inner(), state.engine.clock().now())
+    let campaign = NewCampaign::parse(body.into_inner().0, state.engine.clock().now())
         .map_err(campaign_error)?;
-    let rules = campaign.rules().params();
-    let discount = campaign
-        .discount()
-        .as_ref()
-        .map(serde_json::to_value)
-        .transpose()
-        .map_err(AppError::internal)?;
-    let slug = new_slug();
     let record = state
         .store
-        .insert_campaign(NewCampaignRow {
-            id: Uuid::new_v4(),
-            tenant_id: auth.tenant_id,
-            slug: &slug,
-            name: campaign.name(),
-            description: campaign.description(),
-            terms: campaign.terms(),
-            discount,
-            total_limit: rules.total_limit,
-            per_consumer_limit: campaign.rules().per_consumer_limit(),
-            claim_starts_at: rules.claim_starts_at,
-            claim_ends_at: rules.claim_ends_at,
-            use_starts_at: rules.use_starts_at,
-            use_ends_at: rules.use_ends_at,
-            valid_for_seconds: rules.valid_for_seconds,
-            uses_per_coupon: campaign.rules().uses_per_coupon(),
-            win_probability: rules.win_probability,
-            status: campaign.status().as_str(),
-            signin: campaign.signin().as_str(),
-            code_length: i32::try_from(campaign.codes().length()).unwrap_or(10),
-            code_prefix: campaign.codes().prefix(),
-            code_charset: campaign.codes().charset().as_str(),
-        })
+        .insert_campaign(Uuid::new_v4(), auth.tenant_id, &new_slug(), &campaign)
         .await?;
     let view = CampaignView::new(record, &state.settings.public_url(), None);
     Ok(HttpResponse::Created().json(view))
@@ -152,7 +156,7 @@ pub async fn show(
         .ok_or_else(|| AppError::not_found("campaign"))?;
     let stats = state
         .store
-        .campaign_stats(record.id, record.total_limit)
+        .campaign_stats(record.id, record.rules.total_limit())
         .await?;
     Ok(HttpResponse::Ok().json(CampaignView::new(
         record,
@@ -190,22 +194,19 @@ pub async fn update(
         ));
     }
     let edit = Box::new(move |current: &CampaignRecord, stats: &CampaignStats| {
-        let status: CampaignStatus = current.status.parse()?;
         let status = match action {
-            Some(a) => status.apply(a)?,
-            None => status,
+            Some(a) => current.status.apply(a)?,
+            None => current.status,
         };
         let total_limit = match patch.total_limit {
             Some(limit) => {
-                current
-                    .rules()?
-                    .validate_limit_change(limit, stats.issued)?;
+                current.rules.validate_limit_change(limit, stats.issued)?;
                 limit
             }
-            None => current.total_limit,
+            None => current.rules.total_limit(),
         };
         Ok(CampaignChange {
-            status: status.as_str().to_string(),
+            status,
             total_limit,
         })
     });

@@ -11,10 +11,10 @@ use uuid::Uuid;
 use super::pages::{discount_text, show_time, theme_url, PageCtx};
 use super::AppState;
 use crate::domain::campaign::{CampaignRules, CampaignStatus, ClaimRejection};
-use crate::domain::consumer::ConsumerRef;
+use crate::domain::consumer::{ConsumerRef, SigninMode};
 use crate::engine::ClaimError;
-use crate::error::{AppError, AppResult};
 use crate::store::CampaignRecord;
+use crate::web::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -59,18 +59,12 @@ pub fn page_state(
     }
 }
 
-async fn load(
-    state: &AppState,
-    slug: &str,
-) -> AppResult<(CampaignRecord, CampaignRules, CampaignStatus)> {
-    let campaign = state
+async fn load(state: &AppState, slug: &str) -> AppResult<CampaignRecord> {
+    state
         .store
         .campaign_by_slug(slug)
         .await?
-        .ok_or_else(|| AppError::not_found("campaign"))?;
-    let rules = campaign.rules().map_err(AppError::internal)?;
-    let status = campaign.status.parse().map_err(AppError::internal)?;
-    Ok((campaign, rules, status))
+        .ok_or_else(|| AppError::not_found("campaign"))
 }
 
 /// The page state for this visitor, and their attempts `(coupon, won)`; a visitor with no
@@ -78,8 +72,6 @@ async fn load(
 async fn judge(
     state: &AppState,
     campaign: &CampaignRecord,
-    rules: &CampaignRules,
-    status: CampaignStatus,
     remaining: i64,
     consumer: Option<&str>,
 ) -> AppResult<(PageState, Vec<(Uuid, bool)>)> {
@@ -87,7 +79,8 @@ async fn judge(
         Some(c) => state.store.consumer_claims(campaign.id, c).await?,
         None => Vec::new(),
     };
-    let view = page_state(status, rules, state.engine.clock().now(), remaining, &mine);
+    let now = state.engine.clock().now();
+    let view = page_state(campaign.status, &campaign.rules, now, remaining, &mine);
     Ok((view, mine))
 }
 
@@ -104,36 +97,36 @@ pub async fn show(
     query: web::Query<PageQuery>,
 ) -> AppResult<HttpResponse> {
     let page = PageCtx::new(&req, &state);
-    let (campaign, rules, status) = load(&state, &slug).await?;
+    let campaign = load(&state, &slug).await?;
     // Fresh counts here (the poll below may use a second-old copy): right after the last
     // coupon goes, the next visitor must see "sold out".
     let stats = state
         .store
-        .campaign_stats(campaign.id, campaign.total_limit)
+        .campaign_stats(campaign.id, campaign.rules.total_limit())
         .await?;
     let consumer = (!page.session.is_fresh()).then_some(page.session.consumer.as_str());
     let now = state.engine.clock().now();
-    let (view, mine) = judge(&state, &campaign, &rules, status, stats.remaining, consumer).await?;
+    let (view, mine) = judge(&state, &campaign, stats.remaining, consumer).await?;
     let won = mine
         .iter()
         .rev()
         .find(|(_, won)| *won)
         .map(|(id, _)| format!("/my/coupons/{id}"));
-    let needs_signin = campaign.signin == "required" && !page.session.signed_in;
+    let needs_signin = campaign.signin == SigninMode::Required && !page.session.signed_in;
     let theme = state.store.theme(campaign.tenant_id).await?;
     let logo_url = theme
         .as_ref()
         .and_then(|t| t.logo_image_id)
         .map(super::images::image_url);
     let shop = theme.map(|t| t.tenant_name);
-    let period = match rules.claim_ends_at() {
+    let period = match campaign.rules.claim_ends_at() {
         Some(end) => page
             .t("claim.period_until")
-            .replace("{start}", &show_time(rules.claim_starts_at()))
+            .replace("{start}", &show_time(campaign.rules.claim_starts_at()))
             .replace("{end}", &show_time(end)),
         None => page
             .t("claim.period_from")
-            .replace("{start}", &show_time(rules.claim_starts_at())),
+            .replace("{start}", &show_time(campaign.rules.claim_starts_at())),
     };
     let data = json!({
         "title": campaign.name,
@@ -150,9 +143,9 @@ pub async fn show(
         "terms": campaign.terms,
         "discount": discount_text(page.lang, campaign.discount.as_ref()),
         "period": period,
-        "valid_days": campaign.valid_for_seconds.map(|s| (s + 86_399) / 86_400),
+        "valid_days": campaign.rules.valid_for_seconds().map(|s| (s + 86_399) / 86_400),
         "remaining": stats.remaining,
-        "starts_at": rules.claim_starts_at().to_rfc3339(),
+        "starts_at": campaign.rules.claim_starts_at().to_rfc3339(),
         "server_now": now.to_rfc3339(),
         "coupon_url": won,
         "busy": query.busy.is_some(),
@@ -191,9 +184,9 @@ pub async fn claim(
 ) -> AppResult<HttpResponse> {
     let page = PageCtx::new(&req, &state);
     page.session.check_csrf(&form.csrf)?;
-    let (campaign, _, _) = load(&state, &slug).await?;
+    let campaign = load(&state, &slug).await?;
     let back = format!("/c/{}", campaign.slug);
-    if campaign.signin == "required" && !page.session.signed_in {
+    if campaign.signin == SigninMode::Required && !page.session.signed_in {
         return Ok(page.redirect(&state, &format!("/auth/signin?return_to={back}")));
     }
     let consumer = ConsumerRef::parse(&page.session.consumer)
@@ -220,13 +213,13 @@ pub async fn status(
     slug: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let session = super::session::Session::read(&req, &state.cookie_key);
-    let (campaign, rules, status) = load(&state, &slug).await?;
+    let campaign = load(&state, &slug).await?;
     let stats = state
         .stats_cache
-        .get(&state.store, campaign.id, campaign.total_limit)
+        .get(&state.store, campaign.id, campaign.rules.total_limit())
         .await?;
     let consumer = session.as_ref().map(|s| s.consumer.as_str());
-    let (view, _) = judge(&state, &campaign, &rules, status, stats.remaining, consumer).await?;
+    let (view, _) = judge(&state, &campaign, stats.remaining, consumer).await?;
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(json!({"remaining": stats.remaining, "state": view})))
@@ -239,18 +232,18 @@ mod tests {
 
     fn rules(limit: i64, start: i64, end: Option<i64>) -> CampaignRules {
         let t = |s| DateTime::from_timestamp(s, 0).unwrap();
-        CampaignRules::parse(RulesParams {
+        let params = RulesParams {
             total_limit: 10,
             per_consumer_limit: limit,
-            claim_starts_at: t(start),
+            claim_starts_at: Some(t(start)),
             claim_ends_at: end.map(t),
             use_starts_at: None,
             use_ends_at: None,
             valid_for_seconds: None,
             uses_per_coupon: 1,
             win_probability: None,
-        })
-        .unwrap()
+        };
+        CampaignRules::parse(params, t(0)).unwrap()
     }
 
     #[test]

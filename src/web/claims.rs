@@ -9,7 +9,7 @@ use super::auth::ApiAuth;
 use super::AppState;
 use crate::domain::consumer::ConsumerRef;
 use crate::engine::ClaimError;
-use crate::error::{AppError, AppResult, ErrorCode};
+use crate::web::error::{AppError, AppResult, ErrorCode};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::AppState;
-use crate::error::{AppError, ErrorCode};
+use crate::web::error::{AppError, ErrorCode};
 
 /// The process is up and serving HTTP; nothing else is checked, so a slow database never
 /// gets a healthy process restarted.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::auth::ApiAuth;
 use super::AppState;
 use crate::domain::image::{ImageKind, MAX_IMAGE_BYTES};
-use crate::error::{AppError, AppResult};
+use crate::web::error::{AppError, AppResult};
 
 /// Body limit for uploads: the image limit plus a little, so "too large" is our own answer.
 pub fn upload_limit() -> web::PayloadConfig {

@@ -14,6 +14,7 @@ pub mod auth;
 mod campaigns;
 mod claim_page;
 mod claims;
+pub mod error;
 mod health;
 pub mod i18n;
 mod images;
@@ -47,5 +48,5 @@ pub struct AppState {
     pub stats_cache: pages::StatsCache,
     pub api_keys: auth::ApiKeyCache,
     /// Consumer sign-in providers (from `settings.signin`), with their discovery cache.
-    pub signin: signin::Providers,
+    pub signin: crate::oidc::Providers,
 }

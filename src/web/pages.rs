@@ -12,8 +12,9 @@ use super::i18n::{message, Lang};
 use super::session::Session;
 use super::ttl_cache::TtlCache;
 use super::AppState;
-use crate::error::{AppError, AppResult};
+use crate::domain::campaign::Discount;
 use crate::store::{CampaignStats, Store};
+use crate::web::error::{AppError, AppResult};
 
 pub struct PageCtx {
     pub lang: Lang,
@@ -124,24 +125,17 @@ pub fn show_time(at: DateTime<Utc>) -> String {
     at.with_timezone(&jst).format("%Y/%m/%d %H:%M").to_string()
 }
 
-/// "500円引き", "10% off", … from the stored discount JSON.
-pub fn discount_text(lang: Lang, discount: Option<&Value>) -> Option<String> {
-    let d = discount?;
-    let fill = |key: &str, name: &str, field: &str| {
-        let value = match &d[field] {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            _ => String::new(),
-        };
-        message(lang, key).replace(&format!("{{{name}}}"), &value)
+/// "500円引き", "10% off", … in the page's language.
+pub fn discount_text(lang: Lang, discount: Option<&Discount>) -> Option<String> {
+    let fill = |key: &str, name: &str, value: &str| {
+        message(lang, key).replace(&format!("{{{name}}}"), value)
     };
-    match d["kind"].as_str()? {
-        "amount_off_yen" => Some(fill("discount.amount_off_yen", "amount", "amount")),
-        "percent_off" => Some(fill("discount.percent_off", "percent", "percent")),
-        "free_item" => Some(fill("discount.free_item", "item", "item")),
-        "free_text" => d["text"].as_str().map(str::to_string),
-        _ => None,
-    }
+    Some(match discount? {
+        Discount::AmountOffYen(n) => fill("discount.amount_off_yen", "amount", &n.to_string()),
+        Discount::PercentOff(n) => fill("discount.percent_off", "percent", &n.to_string()),
+        Discount::FreeItem(item) => fill("discount.free_item", "item", item),
+        Discount::FreeText(text) => text.clone(),
+    })
 }
 
 /// The stylesheet carrying a merchant's colours (the CSP allows no inline styles).
@@ -176,10 +170,10 @@ mod tests {
 
     #[test]
     fn discounts_read_naturally() {
-        let yen = json!({"kind": "amount_off_yen", "amount": 500});
+        let yen = Discount::AmountOffYen(500);
         assert_eq!(discount_text(Lang::Ja, Some(&yen)).unwrap(), "500円引き");
         assert_eq!(discount_text(Lang::En, Some(&yen)).unwrap(), "¥500 off");
-        let item = json!({"kind": "free_item", "item": "Coffee"});
+        let item = Discount::FreeItem("Coffee".into());
         assert_eq!(discount_text(Lang::En, Some(&item)).unwrap(), "Free Coffee");
         assert_eq!(discount_text(Lang::Ja, None), None);
     }

@@ -7,7 +7,7 @@ use qrcode::render::svg;
 use qrcode::{Color, EcLevel, QrCode};
 
 use super::AppState;
-use crate::error::{AppError, AppResult};
+use crate::web::error::{AppError, AppResult};
 
 /// Modules of white border the QR specification asks for.
 const QUIET_ZONE: usize = 4;

@@ -10,7 +10,7 @@ use super::auth::ApiAuth;
 use super::AppState;
 use crate::domain::coupon_code::CouponCode;
 use crate::engine::{RedeemError, UndoError};
-use crate::error::{AppError, AppResult, ErrorCode};
+use crate::web::error::{AppError, AppResult, ErrorCode};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

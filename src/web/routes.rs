@@ -10,7 +10,7 @@ use super::{
     assets, campaigns, claim_page, claims, health, images, metrics_endpoint, pages, qr,
     redemptions, signin, tenant, wallet,
 };
-use crate::error::{AppError, ErrorCode};
+use crate::web::error::{AppError, ErrorCode};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg

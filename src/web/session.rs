@@ -8,13 +8,11 @@
 
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, CookieJar, Key, SameSite};
 use actix_web::{HttpRequest, HttpResponseBuilder};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::error::{AppError, ErrorCode};
+use crate::domain::token::random_token;
+use crate::web::error::{AppError, ErrorCode};
 
 pub const COOKIE: &str = "ecoupon_session";
 
@@ -28,12 +26,6 @@ pub struct Session {
     pub signed_in: bool,
     #[serde(skip)]
     changed: bool,
-}
-
-fn random_token() -> String {
-    let mut bytes = [0u8; 24];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    B64.encode(bytes)
 }
 
 impl Session {

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::auth::ApiAuth;
 use super::AppState;
 use crate::domain::theme::BrandColor;
-use crate::error::{AppError, AppResult};
+use crate::web::error::{AppError, AppResult};
 
 pub async fn show(auth: ApiAuth, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let theme = state.store.theme(auth.tenant_id).await?;

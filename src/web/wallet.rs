@@ -15,8 +15,8 @@ use crate::domain::coupon_code::CouponCode;
 use crate::domain::redemption::{check_redeemable, CouponState, RedeemRejection};
 use crate::domain::verification::{check_code, seconds_left};
 use crate::engine::RedeemError;
-use crate::error::{AppError, AppResult};
 use crate::store::WalletCoupon;
+use crate::web::error::{AppError, AppResult};
 
 /// Where a coupon stands right now, as its screen shows it.
 fn standing(c: &WalletCoupon, now: chrono::DateTime<chrono::Utc>) -> &'static str {

@@ -4,76 +4,14 @@
 //! out. Screenshots of each page, in Japanese and English, go to `test-artifacts/`.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::json;
 
-use crate::helpers::{fresh_database, spawn_app_on, test_settings, tool};
-
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn chromedriver() -> Option<Driver> {
-    let driver = tool("chromedriver")?;
-    tool("chromium")?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let child = Command::new(driver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let url = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while reqwest::get(format!("{url}/status")).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "chromedriver did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(Driver { child, url })
-}
-
-/// A fresh browser context: its own profile, so its own cookies (its own device).
-async fn browser(driver: &Driver) -> Client {
-    // Two TLS backends end up linked (ring via the app's HTTP client, aws-lc via
-    // fantoccini's); WebDriver here is plain HTTP, but rustls wants one chosen.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let profile = crate::helpers::scratch_dir("chromium");
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--disable-dev-shm-usage", "--window-size=412,915", "--hide-scrollbars",
-                     format!("--user-data-dir={}", profile.display())]
-        }),
-    );
-    ClientBuilder::rustls()
-        .expect("TLS backend")
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session")
-}
+use crate::helpers::{
+    browser, chromedriver, eventually, fresh_database, spawn_app_on, test_settings,
+};
 
 fn artifacts() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-artifacts/screenshots");
@@ -88,18 +26,27 @@ async fn shot(client: &Client, name: &str) {
 
 /// Waits until the element's visible text contains `needle` (animations may hide it briefly).
 async fn wait_text(client: &Client, css: &str, needle: &str) {
-    let started = Instant::now();
-    loop {
-        let text = text_of(client, css).await;
-        if text.contains(needle) {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{css} never showed {needle:?}, last {text:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        &format!("{css} shows {needle:?}"),
+        async || text_of(client, css).await.contains(needle).then_some(()),
+    )
+    .await;
+}
+
+/// Waits until the element's animations have finished, so a screenshot shows where they land.
+async fn wait_still(client: &Client, css: &str) {
+    let script = "return document.querySelector(arguments[0]).getAnimations()
+                  .every(a => a.playState === 'finished');";
+    eventually(
+        Duration::from_secs(10),
+        &format!("{css} stops animating"),
+        async || {
+            let done = client.execute(script, vec![json!(css)]).await.unwrap();
+            (done == json!(true)).then_some(())
+        },
+    )
+    .await;
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
@@ -115,9 +62,7 @@ async fn text_of(client: &Client, css: &str) -> String {
 
 #[actix_web::test]
 async fn claim_watch_the_code_use_and_see_it_used() {
-    let Some(driver) = chromedriver().await else {
-        return;
-    };
+    let driver = chromedriver().await;
     let db = fresh_database().await;
     let app = spawn_app_on(db, |db| {
         let mut s = test_settings(db);
@@ -173,18 +118,12 @@ async fn claim_watch_the_code_use_and_see_it_used() {
     shot(&phone, "coupon_ja").await;
 
     // 3. The code changes when its step passes (2 s here).
-    let started = Instant::now();
-    loop {
-        let now = text_of(&phone, "#check-code").await;
-        if now != first {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the check code never rotated"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        "the check code rotates",
+        async || (text_of(&phone, "#check-code").await != first).then_some(()),
+    )
+    .await;
 
     phone.goto(&format!("{coupon_url}?lang=en")).await.unwrap();
     text_of(&phone, "#check-code").await;
@@ -214,7 +153,7 @@ async fn claim_watch_the_code_use_and_see_it_used() {
         .unwrap();
     wait_text(&phone, "#used-stamp", "使用済み").await;
     // Let the stamp land before the picture.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_still(&phone, "#used-stamp").await;
     shot(&phone, "used_ja").await;
 
     // A second window of the same person (same session cookie) sees it used.
@@ -224,7 +163,7 @@ async fn claim_watch_the_code_use_and_see_it_used() {
     second.add_cookie(cookie).await.unwrap();
     second.goto(&format!("{coupon_url}?lang=en")).await.unwrap();
     wait_text(&second, "#used-stamp", "USED").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_still(&second, "#used-stamp").await;
     shot(&second, "used_en").await;
 
     // The next device, after the last coupon, sees sold out.

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{error_code, spawn_app, spawn_app_on, test_settings};
 
 #[actix_web::test]
 async fn creating_needs_only_a_name_and_a_limit_and_fills_the_defaults() {
@@ -63,15 +63,8 @@ async fn bad_campaigns_get_clear_codes() {
         ),
     ];
     for (body, status, code) in cases {
-        let res = app
-            .post("/api/v1/campaigns")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status().as_u16(), status, "{body}");
-        let err: serde_json::Value = res.json().await.unwrap();
-        assert_eq!(err["error"]["code"], code, "{body}: {err}");
+        let answer = app.try_create_campaign(body.clone()).await;
+        assert_eq!((answer.0, error_code(&answer.1)), (status, code), "{body}");
     }
     let res = app
         .post("/api/v1/campaigns")
@@ -91,11 +84,7 @@ async fn status_changes_and_limits_follow_the_rules() {
         .await;
     let id = c["id"].as_str().unwrap();
     let patch = |body: serde_json::Value| {
-        let req = app
-            .client
-            .patch(app.url(&format!("/api/v1/campaigns/{id}")))
-            .bearer_auth(&app.api_key)
-            .json(&body);
+        let req = app.patch(&format!("/api/v1/campaigns/{id}")).json(&body);
         async move {
             let res = req.send().await.unwrap();
             (
@@ -110,41 +99,26 @@ async fn status_changes_and_limits_follow_the_rules() {
     let (status, body) = patch(json!({"action": "pause"})).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("paused")));
     let (status, body) = app.claim(id, "c").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("paused"))
-    );
+    assert_eq!((status, error_code(&body)), (409, "paused"));
     assert_eq!(patch(json!({"action": "resume"})).await.0, 200);
     let (status, body) = patch(json!({"action": "activate"})).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("invalid_transition"))
-    );
+    assert_eq!((status, error_code(&body)), (409, "invalid_transition"));
     let (status, body) = patch(json!({"total_limit": 1})).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("limit_below_issued"))
-    );
+    assert_eq!((status, error_code(&body)), (409, "limit_below_issued"));
     let (status, body) = patch(json!({"total_limit": 10})).await;
     assert_eq!((status, body["total_limit"].as_i64()), (200, Some(10)));
     assert_eq!(body["stats"]["remaining"], 8);
     let (status, body) = patch(json!({})).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (422, Some("empty_patch"))
-    );
+    assert_eq!((status, error_code(&body)), (422, "empty_patch"));
     assert_eq!(patch(json!({"action": "end"})).await.0, 200);
     let (status, body) = app.claim(id, "d").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("ended"))
-    );
+    assert_eq!((status, error_code(&body)), (409, "ended"));
 }
 
 #[actix_web::test]
 async fn another_tenants_campaign_is_not_found() {
     let a = spawn_app().await;
-    let b = crate::helpers::spawn_app_on(a.db.clone(), crate::helpers::test_settings).await;
+    let b = spawn_app_on(a.db.clone(), test_settings).await;
     let c = a
         .create_campaign(json!({"name": "mine", "total_limit": 5, "status": "active"}))
         .await;
@@ -158,9 +132,7 @@ async fn another_tenants_campaign_is_not_found() {
     let (status, _) = b.claim(id, "x").await;
     assert_eq!(status, 404);
     let res = b
-        .client
-        .patch(b.url(&format!("/api/v1/campaigns/{id}")))
-        .bearer_auth(&b.api_key)
+        .patch(&format!("/api/v1/campaigns/{id}"))
         .json(&json!({"action": "end"}))
         .send()
         .await

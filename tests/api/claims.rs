@@ -1,10 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::spawn_app;
-
-fn code(body: &serde_json::Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or_default()
-}
+use crate::helpers::{error_code, spawn_app};
 
 #[actix_web::test]
 async fn a_claim_returns_a_durable_coupon() {
@@ -38,7 +34,7 @@ async fn a_claim_returns_a_durable_coupon() {
     assert_eq!(row.get::<_, String>(1), code_text);
 
     let (status, body) = app.claim(id, "alice").await;
-    assert_eq!((status, code(&body)), (409, "consumer_limit_reached"));
+    assert_eq!((status, error_code(&body)), (409, "consumer_limit_reached"));
 }
 
 #[actix_web::test]
@@ -48,7 +44,7 @@ async fn every_state_is_answered_with_its_own_code() {
         .create_campaign(json!({"name": "d", "total_limit": 5}))
         .await;
     let (status, body) = app.claim(draft["id"].as_str().unwrap(), "a").await;
-    assert_eq!((status, code(&body)), (409, "not_active"));
+    assert_eq!((status, error_code(&body)), (409, "not_active"));
 
     let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let future = app
@@ -57,7 +53,7 @@ async fn every_state_is_answered_with_its_own_code() {
         )
         .await;
     let (status, body) = app.claim(future["id"].as_str().unwrap(), "a").await;
-    assert_eq!((status, code(&body)), (409, "not_started"));
+    assert_eq!((status, error_code(&body)), (409, "not_started"));
 
     let past_start = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
     let past_end = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
@@ -65,7 +61,7 @@ async fn every_state_is_answered_with_its_own_code() {
         .create_campaign(json!({"name": "o", "total_limit": 5, "status": "active", "claim_starts_at": past_start, "claim_ends_at": past_end}))
         .await;
     let (status, body) = app.claim(over["id"].as_str().unwrap(), "a").await;
-    assert_eq!((status, code(&body)), (409, "ended"));
+    assert_eq!((status, error_code(&body)), (409, "ended"));
 
     let small = app
         .create_campaign(json!({"name": "s", "total_limit": 2, "status": "active"}))
@@ -74,10 +70,10 @@ async fn every_state_is_answered_with_its_own_code() {
     assert_eq!(app.claim(id, "a").await.0, 201);
     assert_eq!(app.claim(id, "b").await.0, 201);
     let (status, body) = app.claim(id, "c").await;
-    assert_eq!((status, code(&body)), (409, "sold_out"));
+    assert_eq!((status, error_code(&body)), (409, "sold_out"));
 
     let (status, body) = app.claim(&uuid::Uuid::new_v4().to_string(), "a").await;
-    assert_eq!((status, code(&body)), (404, "not_found"));
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
     let res = app
         .post(&format!("/api/v1/campaigns/{id}/claims"))
         .json(&json!({"consumer": ""}))
@@ -95,9 +91,9 @@ async fn a_lost_draw_counts_as_the_attempt_and_takes_no_stock() {
         .await;
     let id = c["id"].as_str().unwrap();
     let (status, body) = app.claim(id, "unlucky").await;
-    assert_eq!((status, code(&body)), (409, "lottery_lost"));
+    assert_eq!((status, error_code(&body)), (409, "lottery_lost"));
     let (status, body) = app.claim(id, "unlucky").await;
-    assert_eq!((status, code(&body)), (409, "consumer_limit_reached"));
+    assert_eq!((status, error_code(&body)), (409, "consumer_limit_reached"));
     let shown: serde_json::Value = app
         .get(&format!("/api/v1/campaigns/{id}"))
         .send()
@@ -192,14 +188,7 @@ async fn a_campaign_chooses_how_its_codes_look() {
     ] {
         let mut body = json!({"name": "y", "total_limit": 5});
         body[field] = value;
-        let res = app
-            .post("/api/v1/campaigns")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 422);
-        let err: serde_json::Value = res.json().await.unwrap();
-        assert_eq!(err["error"]["code"], code, "{field}");
+        let (status, err) = app.try_create_campaign(body).await;
+        assert_eq!((status, error_code(&err)), (422, code), "{field}");
     }
 }

@@ -8,7 +8,8 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::helpers::{
-    fresh_database, spawn_app_on, stock_counts, test_settings, TestApp, TestDatabase,
+    claim_with, eventually, fresh_database, scratch_dir, spawn_app_on, stock_counts, test_settings,
+    TestApp, TestDatabase,
 };
 
 fn fast_leases(db: &TestDatabase) -> ecoupon::config::Settings {
@@ -60,10 +61,9 @@ async fn two_nodes_issue_exactly_the_limit_under_20000_concurrent_claims() {
     let db = fresh_database().await;
     let a = spawn_app_on(db.clone(), fast_leases).await;
     let b = spawn_app_on(db.clone(), fast_leases).await;
-    let c = a
-        .create_campaign(json!({"name": "flash", "total_limit": 1000, "status": "active"}))
+    let id = a
+        .create_campaign_id(json!({"name": "flash", "total_limit": 1000, "status": "active"}))
         .await;
-    let id = c["id"].as_str().unwrap().to_string();
     let nodes = [a.address.clone(), b.address.clone()];
 
     let results: Vec<(String, u16, serde_json::Value)> = futures_util::stream::iter(0..20_000usize)
@@ -122,10 +122,9 @@ async fn two_nodes_issue_exactly_the_limit_under_20000_concurrent_claims() {
 async fn a_killed_node_strands_no_stock_once_reaped() {
     let db = fresh_database().await;
     let a = spawn_app_on(db.clone(), fast_leases).await;
-    let c = a
-        .create_campaign(json!({"name": "crash", "total_limit": 3000, "status": "active"}))
+    let id = a
+        .create_campaign_id(json!({"name": "crash", "total_limit": 3000, "status": "active"}))
         .await;
-    let id = c["id"].as_str().unwrap().to_string();
 
     // Node B is a real process, killed with SIGKILL: no graceful anything.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -142,28 +141,18 @@ async fn a_killed_node_strands_no_stock_once_reaped() {
             &format!("127.0.0.1:{port}"),
             "--data-dir",
         ])
-        .arg(crate::helpers::scratch_dir("node-b"))
+        .arg(scratch_dir("node-b"))
         .env("DATABASE_URL", &db.url)
         .env("ECOUPON_ENGINE__LEASE_TTL", "2s")
         .env("ECOUPON_LOG__LEVEL", "error")
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let ready = Instant::now();
-    while a
-        .client
-        .get(format!("{base_b}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(
-            ready.elapsed() < Duration::from_secs(30),
-            "node B did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(30), "node B is ready", async || {
+        let res = a.client.get(format!("{base_b}/readyz")).send().await;
+        res.ok().filter(|r| r.status() == 200)
+    })
+    .await;
 
     // Claims pour into B; B is killed while they are in flight.
     let client = a.client.clone();
@@ -179,14 +168,12 @@ async fn a_killed_node_strands_no_stock_once_reaped() {
             .collect::<Vec<_>>()
             .await
     });
-    let start = Instant::now();
-    loop {
-        let (issued, _, _) = stock_counts(&db, &id).await;
-        if issued >= 300 || start.elapsed() > Duration::from_secs(30) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        "node B has issued 300 coupons",
+        async || (stock_counts(&db, &id).await.0 >= 300).then_some(()),
+    )
+    .await;
     b.kill().unwrap();
     b.wait().unwrap();
     let results = load.await.unwrap();
@@ -199,22 +186,19 @@ async fn a_killed_node_strands_no_stock_once_reaped() {
     assert_every_ack_is_stored(&db, &acked).await;
 
     // A's reaper notices B's silence and gives its unused stock back.
-    let start = Instant::now();
-    loop {
-        let (issued, allocated, _) = stock_counts(&db, &id).await;
-        assert!(
-            issued <= allocated,
-            "never more coupons than stock handed out"
-        );
-        if issued == allocated {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "stranded stock never came back: {issued} issued, {allocated} allocated"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        "node B's stranded stock comes back",
+        async || {
+            let (issued, allocated, _) = stock_counts(&db, &id).await;
+            assert!(
+                issued <= allocated,
+                "never more coupons than stock handed out"
+            );
+            (issued == allocated).then_some(())
+        },
+    )
+    .await;
 
     // Every remaining unit can still be claimed, and not one more.
     let (issued_before, _, limit) = stock_counts(&db, &id).await;
@@ -237,27 +221,24 @@ async fn a_killed_node_strands_no_stock_once_reaped() {
 async fn a_restarted_node_counts_what_the_database_holds() {
     let db = fresh_database().await;
     let a = spawn_app_on(db.clone(), fast_leases).await;
-    let c = a
-        .create_campaign(json!({"name": "restart", "total_limit": 500, "status": "active"}))
+    let id = a
+        .create_campaign_id(json!({"name": "restart", "total_limit": 500, "status": "active"}))
         .await;
-    let id = c["id"].as_str().unwrap().to_string();
     for i in 0..30 {
         assert_eq!(a.claim(&id, &format!("c{i}")).await.0, 201);
     }
     a.stop().await;
     // Graceful stop returns the unused part of the lease.
-    let start = Instant::now();
-    while stock_counts(&db, &id).await.1 != 30 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "unused stock not returned on stop"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        "the stopped node returns its unused stock",
+        async || (stock_counts(&db, &id).await.1 == 30).then_some(()),
+    )
+    .await;
 
     let a2 = spawn_app_on(db.clone(), fast_leases).await;
     let mut events = a2.engine.subscribe();
-    let (status, _) = crate::helpers::claim_with(&a2, &a.api_key, &id, "c30").await;
+    let (status, _) = claim_with(&a2, &a.api_key, &id, "c30").await;
     assert_eq!(status, 201);
     let counted = loop {
         let e = tokio::time::timeout(Duration::from_secs(5), events.recv())
@@ -276,17 +257,14 @@ async fn a_restarted_node_counts_what_the_database_holds() {
 async fn lowering_the_limit_takes_back_leased_stock() {
     let db = fresh_database().await;
     let a = spawn_app_on(db.clone(), fast_leases).await;
-    let c = a
-        .create_campaign(json!({"name": "lower", "total_limit": 200, "status": "active"}))
+    let id = a
+        .create_campaign_id(json!({"name": "lower", "total_limit": 200, "status": "active"}))
         .await;
-    let id = c["id"].as_str().unwrap().to_string();
     for i in 0..10 {
         assert_eq!(a.claim(&id, &format!("c{i}")).await.0, 201);
     }
     let res = a
-        .client
-        .patch(a.url(&format!("/api/v1/campaigns/{id}")))
-        .bearer_auth(&a.api_key)
+        .patch(&format!("/api/v1/campaigns/{id}"))
         .json(&json!({"total_limit": 12}))
         .send()
         .await
@@ -308,15 +286,12 @@ async fn other_nodes_hear_about_claims_through_notify() {
     let a = spawn_app_on(db.clone(), fast_leases).await;
     let b: TestApp = spawn_app_on(db.clone(), fast_leases).await;
     let mut events = a.engine.subscribe();
-    let c = a
-        .create_campaign(json!({"name": "n", "total_limit": 50, "status": "active"}))
+    let id = a
+        .create_campaign_id(json!({"name": "n", "total_limit": 50, "status": "active"}))
         .await;
-    let id = c["id"].as_str().unwrap().to_string();
     for i in 0..5 {
         assert_eq!(
-            crate::helpers::claim_with(&b, &a.api_key, &id, &format!("r{i}"))
-                .await
-                .0,
+            claim_with(&b, &a.api_key, &id, &format!("r{i}")).await.0,
             201
         );
     }

@@ -3,12 +3,12 @@
 //! that server; without it, on a private cluster started by the product's own code.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ecoupon::config::Settings;
-use ecoupon::domain::tenant::{Email, TenantName};
+use ecoupon::domain::tenant::{Email, NewTenant, TenantName};
+use ecoupon::private_cluster::EmbeddedPostgres;
 use ecoupon::startup::Application;
-use ecoupon::store::embedded::EmbeddedPostgres;
 use ecoupon::store::{run_migrations, Store};
 use tokio::sync::OnceCell;
 use tokio_postgres::config::Host;
@@ -38,16 +38,42 @@ impl TestApp {
         self.client.post(self.url(path)).bearer_auth(&self.api_key)
     }
 
+    pub fn patch(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.patch(self.url(path)).bearer_auth(&self.api_key)
+    }
+
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.put(self.url(path)).bearer_auth(&self.api_key)
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(&self.api_key)
+    }
+
     /// Creates a campaign through the API and returns its JSON.
     pub async fn create_campaign(&self, body: serde_json::Value) -> serde_json::Value {
+        let (status, created) = self.try_create_campaign(body).await;
+        assert_eq!(status, 201, "{created}");
+        created
+    }
+
+    /// Creates a campaign through the API and returns its id.
+    pub async fn create_campaign_id(&self, body: serde_json::Value) -> String {
+        let created = self.create_campaign(body).await;
+        created["id"].as_str().unwrap().to_string()
+    }
+
+    /// Asks to create a campaign: (status, body), whatever the answer.
+    pub async fn try_create_campaign(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
         let res = self
             .post("/api/v1/campaigns")
             .json(&body)
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 201, "{:?}", res.text().await);
-        res.json().await.unwrap()
+        (res.status().as_u16(), res.json().await.unwrap_or_default())
     }
 
     /// Claims and returns (status, body).
@@ -117,12 +143,12 @@ pub async fn spawn_app_on(
     let app = Application::build(settings)
         .await
         .expect("application builds");
-    let created = app
-        .store()
-        .create_tenant(
-            &TenantName::parse(&format!("Test {}", &Uuid::new_v4().to_string()[..8])).unwrap(),
-            &Email::parse("owner@test.example").unwrap(),
-        )
+    let tenant = NewTenant::generate(
+        TenantName::parse(&format!("Test {}", &Uuid::new_v4().to_string()[..8])).unwrap(),
+        Email::parse("owner@test.example").unwrap(),
+    );
+    app.store()
+        .insert_tenant(&tenant)
         .await
         .expect("tenant created");
     let port = app.port();
@@ -131,8 +157,8 @@ pub async fn spawn_app_on(
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        api_key: created.api_key,
-        tenant_id: created.tenant_id,
+        api_key: tenant.api_key.plaintext.clone(),
+        tenant_id: tenant.id,
         db,
         client: reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(2))
@@ -253,7 +279,7 @@ async fn ensure_template() -> String {
                 run_migrations(&store)
                     .await
                     .expect("migrations apply to the template");
-                store.pool().close();
+                store.close();
                 drop(store);
                 // The migration connections may still be closing on the server side.
                 let rename = format!("ALTER DATABASE {building} RENAME TO {template}");
@@ -355,22 +381,170 @@ fn to_conninfo(config: &tokio_postgres::Config) -> String {
     parts.join(" ")
 }
 
-/// Finds an external tool the test needs. Missing: a loud skip locally, a failure in CI.
-pub fn tool(name: &str) -> Option<PathBuf> {
+/// A test dependency is missing: the test fails (it never skips), saying how to get it.
+#[track_caller]
+pub fn missing_dependency(what: &str) -> ! {
+    panic!("{what}: run .ci/install-deps to install what the tests need")
+}
+
+/// The path of an external tool the test needs. Not on PATH, the test fails.
+#[track_caller]
+pub fn require_tool(name: &str) -> PathBuf {
     let found = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .map(|dir| dir.join(name))
         .find(|p| p.is_file());
-    if found.is_none() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{name} is required in CI but is not installed (.ci/run installs it)");
-        }
-        eprintln!(
-            "\n*** SKIPPED: {name} is not installed; run .ci/run to install test tools ***\n"
-        );
+    match found {
+        Some(path) => path,
+        None => missing_dependency(&format!("{name} is not installed (not on PATH)")),
     }
-    found
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, and returns what it returned. Fails
+/// naming `what` if that has not happened by `deadline`. For waiting on a condition, where a
+/// fixed sleep would only guess how long it takes.
+pub async fn eventually<T>(
+    deadline: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            started.elapsed() < deadline,
+            "timed out after {deadline:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `error.code` of a JSON error body ("" when there is none).
+pub fn error_code(body: &serde_json::Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
+
+/// A redirect's `Location`.
+pub fn location(res: &reqwest::Response) -> &str {
+    res.headers()
+        .get(reqwest::header::LOCATION)
+        .expect("a Location header")
+        .to_str()
+        .unwrap()
+}
+
+/// A browser without JavaScript: keeps cookies, asks for HTML, follows no redirect by itself
+/// (so tests see each step).
+pub fn html_client(accept_language: Option<&str>) -> reqwest::Client {
+    use reqwest::header::{HeaderMap, ACCEPT, ACCEPT_LANGUAGE};
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT, "text/html".parse().unwrap());
+    if let Some(lang) = accept_language {
+        headers.insert(ACCEPT_LANGUAGE, lang.parse().unwrap());
+    }
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// GETs `url`: (status, body text).
+pub async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
+    let res = client.get(url).send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// The CSRF token of a page's form.
+pub fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+/// POSTs a page's form, which carries only its CSRF token.
+pub async fn post_form(client: &reqwest::Client, url: &str, csrf: &str) -> reqwest::Response {
+    client
+        .post(url)
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A running chromedriver (Debian `chromium-driver`), killed on drop.
+pub struct ChromeDriver {
+    child: std::process::Child,
+    chromium: PathBuf,
+    url: String,
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts chromedriver on a free port. Without chromedriver or chromium the test fails.
+pub async fn chromedriver() -> ChromeDriver {
+    let driver = require_tool("chromedriver");
+    let chromium = require_tool("chromium");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let driver = ChromeDriver {
+        child,
+        chromium,
+        url,
+    };
+    let status = format!("{}/status", driver.url);
+    eventually(
+        Duration::from_secs(20),
+        "chromedriver answers",
+        async || reqwest::get(&status).await.ok(),
+    )
+    .await;
+    driver
+}
+
+/// A fresh headless Chromium: its own profile, so its own cookies (its own device), with a
+/// phone-sized window.
+pub async fn browser(driver: &ChromeDriver) -> fantoccini::Client {
+    // Two TLS backends end up linked (ring via the app's HTTP client, aws-lc via
+    // fantoccini's); WebDriver here is plain HTTP, but rustls wants one chosen.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let profile = scratch_dir("chromium");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": driver.chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--disable-dev-shm-usage", "--window-size=412,915", "--hide-scrollbars",
+                     format!("--user-data-dir={}", profile.display())]
+        }),
+    );
+    fantoccini::ClientBuilder::rustls()
+        .expect("TLS backend")
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
 }
 
 /// A claim at `app`'s node with someone else's key (the same tenant on another node).

@@ -4,7 +4,7 @@
 use reqwest::header;
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{error_code, page, spawn_app, spawn_app_on, test_settings};
 
 /// A real 1×1 PNG.
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82";
@@ -17,9 +17,7 @@ async fn images_are_checked_by_content_and_shown_on_the_claim_page() {
         .await;
     let id = c["id"].as_str().unwrap();
     let put = |path: String, body: Vec<u8>, content_type: &'static str| {
-        app.client
-            .put(app.url(&path))
-            .bearer_auth(&app.api_key)
+        app.put(&path)
             .header(header::CONTENT_TYPE, content_type)
             .body(body)
             .send()
@@ -34,7 +32,7 @@ async fn images_are_checked_by_content_and_shown_on_the_claim_page() {
     .unwrap();
     assert_eq!(res.status(), 422);
     let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "invalid_image");
+    assert_eq!(error_code(&body), "invalid_image");
     let mut huge = PNG.to_vec();
     huge.resize(2 * 1024 * 1024 + 10, 0);
     let res = put(format!("/api/v1/campaigns/{id}/image"), huge, "image/png")
@@ -72,26 +70,16 @@ async fn images_are_checked_by_content_and_shown_on_the_claim_page() {
     assert_eq!(res.bytes().await.unwrap().as_ref(), PNG);
 
     let slug = c["slug"].as_str().unwrap();
-    let html = app
-        .client
-        .get(app.url(&format!("/c/{slug}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, html) = page(&app.client, &app.url(&format!("/c/{slug}"))).await;
     assert!(
         html.contains(&image_url) && html.contains(&logo_url),
         "{html}"
     );
 
     // Another tenant's campaign cannot be given an image.
-    let other = crate::helpers::spawn_app_on(app.db.clone(), crate::helpers::test_settings).await;
+    let other = spawn_app_on(app.db.clone(), test_settings).await;
     let res = other
-        .client
-        .put(other.url(&format!("/api/v1/campaigns/{id}/image")))
-        .bearer_auth(&other.api_key)
+        .put(&format!("/api/v1/campaigns/{id}/image"))
         .body(PNG.to_vec())
         .send()
         .await
@@ -102,17 +90,11 @@ async fn images_are_checked_by_content_and_shown_on_the_claim_page() {
 #[actix_web::test]
 async fn colours_must_stay_readable() {
     let app = spawn_app().await;
-    let patch = |body: serde_json::Value| {
-        app.client
-            .patch(app.url("/api/v1/tenant"))
-            .bearer_auth(&app.api_key)
-            .json(&body)
-            .send()
-    };
+    let patch = |body: serde_json::Value| app.patch("/api/v1/tenant").json(&body).send();
     let res = patch(json!({"brand_color": "#ffff66"})).await.unwrap();
     assert_eq!(res.status(), 422);
     let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "unreadable_color");
+    assert_eq!(error_code(&body), "unreadable_color");
     let res = patch(json!({"brand_color": "pink"})).await.unwrap();
     assert_eq!(res.status(), 422);
     let res = patch(json!({"brand_color": "#0B6E4F", "accent_color": "#222222"}))
@@ -121,15 +103,11 @@ async fn colours_must_stay_readable() {
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["tenant"]["brand_color"], "#0b6e4f");
-    let css = app
-        .client
-        .get(app.url(&format!("/t/{}/theme.css", app.tenant_id)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, css) = page(
+        &app.client,
+        &app.url(&format!("/t/{}/theme.css", app.tenant_id)),
+    )
+    .await;
     assert!(
         css.contains("--brand:#0b6e4f") && css.contains("--accent:#222222"),
         "{css}"
@@ -138,5 +116,5 @@ async fn colours_must_stay_readable() {
         .await
         .unwrap();
     let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "unknown_provider");
+    assert_eq!(error_code(&body), "unknown_provider");
 }

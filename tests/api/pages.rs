@@ -3,46 +3,10 @@
 use reqwest::header;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, TestApp};
-
-/// A browser: keeps cookies, does not follow redirects (so tests see each step).
-fn browser(lang: &str) -> reqwest::Client {
-    let mut headers = header::HeaderMap::new();
-    headers.insert(header::ACCEPT, "text/html".parse().unwrap());
-    headers.insert(header::ACCEPT_LANGUAGE, lang.parse().unwrap());
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .default_headers(headers)
-        .build()
-        .unwrap()
-}
-
-fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
-    html[at..].split('"').next().unwrap().to_string()
-}
-
-async fn page(client: &reqwest::Client, url: &str) -> (u16, String) {
-    let res = client.get(url).send().await.unwrap();
-    (res.status().as_u16(), res.text().await.unwrap())
-}
-
-async fn post_form(client: &reqwest::Client, url: &str, csrf: &str) -> reqwest::Response {
-    client
-        .post(url)
-        .form(&[("csrf", csrf)])
-        .send()
-        .await
-        .unwrap()
-}
-
-fn location(res: &reqwest::Response) -> String {
-    res.headers()[header::LOCATION]
-        .to_str()
-        .unwrap()
-        .to_string()
-}
+use crate::helpers::{
+    csrf_of, fresh_database, html_client, location, page, post_form, spawn_app, spawn_app_on,
+    test_settings, TestApp,
+};
 
 async fn campaign(app: &TestApp, body: serde_json::Value) -> (String, String) {
     let c = app.create_campaign(body).await;
@@ -61,7 +25,7 @@ async fn claim_see_and_use_a_coupon_without_javascript() {
                "discount": {"kind": "amount_off_yen", "amount": 300}, "terms": "お一人様1回限り"}),
     )
     .await;
-    let phone = browser("ja,en;q=0.5");
+    let phone = html_client(Some("ja,en;q=0.5"));
     let res = phone
         .get(app.url(&format!("/c/{slug}")))
         .send()
@@ -97,7 +61,7 @@ async fn claim_see_and_use_a_coupon_without_javascript() {
     )
     .await;
     assert_eq!(res.status(), 303);
-    let coupon_url = location(&res);
+    let coupon_url = location(&res).to_string();
     assert!(coupon_url.starts_with("/my/coupons/"), "{coupon_url}");
 
     let (status, html) = page(&phone, &app.url(&coupon_url)).await;
@@ -119,7 +83,7 @@ async fn claim_see_and_use_a_coupon_without_javascript() {
     .await;
     assert_eq!(
         (res.status().as_u16(), location(&res)),
-        (303, coupon_url.clone())
+        (303, coupon_url.as_str())
     );
     let (_, used) = page(&phone, &app.url(&coupon_url)).await;
     assert!(
@@ -135,7 +99,7 @@ async fn claim_see_and_use_a_coupon_without_javascript() {
     )
     .await;
     assert!(location(&res).ends_with("?r=already_used"));
-    let (_, again) = page(&phone, &app.url(&location(&res))).await;
+    let (_, again) = page(&phone, &app.url(location(&res))).await;
     assert!(again.contains("このクーポンはすでに使用されています"));
 
     // Back on the claim page: already claimed, with a link to the coupon.
@@ -145,7 +109,7 @@ async fn claim_see_and_use_a_coupon_without_javascript() {
     assert!(wallet.contains(&coupon_url) && wallet.contains("春のコーヒーフェア"));
 
     // Another device cannot see this coupon.
-    let (status, _) = page(&browser("ja"), &app.url(&coupon_url)).await;
+    let (status, _) = page(&html_client(Some("ja")), &app.url(&coupon_url)).await;
     assert_eq!(status, 404);
 }
 
@@ -157,13 +121,13 @@ async fn forms_need_the_sessions_csrf_token() {
         json!({"name": "x", "total_limit": 5, "status": "active"}),
     )
     .await;
-    let phone = browser("ja");
+    let phone = html_client(Some("ja"));
     let (_, html) = page(&phone, &app.url(&format!("/c/{slug}"))).await;
     let res = post_form(&phone, &app.url(&format!("/c/{slug}/claim")), "forged").await;
     assert_eq!(res.status(), 403);
     assert!(res.text().await.unwrap().contains("csrf_failed"));
     // A token from another session is no good either.
-    let other = browser("ja");
+    let other = html_client(Some("ja"));
     let res = post_form(
         &other,
         &app.url(&format!("/c/{slug}/claim")),
@@ -182,13 +146,17 @@ async fn english_by_accept_language_or_switch() {
         "discount": {"kind": "percent_off", "percent": 10}}),
     )
     .await;
-    let (_, html) = page(&browser("en-US,en;q=0.9"), &app.url(&format!("/c/{slug}"))).await;
+    let (_, html) = page(
+        &html_client(Some("en-US,en;q=0.9")),
+        &app.url(&format!("/c/{slug}")),
+    )
+    .await;
     assert!(
         html.contains("Get this coupon")
             && html.contains("10% off")
             && html.contains("lang=\"en\"")
     );
-    let phone = browser("ja");
+    let phone = html_client(Some("ja"));
     let (_, html) = page(&phone, &app.url(&format!("/c/{slug}?lang=en"))).await;
     assert!(html.contains("Get this coupon"));
     // The choice sticks.
@@ -205,7 +173,7 @@ async fn every_claim_page_state_is_clear() {
         json!({"name": "s", "total_limit": 5, "status": "active", "claim_starts_at": later}),
     )
     .await;
-    let (_, html) = page(&browser("ja"), &app.url(&format!("/c/{soon}"))).await;
+    let (_, html) = page(&html_client(Some("ja")), &app.url(&format!("/c/{soon}"))).await;
     assert!(
         html.contains("data-state=\"not_started\"") && html.contains("data-countdown-to"),
         "{html}"
@@ -216,7 +184,7 @@ async fn every_claim_page_state_is_clear() {
         json!({"name": "o", "total_limit": 1, "status": "active"}),
     )
     .await;
-    let first = browser("ja");
+    let first = html_client(Some("ja"));
     let (_, html) = page(&first, &app.url(&format!("/c/{one}"))).await;
     let res = post_form(
         &first,
@@ -225,20 +193,18 @@ async fn every_claim_page_state_is_clear() {
     )
     .await;
     assert_eq!(res.status(), 303);
-    let (_, html) = page(&browser("ja"), &app.url(&format!("/c/{one}"))).await;
+    let (_, html) = page(&html_client(Some("ja")), &app.url(&format!("/c/{one}"))).await;
     assert!(
         html.contains("data-state=\"sold_out\"") && html.contains("配布終了"),
         "{html}"
     );
 
-    app.client
-        .patch(app.url(&format!("/api/v1/campaigns/{id}")))
-        .bearer_auth(&app.api_key)
+    app.patch(&format!("/api/v1/campaigns/{id}"))
         .json(&json!({"action": "pause"}))
         .send()
         .await
         .unwrap();
-    let (_, html) = page(&browser("en"), &app.url(&format!("/c/{one}"))).await;
+    let (_, html) = page(&html_client(Some("en")), &app.url(&format!("/c/{one}"))).await;
     assert!(html.contains("data-state=\"paused\""), "{html}");
 
     let (lost, _) = campaign(
@@ -246,7 +212,7 @@ async fn every_claim_page_state_is_clear() {
         json!({"name": "l", "total_limit": 5, "status": "active", "win_probability": 0.000001}),
     )
     .await;
-    let unlucky = browser("ja");
+    let unlucky = html_client(Some("ja"));
     let (_, html) = page(&unlucky, &app.url(&format!("/c/{lost}"))).await;
     let res = post_form(
         &unlucky,
@@ -261,7 +227,7 @@ async fn every_claim_page_state_is_clear() {
         "{html}"
     );
 
-    let (status, html) = page(&browser("ja"), &app.url("/c/nonexistent")).await;
+    let (status, html) = page(&html_client(Some("ja")), &app.url("/c/nonexistent")).await;
     assert_eq!(status, 404);
     assert!(html.contains("ページが見つかりません"), "{html}");
 }
@@ -291,7 +257,7 @@ async fn qr_codes_assets_and_themes_are_served() {
     assert_eq!(res.headers()[header::CONTENT_TYPE], "image/png");
     assert_eq!(&res.bytes().await.unwrap()[..8], b"\x89PNG\r\n\x1a\n");
 
-    let (_, html) = page(&browser("ja"), &app.url(&format!("/c/{slug}"))).await;
+    let (_, html) = page(&html_client(Some("ja")), &app.url(&format!("/c/{slug}"))).await;
     let css = html
         .split("href=\"/assets/app.")
         .nth(1)
@@ -337,7 +303,7 @@ async fn a_flood_from_one_device_gets_429_with_retry_after() {
         json!({"name": "r", "total_limit": 5, "status": "active"}),
     )
     .await;
-    let phone = browser("ja");
+    let phone = html_client(Some("ja"));
     // The page visit gives the device its cookie; the device limit is the tighter one.
     page(&phone, &app.url(&format!("/c/{slug}"))).await;
     let mut limited = None;
@@ -365,7 +331,7 @@ async fn a_sign_in_campaign_sends_devices_to_sign_in_first() {
         json!({"name": "members", "total_limit": 5, "status": "active", "signin": "required"}),
     )
     .await;
-    let phone = browser("ja");
+    let phone = html_client(Some("ja"));
     let (_, html) = page(&phone, &app.url(&format!("/c/{slug}"))).await;
     assert!(
         html.contains("id=\"signin-button\"") && !html.contains("id=\"claim-form\""),
@@ -402,9 +368,9 @@ async fn csrf_of_session(client: &reqwest::Client, app: &TestApp, slug: &str) ->
 
 #[actix_web::test]
 async fn behind_a_trusted_proxy_clients_are_limited_by_their_forwarded_address() {
-    let db = crate::helpers::fresh_database().await;
-    let app = crate::helpers::spawn_app_on(db, |db| {
-        let mut s = crate::helpers::test_settings(db);
+    let db = fresh_database().await;
+    let app = spawn_app_on(db, |db| {
+        let mut s = test_settings(db);
         s.pages.trust_forwarded_for = true;
         s.pages.per_ip_per_second = 1;
         s

@@ -1,12 +1,12 @@
+use std::time::Duration;
+
 use serde_json::json;
 
-use crate::helpers::{fresh_database, spawn_app, spawn_app_on, test_settings};
+use crate::helpers::{
+    error_code, eventually, fresh_database, spawn_app, spawn_app_on, test_settings, TestApp,
+};
 
-fn code(body: &serde_json::Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or_default()
-}
-
-async fn claimed_code(app: &crate::helpers::TestApp, campaign: serde_json::Value) -> String {
+async fn claimed_code(app: &TestApp, campaign: serde_json::Value) -> String {
     let c = app.create_campaign(campaign).await;
     let (status, body) = app.claim(c["id"].as_str().unwrap(), "someone").await;
     assert_eq!(status, 201, "{body}");
@@ -49,11 +49,11 @@ async fn a_coupon_is_used_once_and_the_use_is_recorded() {
     );
 
     let (status, body) = app.redeem(&code_text, json!({})).await;
-    assert_eq!((status, code(&body)), (409, "already_used"));
+    assert_eq!((status, error_code(&body)), (409, "already_used"));
     let (status, body) = app.redeem("ZZZZZZZZZZ", json!({})).await;
-    assert_eq!((status, code(&body)), (404, "unknown_code"));
+    assert_eq!((status, error_code(&body)), (404, "unknown_code"));
     let (status, body) = app.redeem("%F0%9F%98%80", json!({})).await;
-    assert_eq!((status, code(&body)), (404, "unknown_code"));
+    assert_eq!((status, error_code(&body)), (404, "unknown_code"));
     // No body at all is fine too.
     let res = app
         .post("/api/v1/coupons/ZZZZZZZZZZ/redemptions")
@@ -76,7 +76,7 @@ async fn fifty_racing_redemptions_use_a_coupon_exactly_once() {
     let created = results.iter().filter(|(s, _)| *s == 201).count();
     let used = results
         .iter()
-        .filter(|(s, b)| *s == 409 && code(b) == "already_used")
+        .filter(|(s, b)| *s == 409 && error_code(b) == "already_used")
         .count();
     assert_eq!((created, used), (1, 49), "{results:?}");
     let db = app.db.client().await;
@@ -107,25 +107,10 @@ async fn multi_use_tickets_count_down_and_undo_gives_a_use_back() {
     }
     assert_eq!(app.redeem(&code_text, json!({})).await.0, 409);
     let last = last.unwrap();
-    let res = app
-        .client
-        .delete(app.url(&format!("/api/v1/redemptions/{last}")))
-        .bearer_auth(&app.api_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["redemption"]["uses_left"], 1);
-    let res = app
-        .client
-        .delete(app.url(&format!("/api/v1/redemptions/{last}")))
-        .bearer_auth(&app.api_key)
-        .send()
-        .await
-        .unwrap();
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(code(&body), "already_undone");
+    let (status, body) = undo(&app, &last).await;
+    assert_eq!((status, &body["redemption"]["uses_left"]), (200, &json!(1)));
+    let (status, body) = undo(&app, &last).await;
+    assert_eq!((status, error_code(&body)), (409, "already_undone"));
     assert_eq!(app.redeem(&code_text, json!({})).await.0, 201);
 }
 
@@ -134,7 +119,7 @@ async fn undo_after_the_window_is_refused() {
     let db = fresh_database().await;
     let app = spawn_app_on(db, |db| {
         let mut s = test_settings(db);
-        s.engine.undo_window = std::time::Duration::ZERO;
+        s.engine.undo_window = Duration::ZERO;
         s
     })
     .await;
@@ -145,17 +130,36 @@ async fn undo_after_the_window_is_refused() {
     .await;
     let (_, body) = app.redeem(&code_text, json!({})).await;
     let id = body["redemption"]["id"].as_str().unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // The database judges the window by its own clock: wait until that has moved past the
+    // redemption (then a zero window is over), without undoing anything meanwhile.
+    let db = app.db.client().await;
+    eventually(
+        Duration::from_secs(5),
+        "the database clock passes the redemption",
+        async || {
+            let row = db
+                .query_one(
+                    "SELECT now() > redeemed_at FROM redemptions WHERE id = $1::text::uuid",
+                    &[&id],
+                )
+                .await
+                .unwrap();
+            row.get::<_, bool>(0).then_some(())
+        },
+    )
+    .await;
+    let (status, body) = undo(&app, id).await;
+    assert_eq!((status, error_code(&body)), (409, "undo_window_passed"));
+}
+
+/// Undoes a redemption: (status, body).
+async fn undo(app: &TestApp, redemption: &str) -> (u16, serde_json::Value) {
     let res = app
-        .client
-        .delete(app.url(&format!("/api/v1/redemptions/{id}")))
-        .bearer_auth(&app.api_key)
+        .delete(&format!("/api/v1/redemptions/{redemption}"))
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 409);
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(code(&body), "undo_window_passed");
+    (res.status().as_u16(), res.json().await.unwrap())
 }
 
 #[actix_web::test]
@@ -168,7 +172,7 @@ async fn not_yet_valid_and_expired_coupons_are_refused() {
     )
     .await;
     let (status, body) = app.redeem(&early, json!({})).await;
-    assert_eq!((status, code(&body)), (409, "not_yet_valid"));
+    assert_eq!((status, error_code(&body)), (409, "not_yet_valid"));
 
     let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
     let brief = claimed_code(
@@ -176,12 +180,29 @@ async fn not_yet_valid_and_expired_coupons_are_refused() {
         json!({"name": "y", "total_limit": 5, "status": "active", "use_ends_at": soon}),
     )
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    // Expiry is judged by the database's clock: wait (without redeeming) until it has passed.
+    let db = app.db.client().await;
+    eventually(
+        Duration::from_secs(10),
+        "the coupon's expiry passes by the database clock",
+        async || {
+            let row = db
+                .query_one(
+                    "SELECT now() >= expires_at FROM coupons WHERE code = $1 AND tenant_id = $2",
+                    &[&brief, &app.tenant_id],
+                )
+                .await
+                .unwrap();
+            let passed: Option<bool> = row.get(0);
+            passed.expect("the coupon has an expiry").then_some(())
+        },
+    )
+    .await;
     let (status, body) = app.redeem(&brief, json!({})).await;
-    assert_eq!((status, code(&body)), (409, "expired"));
+    assert_eq!((status, error_code(&body)), (409, "expired"));
 
     // Another tenant's code does not exist for this tenant.
     let other = spawn_app_on(app.db.clone(), test_settings).await;
     let (status, body) = other.redeem(&early, json!({})).await;
-    assert_eq!((status, code(&body)), (404, "unknown_code"));
+    assert_eq!((status, error_code(&body)), (404, "unknown_code"));
 }

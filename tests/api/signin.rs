@@ -8,12 +8,15 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use ecoupon::config::{AppleSettings, ClientSettings, OidcSettings, Secret, SigninSettings};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use reqwest::header::{CONTENT_TYPE, SET_COOKIE};
 use reqwest::{redirect::Policy, Client, Response, Url};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use crate::helpers::{fresh_database, scratch_dir, spawn_app_on, test_settings, tool, TestApp};
+use crate::helpers::{
+    csrf_of, fresh_database, html_client, location, missing_dependency, page, post_form,
+    require_tool, scratch_dir, spawn_app_on, test_settings, TestApp,
+};
 
 // The provider's client secrets (tests/oidc/provider.mjs, SECRETS).
 const GOOGLE_SECRET: &str = "google-like-client-secret";
@@ -29,18 +32,13 @@ struct Harness {
     _stdout: Lines<BufReader<ChildStdout>>,
 }
 
-/// Starts the provider, then the app configured for it. None (after a loud skip) without
-/// node or the provider's npm packages; under CI=true that is a failure.
-async fn harness() -> Option<Harness> {
-    let node = tool("node")?;
+/// Starts the provider, then the app configured for it. Without node or the provider's npm
+/// packages the test fails.
+async fn harness() -> Harness {
+    let node = require_tool("node");
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
     if !dir.join("node_modules/oidc-provider").is_dir() {
-        let msg = "tests/oidc/node_modules is missing: run `npm ci --prefix tests/oidc`";
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{msg} (.ci/install-deps does it)");
-        }
-        eprintln!("\n*** SKIPPED: {msg} ***\n");
-        return None;
+        missing_dependency("tests/oidc/node_modules (npm oidc-provider) is not installed");
     }
     let key_path = scratch_dir("apple").join("AuthKey_TEST.p8");
     let stderr = if std::env::var_os("OIDC_LOG").is_some() {
@@ -79,13 +77,13 @@ async fn harness() -> Option<Harness> {
         .await
         .unwrap();
     assert_eq!(next_line(&mut stdout).await, "ready");
-    Some(Harness {
+    Harness {
         app,
         issuer,
         _provider: child,
         _stdin: stdin,
         _stdout: stdout,
-    })
+    }
 }
 
 async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
@@ -124,19 +122,6 @@ fn signin_settings(issuer: &str, apple_key: &Path) -> SigninSettings {
             .map(tamper)
             .collect(),
     }
-}
-
-/// A browser: keeps cookies, follows no redirect by itself, asks for HTML.
-fn browser() -> Client {
-    let mut headers = HeaderMap::new();
-    headers.insert(ACCEPT, HeaderValue::from_static("text/html"));
-    Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .default_headers(headers)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
 }
 
 /// Where the provider sends the browser back: a redirect, or Apple's auto-submitted form.
@@ -286,14 +271,6 @@ async fn assert_refused(res: Response, status: u16, code: &str) -> String {
     body
 }
 
-fn location(res: &Response) -> &str {
-    res.headers()
-        .get(LOCATION)
-        .expect("a Location")
-        .to_str()
-        .unwrap()
-}
-
 fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     let from = text
         .find(start)
@@ -326,26 +303,26 @@ fn unescape(s: &str) -> String {
 
 #[actix_web::test]
 async fn google_line_and_apple_sign_in_end_to_end() {
-    let Some(h) = harness().await else { return };
+    let h = harness().await;
     let app = &h.app;
 
     // The sign-in page lists every enabled provider, keeping return_to.
-    let page = browser()
-        .get(app.url("/auth/signin?return_to=/c/spring-sale"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
-    let page = unescape(&page.text().await.unwrap());
+    let (status, html) = page(
+        &html_client(None),
+        &app.url("/auth/signin?return_to=/c/spring-sale"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let html = unescape(&html);
     for p in ["line", "google", "apple"] {
         assert!(
-            page.contains(&format!("/auth/{p}/start?return_to=%2Fc%2Fspring-sale")),
-            "{page}"
+            html.contains(&format!("/auth/{p}/start?return_to=%2Fc%2Fspring-sale")),
+            "{html}"
         );
     }
 
     // Google-like: RS256, client_secret_basic, query callback.
-    let b = browser();
+    let b = html_client(None);
     let cb = through_provider(&b, app, "google", "alice").await;
     assert!(matches!(cb, Callback::Get(_)));
     assert_eq!(cb.param("iss").as_deref(), Some(h.issuer.as_str()));
@@ -355,7 +332,7 @@ async fn google_line_and_apple_sign_in_end_to_end() {
     );
 
     // LINE-like: HS256 ID token signed with the channel secret.
-    let b = browser();
+    let b = html_client(None);
     let cb = through_provider(&b, app, "line", "U4af4980629").await;
     assert_eq!(
         complete(&b, app, cb.send(&b).await).await,
@@ -364,7 +341,7 @@ async fn google_line_and_apple_sign_in_end_to_end() {
 
     // Apple-like: form_post, a cross-site POST that carries no cookie at all; the token
     // request authenticates with the ES256 JWT we mint (the provider verifies it).
-    let b = browser();
+    let b = html_client(None);
     let cb = through_provider(&b, app, "apple", "001234.abcd").await;
     assert!(matches!(cb, Callback::Post(..)), "{cb:?}");
     let cookieless = Client::builder().redirect(Policy::none()).build().unwrap();
@@ -372,7 +349,7 @@ async fn google_line_and_apple_sign_in_end_to_end() {
     assert_eq!(complete(&b, app, answer).await, "oidc:apple:001234.abcd");
 
     // Signing in again is the same consumer; only (provider, subject) is kept.
-    let b = browser();
+    let b = html_client(None);
     let cb = through_provider(&b, app, "google", "alice").await;
     assert_eq!(
         complete(&b, app, cb.send(&b).await).await,
@@ -414,7 +391,7 @@ async fn google_line_and_apple_sign_in_end_to_end() {
 
 #[actix_web::test]
 async fn tampered_id_tokens_are_refused() {
-    let Some(h) = harness().await else { return };
+    let h = harness().await;
     let app = &h.app;
     for (provider, code, why) in [
         ("bad-aud", "signin_token_invalid", "(audience)"),
@@ -422,7 +399,7 @@ async fn tampered_id_tokens_are_refused() {
         ("bad-sig", "signin_token_invalid", "(signature)"),
         ("bad-nonce", "signin_nonce_mismatch", "(nonce)"),
     ] {
-        let b = browser();
+        let b = html_client(None);
         let cb = through_provider(&b, app, provider, "mallory").await;
         let body = assert_refused(cb.send(&b).await, 400, code).await;
         assert!(body.contains(why), "{provider}: {body}");
@@ -442,9 +419,9 @@ async fn tampered_id_tokens_are_refused() {
 
 #[actix_web::test]
 async fn bad_and_replayed_callbacks_are_refused() {
-    let Some(h) = harness().await else { return };
+    let h = harness().await;
     let app = &h.app;
-    let b = browser();
+    let b = html_client(None);
 
     // Unknown provider, and a return_to that leaves the site.
     assert_refused(
@@ -542,7 +519,7 @@ async fn bad_and_replayed_callbacks_are_refused() {
 
     // The completion link only works in the browser that started, and only once.
     let next = location(&first).to_string();
-    let other_browser = browser();
+    let other_browser = html_client(None);
     assert_refused(
         other_browser.get(app.url(&next)).send().await.unwrap(),
         400,
@@ -582,12 +559,10 @@ fn urlencode(s: &str) -> String {
 
 #[actix_web::test]
 async fn a_merchant_can_limit_the_providers_its_consumers_use() {
-    let Some(h) = harness().await else { return };
+    let h = harness().await;
     let app = &h.app;
     let res = app
-        .client
-        .patch(app.url("/api/v1/tenant"))
-        .bearer_auth(&app.api_key)
+        .patch("/api/v1/tenant")
         .json(&serde_json::json!({"signin_providers": ["google"]}))
         .send()
         .await
@@ -597,19 +572,16 @@ async fn a_merchant_can_limit_the_providers_its_consumers_use() {
         .create_campaign(serde_json::json!({"name": "members", "total_limit": 5, "status": "active", "signin": "required"}))
         .await;
     let slug = c["slug"].as_str().unwrap();
-    let page = browser()
-        .get(app.url(&format!("/auth/signin?return_to=/c/{slug}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, html) = page(
+        &html_client(None),
+        &app.url(&format!("/auth/signin?return_to=/c/{slug}")),
+    )
+    .await;
     assert!(
-        page.contains("/auth/google/start") && !page.contains("/auth/line/start"),
-        "{page}"
+        html.contains("/auth/google/start") && !html.contains("/auth/line/start"),
+        "{html}"
     );
-    let res = browser()
+    let res = html_client(None)
         .get(app.url(&format!("/auth/line/start?return_to=/c/{slug}")))
         .send()
         .await
@@ -619,41 +591,27 @@ async fn a_merchant_can_limit_the_providers_its_consumers_use() {
 
 #[actix_web::test]
 async fn a_signed_in_consumer_claims_a_sign_in_campaign_and_finds_it_in_the_wallet() {
-    let Some(h) = harness().await else { return };
+    let h = harness().await;
     let app = &h.app;
     let c = app
         .create_campaign(serde_json::json!({"name": "members only", "total_limit": 5, "status": "active", "signin": "required"}))
         .await;
     let slug = c["slug"].as_str().unwrap();
-    let b = browser();
+    let b = html_client(None);
     let cb = through_provider(&b, app, "google", "carol").await;
     assert_eq!(
         complete(&b, app, cb.send(&b).await).await,
         "oidc:google:carol"
     );
 
-    let html = b
-        .get(app.url(&format!("/c/{slug}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, html) = page(&b, &app.url(&format!("/c/{slug}"))).await;
     assert!(
         html.contains("id=\"claim-form\""),
         "signed in, the claim form shows: {html}"
     );
-    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = html[at..].split('"').next().unwrap().to_string();
-    let res = b
-        .post(app.url(&format!("/c/{slug}/claim")))
-        .form(&[("csrf", csrf)])
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(&b, &app.url(&format!("/c/{slug}/claim")), &csrf_of(&html)).await;
     assert_eq!(res.status(), 303);
-    let coupon = res.headers()["location"].to_str().unwrap().to_string();
+    let coupon = location(&res).to_string();
     assert!(coupon.starts_with("/my/coupons/"), "{coupon}");
     let db = app.db.client().await;
     let consumer: String = db
@@ -662,14 +620,7 @@ async fn a_signed_in_consumer_claims_a_sign_in_campaign_and_finds_it_in_the_wall
         .unwrap()
         .get(0);
     assert_eq!(consumer, "oidc:google:carol");
-    let wallet = b
-        .get(app.url("/my"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, wallet) = page(&b, &app.url("/my")).await;
     assert!(wallet.contains(&coupon));
 }
 

@@ -20,7 +20,7 @@ use super::events::RemoteChange;
 use super::{ClaimError, IssuedCoupon, Shared};
 use crate::config::EngineSettings;
 use crate::domain::campaign::{CampaignRules, CampaignStatus};
-use crate::domain::coupon_code::{Charset, CodeFormat};
+use crate::domain::coupon_code::CodeFormat;
 use crate::store::{CampaignRecord, Store};
 use claiming::Batcher;
 use stock::Stock;
@@ -99,20 +99,13 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
-    fn from_record(r: &CampaignRecord) -> Option<Loaded> {
-        let rules = r.rules().ok()?;
-        let codes = CodeFormat::new(
-            usize::try_from(r.code_length).unwrap_or(10),
-            &r.code_prefix,
-            Charset::parse(&r.code_charset).ok()?,
-        )
-        .ok()?;
-        Some(Loaded {
+    fn from_record(r: &CampaignRecord) -> Loaded {
+        Loaded {
             tenant_id: r.tenant_id,
-            status: r.status.parse().ok()?,
-            rules,
-            codes,
-        })
+            status: r.status,
+            rules: r.rules.clone(),
+            codes: r.codes.clone(),
+        }
     }
 }
 
@@ -186,16 +179,12 @@ impl CampaignActor {
         for lease in store.node_leases(node, id).await? {
             store.release_lease(lease).await?;
         }
-        let stats = store.campaign_stats(id, record.total_limit).await?;
-        Ok(Loaded::from_record(&record).map(|l| {
-            (
-                l,
-                Counters {
-                    issued: stats.issued,
-                    redeemed: stats.redeemed,
-                },
-            )
-        }))
+        let stats = store.campaign_stats(id, record.rules.total_limit()).await?;
+        let counters = Counters {
+            issued: stats.issued,
+            redeemed: stats.redeemed,
+        };
+        Ok(Some((Loaded::from_record(&record), counters)))
     }
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
@@ -301,7 +290,7 @@ impl Handler<Adjust> for CampaignActor {
         self.publish_counters();
         if let Some(record) = msg.record {
             self.stock.clear_sold_out();
-            self.campaign = Loaded::from_record(&record);
+            self.campaign = Some(Loaded::from_record(&record));
         } else if msg.reload {
             // Stock may have come back (reaper, raised limit): try again on the next claim.
             self.stock.clear_sold_out();
@@ -309,11 +298,7 @@ impl Handler<Adjust> for CampaignActor {
             let id = self.id;
             let fut = async move { store.campaign_by_id(id).await };
             ctx.spawn(fut.into_actor(self).map(|res, act, _| match res {
-                Ok(Some(record)) => {
-                    if let Some(loaded) = Loaded::from_record(&record) {
-                        act.campaign = Some(loaded);
-                    }
-                }
+                Ok(Some(record)) => act.campaign = Some(Loaded::from_record(&record)),
                 Ok(None) => act.campaign = None,
                 Err(e) => tracing::warn!(error = %e, "campaign reload failed"),
             }));

@@ -8,7 +8,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse, ResponseError};
 
-use crate::error::{AppError, ErrorCode, RenderedError};
+use crate::web::error::{AppError, ErrorCode, RenderedError};
 use crate::web::templates::RenderError;
 use crate::web::AppState;
 

@@ -15,7 +15,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::PageSettings;
-use crate::error::{AppError, ErrorCode};
+use crate::web::error::{AppError, ErrorCode};
 use crate::web::session::COOKIE;
 use crate::web::AppState;
 

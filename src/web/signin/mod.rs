@@ -12,9 +12,10 @@
 //!    login CSRF with a stolen link), sets the session cookie and redirects to return_to.
 //!
 //! Every failure is a 4xx page with a stable code (or 502 when a provider is down).
+//! The OpenID Connect client itself is [`crate::oidc`]; this module only speaks HTTP and
+//! keeps the pending sign-ins in the store.
 
-mod apple;
-mod providers;
+mod errors;
 
 use std::time::Duration;
 
@@ -23,18 +24,14 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use openidconnect::url::form_urlencoded;
-use rand::RngCore;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-
-pub use providers::{Kind, Provider, Providers};
 
 use super::session::Session;
 use super::AppState;
-use crate::error::{AppError, AppResult, ErrorCode};
+use crate::domain::token::{random_token, sha256};
 use crate::store::{NewSigninRequest, TakeSignin};
+use crate::web::error::{AppError, AppResult, ErrorCode};
 
 /// Binds a sign-in to the browser that started it.
 pub const BROWSER_COOKIE: &str = "ecoupon_signin";
@@ -116,12 +113,12 @@ pub async fn start(
     state
         .store
         .create_signin_request(&NewSigninRequest {
-            state_hash: &hash(&auth.state),
+            state_hash: &sha256(&auth.state),
             provider: &provider.name,
             nonce: &auth.nonce,
             pkce_verifier: &auth.pkce_verifier,
             return_to,
-            browser_hash: &hash(&browser),
+            browser_hash: &sha256(&browser),
             ttl: SIGNIN_TTL,
         })
         .await?;
@@ -191,7 +188,7 @@ async fn callback(state: &AppState, provider: &str, raw: &[u8]) -> AppResult<Htt
             "this sign-in answer has no state; please sign in again",
         ));
     };
-    let state_hash = hash(&signin_state);
+    let state_hash = sha256(&signin_state);
     let pending = match state
         .store
         .take_signin_request(&state_hash, &provider.name)
@@ -262,7 +259,7 @@ async fn callback(state: &AppState, provider: &str, raw: &[u8]) -> AppResult<Htt
     let token = random_token();
     state
         .store
-        .finish_signin(&state_hash, &provider.name, &subject, &hash(&token))
+        .finish_signin(&state_hash, &provider.name, &subject, &sha256(&token))
         .await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, format!("/auth/complete?t={token}")))
@@ -289,10 +286,10 @@ pub async fn complete(
         .ok_or_else(invalid)?;
     let done = state
         .store
-        .complete_signin(&hash(token))
+        .complete_signin(&sha256(token))
         .await?
         .ok_or_else(invalid)?;
-    let browser = req.cookie(BROWSER_COOKIE).map(|c| hash(c.value()));
+    let browser = req.cookie(BROWSER_COOKIE).map(|c| sha256(c.value()));
     if browser.as_deref() != Some(done.browser_hash.as_slice()) {
         return Err(AppError::new(
             ErrorCode::Rejected("signin_browser_mismatch"),
@@ -340,16 +337,6 @@ pub fn return_to(value: Option<&str>) -> AppResult<&str> {
     }
 }
 
-fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    B64.encode(bytes)
-}
-
-fn hash(value: &str) -> Vec<u8> {
-    Sha256::digest(value.as_bytes()).to_vec()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,12 +369,5 @@ mod tests {
         assert_eq!(p.state.as_deref(), Some("s1"));
         assert_eq!(p.iss.as_deref(), Some("http://x"));
         assert!(p.error.is_none());
-    }
-
-    #[test]
-    fn tokens_are_random_and_43_chars() {
-        let (a, b) = (random_token(), random_token());
-        assert_eq!(a.len(), 43);
-        assert_ne!(a, b);
     }
 }

@@ -1,5 +1,5 @@
-//! The configured sign-in providers: discovery (cached in memory), the authorization URL,
-//! and the code exchange with its ID token checks.
+//! The configured providers: discovery (cached in memory), the authorization URL, and the
+//! code exchange with its ID token checks.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,8 +16,8 @@ use openidconnect::{
 use tokio::sync::Mutex;
 
 use super::apple::AppleKey;
+use super::error::{OidcError, TokenCheck};
 use crate::config::{SigninSettings, APPLE_ISSUER, GOOGLE_ISSUER, LINE_ISSUER};
-use crate::error::{AppError, ErrorCode};
 
 /// Discovered metadata and keys are kept this long, then fetched again.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
@@ -26,7 +26,7 @@ const MIN_REFRESH: Duration = Duration::from_secs(60);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+enum Kind {
     /// ID tokens are HS256, signed with the channel secret.
     Line,
     Google,
@@ -43,7 +43,7 @@ enum Credential {
 pub struct Provider {
     pub name: String,
     pub label: String,
-    pub kind: Kind,
+    kind: Kind,
     issuer: IssuerUrl,
     client_id: String,
     credential: Credential,
@@ -133,14 +133,13 @@ impl Providers {
         &self.list
     }
 
-    pub fn get(&self, name: &str) -> Result<&Arc<Provider>, AppError> {
-        self.by_name.get(name).ok_or_else(|| {
-            AppError::new(ErrorCode::NotFound, "no such sign-in provider is enabled")
-        })
+    pub fn get(&self, name: &str) -> Result<&Arc<Provider>, OidcError> {
+        self.by_name.get(name).ok_or(OidcError::UnknownProvider)
     }
 
     /// The provider's authorization URL with fresh state, nonce and PKCE challenge.
-    pub async fn authorize(&self, p: &Provider) -> Result<Authorization, AppError> {
+    #[tracing::instrument(skip_all, fields(provider = %p.name))]
+    pub async fn authorize(&self, p: &Provider) -> Result<Authorization, OidcError> {
         let metadata = p.metadata(&self.http, false).await?;
         let client =
             CoreClient::from_provider_metadata(metadata, ClientId::new(p.client_id.clone()), None)
@@ -167,19 +166,21 @@ impl Providers {
     }
 
     /// Exchanges the code and verifies the ID token; returns the subject.
+    // skip_all: the code, nonce and verifier are bearer secrets until this returns.
+    #[tracing::instrument(skip_all, fields(provider = %p.name))]
     pub async fn redeem(
         &self,
         p: &Provider,
         code: String,
         nonce: &str,
         pkce_verifier: String,
-    ) -> Result<String, AppError> {
+    ) -> Result<String, OidcError> {
         let metadata = p.metadata(&self.http, false).await?;
         let secret = match &p.credential {
             Credential::Secret(s) => s.expose().to_string(),
             Credential::Apple(key) => key
                 .client_secret(&p.client_id)
-                .map_err(AppError::internal)?,
+                .map_err(OidcError::ClientSecret)?,
         };
         let client = CoreClient::from_provider_metadata(
             metadata.clone(),
@@ -190,24 +191,30 @@ impl Providers {
         .set_auth_type(p.auth_type(&metadata));
         let request = client
             .exchange_code(AuthorizationCode::new(code))
-            .map_err(|e| upstream(p, "has no token endpoint", e))?
+            .map_err(|e| {
+                upstream_failed(p, &e);
+                OidcError::NoTokenEndpoint {
+                    label: p.label.clone(),
+                }
+            })?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier));
         let tokens = match request.request_async(&self.http).await {
             Ok(tokens) => tokens,
             Err(RequestTokenError::ServerResponse(e)) => {
                 tracing::info!(provider = %p.name, error = %e, "sign-in code refused");
-                return Err(AppError::new(
-                    ErrorCode::Rejected("signin_code_rejected"),
-                    format!("{} did not accept this sign-in (it may have been used already or expired); please sign in again", p.label),
-                ));
+                return Err(OidcError::CodeRejected {
+                    label: p.label.clone(),
+                });
             }
-            Err(e) => return Err(upstream(p, "did not answer the code exchange", e)),
+            Err(e) => {
+                upstream_failed(p, &e);
+                return Err(OidcError::TokenEndpointFailed {
+                    label: p.label.clone(),
+                });
+            }
         };
-        let id_token = tokens.id_token().ok_or_else(|| {
-            AppError::new(
-                ErrorCode::Rejected("signin_token_invalid"),
-                format!("{} sent no ID token", p.label),
-            )
+        let id_token = tokens.id_token().ok_or_else(|| OidcError::NoIdToken {
+            label: p.label.clone(),
         })?;
         let nonce = Nonce::new(nonce.to_string());
         let verify = |metadata: &CoreProviderMetadata| {
@@ -235,23 +242,18 @@ impl Providers {
         };
         result.map_err(|e| {
             tracing::warn!(provider = %p.name, error = %e, "ID token rejected");
-            let (code, what) = match &e {
-                ClaimsVerificationError::InvalidNonce(_) => ("signin_nonce_mismatch", "nonce"),
-                ClaimsVerificationError::InvalidAudience(_) => ("signin_token_invalid", "audience"),
-                ClaimsVerificationError::InvalidIssuer(_) => ("signin_token_invalid", "issuer"),
-                ClaimsVerificationError::Expired(_) => ("signin_token_invalid", "expiry"),
-                ClaimsVerificationError::SignatureVerification(_) => {
-                    ("signin_token_invalid", "signature")
-                }
-                _ => ("signin_token_invalid", "claims"),
+            let check = match &e {
+                ClaimsVerificationError::InvalidNonce(_) => TokenCheck::Nonce,
+                ClaimsVerificationError::InvalidAudience(_) => TokenCheck::Audience,
+                ClaimsVerificationError::InvalidIssuer(_) => TokenCheck::Issuer,
+                ClaimsVerificationError::Expired(_) => TokenCheck::Expiry,
+                ClaimsVerificationError::SignatureVerification(_) => TokenCheck::Signature,
+                _ => TokenCheck::Claims,
             };
-            AppError::new(
-                ErrorCode::Rejected(code),
-                format!(
-                    "the answer from {} failed verification ({what}); please sign in again",
-                    p.label
-                ),
-            )
+            OidcError::IdTokenInvalid {
+                label: p.label.clone(),
+                check,
+            }
         })
     }
 }
@@ -266,7 +268,7 @@ impl Provider {
         &self,
         http: &reqwest::Client,
         refresh: bool,
-    ) -> Result<CoreProviderMetadata, AppError> {
+    ) -> Result<CoreProviderMetadata, OidcError> {
         let mut cached = self.metadata.lock().await;
         if let Some((at, metadata)) = cached.as_ref() {
             let age = at.elapsed();
@@ -276,7 +278,12 @@ impl Provider {
         }
         let metadata = CoreProviderMetadata::discover_async(self.issuer.clone(), http)
             .await
-            .map_err(|e| upstream(self, "could not be reached for discovery", e))?;
+            .map_err(|e| {
+                upstream_failed(self, &e);
+                OidcError::DiscoveryFailed {
+                    label: self.label.clone(),
+                }
+            })?;
         *cached = Some((Instant::now(), metadata.clone()));
         Ok(metadata)
     }
@@ -318,10 +325,7 @@ impl Provider {
     }
 }
 
-fn upstream(p: &Provider, what: &str, e: impl std::fmt::Display) -> AppError {
+/// The consumer only sees "try again later"; the upstream detail is for the operator.
+fn upstream_failed(p: &Provider, e: &dyn std::fmt::Display) {
     tracing::warn!(provider = %p.name, error = %e, "sign-in provider failed");
-    AppError::new(
-        ErrorCode::Upstream("signin_provider_unavailable"),
-        format!("{} {what}; please try again later", p.label),
-    )
 }

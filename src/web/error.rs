@@ -178,26 +178,13 @@ impl ResponseError for AppError {
     }
 }
 
-impl From<deadpool_postgres::PoolError> for AppError {
-    fn from(e: deadpool_postgres::PoolError) -> AppError {
-        match e {
-            // Every connection is busy: tell the client to come back rather than queue forever.
-            deadpool_postgres::PoolError::Timeout(_) => AppError::busy(1),
-            other => AppError::internal(other),
-        }
-    }
-}
-
-impl From<tokio_postgres::Error> for AppError {
-    fn from(e: tokio_postgres::Error) -> AppError {
-        AppError::internal(e)
-    }
-}
-
 impl From<crate::store::StoreError> for AppError {
     fn from(e: crate::store::StoreError) -> AppError {
         match e {
-            crate::store::StoreError::Pool(p) => p.into(),
+            // Every connection is busy: tell the client to come back rather than queue forever.
+            crate::store::StoreError::Pool(deadpool_postgres::PoolError::Timeout(_)) => {
+                AppError::busy(1)
+            }
             other => AppError::internal(other),
         }
     }

@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::{Gid, Uid, User};
-use sha2::{Digest, Sha256};
 use tokio::process::Command;
-use tokio_postgres::error::SqlState;
 
 const PORT: u16 = 5432;
 /// sun_path is 108 bytes on Linux (104 on BSDs); stay well clear of both.
@@ -114,7 +112,7 @@ fn socket_dir_for(root: &Path) -> PathBuf {
     if root.join(format!(".s.PGSQL.{PORT}")).as_os_str().len() <= MAX_SOCKET_PATH {
         return root.to_path_buf();
     }
-    let digest = hex::encode(Sha256::digest(root.as_os_str().as_bytes()));
+    let digest = hex::encode(crate::domain::token::sha256(root.as_os_str().as_bytes()));
     PathBuf::from(format!("/tmp/ecoupon-pg-{}", &digest[..12]))
 }
 
@@ -517,47 +515,13 @@ impl EmbeddedPostgres {
         Ok(())
     }
 
-    /// A reused server may still be starting up (or recovering), so retry briefly.
-    async fn connect(
-        &self,
-        dbname: &str,
-    ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), EmbeddedError> {
-        let config = self.connect_config(dbname);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match config.connect(tokio_postgres::NoTls).await {
-                Ok((client, connection)) => {
-                    return Ok((client, tokio::spawn(async move { drop(connection.await) })));
-                }
-                Err(e) => {
-                    let transient = e.code().is_none_or(|c| *c == SqlState::CANNOT_CONNECT_NOW);
-                    if !transient || Instant::now() >= deadline {
-                        return Err(self.db_error("connect", &e));
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
-
     async fn ensure_database(&self, name: &str) -> Result<(), EmbeddedError> {
-        let (client, connection) = self.connect("postgres").await?;
-        let existing = client
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-            .await
-            .map_err(|e| self.db_error("look up databases", &e))?;
-        if existing.is_none() {
-            let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
-            match client.batch_execute(&sql).await {
-                Err(e) if e.code() != Some(&SqlState::DUPLICATE_DATABASE) => {
-                    return Err(self.db_error("create database", &e));
-                }
-                _ => tracing::info!(database = name, "created database in private PostgreSQL"),
-            }
+        let server = self.connect_config("postgres");
+        match crate::store::ensure_database(&server, name, Duration::from_secs(30)).await {
+            Ok(true) => tracing::info!(database = name, "created database in private PostgreSQL"),
+            Ok(false) => {}
+            Err(e) => return Err(self.db_error(e.action, &e.error)),
         }
-        // Let the connection say goodbye rather than leave a reset in the server log.
-        drop(client);
-        let _ = connection.await;
         Ok(())
     }
 
