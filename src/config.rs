@@ -10,8 +10,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+mod console;
 mod secrets;
 mod signin;
+pub use console::ConsoleSettings;
 pub use secrets::{Secret, Secrets};
 pub use signin::{
     read_apple_key, AppleSettings, ClientSettings, OidcSettings, SigninSettings, APPLE_ISSUER,
@@ -34,6 +36,9 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub engine: EngineSettings,
     pub pages: PageSettings,
+    /// The merchant console: session timeouts, invitations, sign-in throttling.
+    #[serde(default)]
+    pub console: ConsoleSettings,
     pub secrets: SecretSettings,
     /// Consumer sign-in providers (none by default).
     pub signin: SigninSettings,
@@ -156,6 +161,7 @@ impl Default for Settings {
             },
             engine: EngineSettings::default(),
             pages: PageSettings::default(),
+            console: ConsoleSettings::default(),
             secrets: SecretSettings::default(),
             signin: SigninSettings::default(),
         }

@@ -110,3 +110,9 @@ fn describe() {
         "This node's clock minus the database clock."
     );
 }
+
+/// Counts a refused authentication by kind (`api_key`, `console_password`, `console_totp`,
+/// `ip_not_allowed`, `sign_in_throttled`), for the auth-failure alert.
+pub fn auth_failure(kind: &'static str) {
+    metrics::counter!(AUTH_FAILURES, "kind" => kind).increment(1);
+}

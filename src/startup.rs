@@ -66,7 +66,7 @@ impl Application {
             .public_url
             .get_or_insert_with(|| format!("http://{local}"));
         let cookie_key = actix_web::cookie::Key::from(&secrets.cookie_key);
-        let limits = middleware::RateLimits::new(&settings.pages);
+        let limits = middleware::RateLimits::new(&settings.pages, &settings.console);
         let secure_cookies = settings.public_url().starts_with("https://");
         let signin =
             crate::oidc::Providers::from_settings(&settings.signin, &settings.public_url())?;

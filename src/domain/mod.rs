@@ -7,6 +7,7 @@ mod coded;
 pub mod consumer;
 pub mod coupon_code;
 pub mod image;
+pub mod merchant;
 pub mod redemption;
 pub mod tenant;
 pub mod theme;

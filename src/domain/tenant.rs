@@ -16,8 +16,6 @@ pub enum TenantInputError {
     Name,
     #[error("{0:?} is not an e-mail address")]
     Email(String),
-    #[error("role must be one of owner, admin, manager, staff")]
-    Role,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,38 +60,6 @@ impl Email {
     }
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Owner,
-    Admin,
-    Manager,
-    Staff,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Manager => "manager",
-            Role::Staff => "staff",
-        }
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = TenantInputError;
-    fn from_str(s: &str) -> Result<Role, TenantInputError> {
-        match s {
-            "owner" => Ok(Role::Owner),
-            "admin" => Ok(Role::Admin),
-            "manager" => Ok(Role::Manager),
-            "staff" => Ok(Role::Staff),
-            _ => Err(TenantInputError::Role),
-        }
     }
 }
 

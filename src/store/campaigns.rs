@@ -289,3 +289,57 @@ async fn stats(
         remaining: (total_limit - issued).max(0),
     })
 }
+
+/// One line of the console's campaign list.
+#[derive(Debug, Clone)]
+pub struct CampaignSummary {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub status: CampaignStatus,
+    pub total_limit: i64,
+    pub issued: i64,
+    pub redeemed: i64,
+    pub remaining: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// A tenant's campaigns, newest first, with their counts.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id))]
+    pub async fn campaign_summaries(
+        &self,
+        tenant_id: Uuid,
+    ) -> Result<Vec<CampaignSummary>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT c.id, c.slug, c.name, c.status, c.total_limit, c.created_at,
+                        (SELECT count(*) FROM coupons k WHERE k.campaign_id = c.id AND k.won),
+                        (SELECT count(*) FROM redemptions r WHERE r.campaign_id = c.id AND r.undone_at IS NULL)
+                 FROM campaigns c WHERE c.tenant_id = $1 ORDER BY c.created_at DESC LIMIT 500",
+                &[&tenant_id],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let status: &str = r.get(3);
+                let total_limit: i64 = r.get(4);
+                let issued: i64 = r.get(6);
+                Ok(CampaignSummary {
+                    id: r.get(0),
+                    slug: r.get(1),
+                    name: r.get(2),
+                    status: status
+                        .parse()
+                        .map_err(|e: CampaignError| StoreError::Corrupt(e.to_string()))?,
+                    total_limit,
+                    issued,
+                    redeemed: r.get(7),
+                    remaining: (total_limit - issued).max(0),
+                    created_at: r.get(5),
+                })
+            })
+            .collect()
+    }
+}

@@ -9,21 +9,27 @@ use tokio_postgres::NoTls;
 use crate::config::DatabaseSettings;
 
 mod admin;
+mod audit;
 mod campaigns;
 mod claims;
 mod consumers;
 mod images;
 mod leases;
+mod merchants;
 mod migrate;
 mod notify;
 mod tenants;
 mod wallet;
 
 pub use admin::{ensure_database, AdminError};
+pub use audit::{AuditEntry, AuditRecord};
 pub use campaigns::{CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, EditOutcome};
 pub use claims::{BatchOutcome, ClaimRow, RedeemOutcome, RedemptionRecord, UndoOutcome};
 pub use consumers::{CompletedSignin, NewSigninRequest, PendingSignin, TakeSignin};
 pub use leases::{Lease, ReapedLease};
+pub use merchants::{
+    InviteRecord, MerchantUser, NewSession, SessionRecord, SignInCandidate, UserChange,
+};
 pub use migrate::{latest_migration, run_migrations};
 pub use notify::{ClockSample, Listener};
 pub use tenants::ApiKeyRecord;

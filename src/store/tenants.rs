@@ -5,7 +5,8 @@ use uuid::Uuid;
 
 use super::{Store, StoreError};
 use crate::domain::api_key::SCOPES_ALL;
-use crate::domain::tenant::{NewTenant, Role};
+use crate::domain::merchant::Role;
+use crate::domain::tenant::NewTenant;
 
 #[derive(Debug, Clone)]
 pub struct ApiKeyRecord {
@@ -107,7 +108,9 @@ async fn insert_tenant(
     )
     .await?;
     tx.execute(
-        "INSERT INTO merchant_users (id, tenant_id, email, role, password_hash) VALUES ($1, $2, $3, $4, $5)",
+        // A generated password was printed somewhere: the owner must replace it at first sign-in.
+        "INSERT INTO merchant_users (id, tenant_id, email, role, password_hash, must_change_password)
+         VALUES ($1, $2, $3, $4, $5, true)",
         &[&Uuid::new_v4(), &tenant.id, &tenant.owner.as_str(), &Role::Owner.as_str(), &tenant.owner_password_hash],
     )
     .await?;

@@ -16,6 +16,7 @@ use crate::web::error::{AppError, AppResult};
 #[derive(RustEmbed)]
 #[folder = "assets/"]
 #[exclude = "i18n/*"]
+#[exclude = "passwords/*"]
 struct AssetFiles;
 
 struct Index {

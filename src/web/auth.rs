@@ -77,8 +77,7 @@ impl FromRequest for ApiAuth {
             let record = match record {
                 Some(r) if r.revoked_at.is_none() => r,
                 _ => {
-                    metrics::counter!(crate::metrics::AUTH_FAILURES, "kind" => "api_key")
-                        .increment(1);
+                    crate::metrics::auth_failure("api_key");
                     return Err(AppError::new(
                         ErrorCode::InvalidApiKey,
                         "unknown or revoked API key",

@@ -1,5 +1,7 @@
 //! Japanese first, English too. Every user-facing string lives in a catalogue,
-//! `assets/i18n/<lang>.toml`; templates only name keys: `{{t "claim.button"}}`, with
+//! `assets/i18n/<lang>.toml` for the consumer pages and `assets/i18n/<area>.<lang>.toml`
+//! for each console area (merged; a key defined twice is a test failure); templates only
+//! name keys: `{{t "claim.button"}}`, with
 //! `{name}` placeholders filled from the helper's hash: `{{t "claim.left" n=remaining}}`.
 //!
 //! The language comes from `?lang=`, then the `lang` cookie, then `Accept-Language`.
@@ -81,19 +83,46 @@ fn from_accept_language(header: &str) -> Option<Lang> {
 
 type Catalogue = HashMap<String, String>;
 
+#[derive(rust_embed::RustEmbed)]
+#[folder = "assets/i18n/"]
+#[include = "*.toml"]
+struct CatalogueFiles;
+
+/// Every catalogue file as (language, file name, text).
+fn catalogue_files() -> Vec<(&'static str, String, String)> {
+    let mut files = Vec::new();
+    for name in CatalogueFiles::iter() {
+        let Some(stem) = name.strip_suffix(".toml") else {
+            continue;
+        };
+        let code = stem.rsplit('.').next().unwrap_or(stem);
+        let lang = match code {
+            "ja" => "ja",
+            "en" => "en",
+            _ => continue,
+        };
+        if let Some(file) = CatalogueFiles::get(&name) {
+            files.push((
+                lang,
+                name.to_string(),
+                String::from_utf8_lossy(&file.data).into_owned(),
+            ));
+        }
+    }
+    files
+}
+
 fn catalogues() -> &'static HashMap<&'static str, Catalogue> {
     static CATALOGUES: OnceLock<HashMap<&'static str, Catalogue>> = OnceLock::new();
     CATALOGUES.get_or_init(|| {
-        let mut all = HashMap::new();
-        for (code, text) in [
-            ("ja", include_str!("../../assets/i18n/ja.toml")),
-            ("en", include_str!("../../assets/i18n/en.toml")),
-        ] {
-            // The catalogues ship inside the binary and a test parses both.
-            let table: toml::Table = text.parse().unwrap_or_default();
-            let mut flat = Catalogue::new();
-            flatten("", &table, &mut flat);
-            all.insert(code, flat);
+        let mut all: HashMap<&'static str, Catalogue> = HashMap::new();
+        for (lang, name, text) in catalogue_files() {
+            // The catalogues ship inside the binary and a test parses every one.
+            let table: toml::Table = text.parse().unwrap_or_else(|e| {
+                tracing::error!(file = %name, error = %e, "message catalogue does not parse");
+                toml::Table::new()
+            });
+            flatten("", &table, all.entry(lang).or_default());
         }
         all
     })
@@ -166,11 +195,18 @@ mod tests {
 
     #[test]
     fn both_catalogues_parse_and_have_the_same_keys() {
-        for text in [
-            include_str!("../../assets/i18n/ja.toml"),
-            include_str!("../../assets/i18n/en.toml"),
-        ] {
-            text.parse::<toml::Table>().expect("catalogue parses");
+        let mut seen: HashMap<(&str, String), String> = HashMap::new();
+        for (lang, name, text) in catalogue_files() {
+            let table = text
+                .parse::<toml::Table>()
+                .unwrap_or_else(|e| panic!("{name} parses: {e}"));
+            let mut flat = Catalogue::new();
+            flatten("", &table, &mut flat);
+            for key in flat.into_keys() {
+                if let Some(other) = seen.insert((lang, key.clone()), name.clone()) {
+                    panic!("{key} is defined in both {other} and {name}");
+                }
+            }
         }
         let all = catalogues();
         let mut ja: Vec<_> = all["ja"].keys().collect();

@@ -14,6 +14,8 @@ pub mod auth;
 mod campaigns;
 mod claim_page;
 mod claims;
+pub mod client_ip;
+pub mod console;
 pub mod error;
 mod health;
 pub mod i18n;

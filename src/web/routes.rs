@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, Resource};
 
 use super::middleware::rate_limit;
 use super::{
-    assets, campaigns, claim_page, claims, health, images, metrics_endpoint, pages, qr,
+    assets, campaigns, claim_page, claims, console, health, images, metrics_endpoint, pages, qr,
     redemptions, signin, tenant, wallet,
 };
 use crate::web::error::{AppError, ErrorCode};
@@ -70,6 +70,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(post().to(wallet::redeem)),
                 ),
         )
+        // Merchant console (session cookie); see web/console/mod.rs
+        .service(
+            at("/merchant/login")
+                .route(get().to(console::login::form))
+                .route(post().to(console::login::submit)),
+        )
+        .service(
+            at("/merchant/login/totp")
+                .route(get().to(console::login::totp_form))
+                .route(post().to(console::login::totp_submit)),
+        )
+        .service(at("/merchant/logout").route(post().to(console::login::logout)))
+        .service(
+            at("/merchant/password")
+                .route(get().to(console::login::password_form))
+                .route(post().to(console::login::password_submit)),
+        )
+        .service(at("/merchant").route(get().to(console::home::index)))
         // Consumer sign-in (OpenID Connect); see web/signin/mod.rs for the flow
         .service(at("/auth/signin").route(get().to(signin::page)))
         .service(at("/auth/complete").route(get().to(signin::complete)))

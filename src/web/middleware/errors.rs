@@ -28,6 +28,16 @@ pub async fn uniform_errors(
     if !(status.is_client_error() || status.is_server_error()) {
         return Ok(res);
     }
+    // A page we rendered ourselves with an error status (a form shown again with its
+    // problems, 422) is already what the browser should see.
+    let own_page = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if own_page && res.response().extensions().get::<RenderedError>().is_none() {
+        return Ok(res);
+    }
     let existing = res.response().extensions().get::<RenderedError>().cloned();
     let (res, rendered) = match existing {
         Some(rendered) => (res, rendered),

@@ -14,7 +14,7 @@ use actix_web::web;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::config::PageSettings;
+use crate::config::{ConsoleSettings, PageSettings};
 use crate::web::error::{AppError, ErrorCode};
 use crate::web::session::COOKIE;
 use crate::web::AppState;
@@ -23,6 +23,8 @@ use crate::web::AppState;
 pub struct RateLimits {
     by_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     by_device: Arc<DefaultKeyedRateLimiter<u64>>,
+    /// Console sign-in attempts (password and TOTP) per IP address.
+    sign_in_by_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
 fn quota(per_second: u32) -> Quota {
@@ -33,10 +35,13 @@ fn quota(per_second: u32) -> Quota {
 }
 
 impl RateLimits {
-    pub fn new(settings: &PageSettings) -> RateLimits {
+    pub fn new(settings: &PageSettings, console: &ConsoleSettings) -> RateLimits {
+        let per_minute =
+            NonZeroU32::new(console.sign_ins_per_ip_per_minute).unwrap_or(NonZeroU32::MIN);
         let limits = RateLimits {
             by_ip: Arc::new(RateLimiter::keyed(quota(settings.per_ip_per_second))),
             by_device: Arc::new(RateLimiter::keyed(quota(settings.per_device_per_second))),
+            sign_in_by_ip: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
         };
         let prune = limits.clone();
         actix_web::rt::spawn(async move {
@@ -45,9 +50,23 @@ impl RateLimits {
                 tick.tick().await;
                 prune.by_ip.retain_recent();
                 prune.by_device.retain_recent();
+                prune.sign_in_by_ip.retain_recent();
             }
         });
         limits
+    }
+}
+
+impl RateLimits {
+    /// One console sign-in attempt from `ip`: Err(seconds to wait) when over the limit.
+    pub fn sign_in_attempt(&self, ip: IpAddr) -> Result<(), u64> {
+        self.sign_in_by_ip.check_key(&ip).map_err(|not_until| {
+            metrics::counter!(crate::metrics::RATE_LIMITED, "kind" => "sign_in").increment(1);
+            not_until
+                .wait_time_from(DefaultClock::default().now())
+                .as_secs()
+                .max(1)
+        })
     }
 }
 

@@ -1,0 +1,506 @@
+//! Signing in and out of the console, the TOTP step, and changing one's password.
+//!
+//! Unknown e-mails cost the same Argon2 work as known ones (a dummy hash is checked), and
+//! every failure shows the same message, so the form reveals nothing about accounts.
+//! Attempts are throttled per IP (governor, per node) and per account (growing delays kept
+//! in the database, shared by every node).
+
+use std::sync::OnceLock;
+
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{clear_session_cookie, cookie_name, page, session_cookie, Console};
+use crate::domain::merchant::password::check_new_password;
+use crate::domain::merchant::TotpSecret;
+use crate::domain::tenant::{hash_password, verify_password};
+use crate::domain::token::{random_token, sha256};
+use crate::store::{AuditEntry, MerchantUser, NewSession};
+use crate::web::client_ip::client_ip;
+use crate::web::error::{AppError, AppResult, ErrorCode};
+use crate::web::i18n::{message, Lang};
+use crate::web::AppState;
+
+/// Double-submit CSRF for the sign-in forms, which come before any session exists.
+const LOGIN_CSRF_COOKIE: &str = "ecoupon_login_csrf";
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    csrf: String,
+    #[serde(default)]
+    next: String,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// Only a console path may be a place to go after signing in (no open redirect).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with("/merchant")
+                && !n.starts_with("/merchant/login")
+                && !n.contains("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.to_owned()
+        }
+        _ => "/merchant".to_owned(),
+    }
+}
+
+fn login_csrf(req: &HttpRequest) -> (String, bool) {
+    match req.cookie(LOGIN_CSRF_COOKIE) {
+        Some(c) if c.value().len() == 43 => (c.value().to_owned(), false),
+        _ => (random_token(), true),
+    }
+}
+
+fn csrf_cookie(state: &AppState, token: &str) -> Cookie<'static> {
+    Cookie::build(LOGIN_CSRF_COOKIE, token.to_owned())
+        .path("/merchant/login")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.secure_cookies)
+        .max_age(CookieDuration::hours(2))
+        .finish()
+}
+
+fn check_login_csrf(req: &HttpRequest, sent: &str) -> AppResult<()> {
+    use subtle::ConstantTimeEq;
+    let ok = req.cookie(LOGIN_CSRF_COOKIE).is_some_and(|c| {
+        !sent.is_empty() && bool::from(c.value().as_bytes().ct_eq(sent.as_bytes()))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::new(
+            ErrorCode::CsrfFailed,
+            "the sign-in form has expired; reload the page and try again",
+        ))
+    }
+}
+
+fn login_page(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    template: &str,
+    error: Option<&str>,
+    email: &str,
+    next: &str,
+) -> AppResult<HttpResponse> {
+    let (lang, remember) = Lang::negotiate(req);
+    let (csrf, fresh) = login_csrf(req);
+    let data = json!({
+        "title": message(lang, &format!("console.{template}.title")),
+        "error": error.map(|k| message(lang, k)),
+        "email": email,
+        "next": next,
+        "body_class": "console console--login",
+    });
+    let mut res = page(
+        state,
+        lang,
+        remember,
+        &csrf,
+        req.path(),
+        status,
+        template,
+        data,
+    )?;
+    if fresh {
+        res.add_cookie(&csrf_cookie(state, &csrf))
+            .map_err(AppError::internal)?;
+    }
+    Ok(res)
+}
+
+/// `GET /merchant/login`
+pub async fn form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<NextQuery>,
+) -> AppResult<HttpResponse> {
+    let next = safe_next(query.next.as_deref());
+    login_page(
+        &req,
+        &state,
+        StatusCode::OK,
+        "merchant_login",
+        None,
+        "",
+        &next,
+    )
+}
+
+/// An Argon2 hash of nothing anyone knows, checked when the e-mail is unknown so that
+/// answers take as long either way.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&random_token()))
+}
+
+async fn verify_off_thread(password: String, hash: String) -> AppResult<bool> {
+    web::block(move || verify_password(&password, &hash))
+        .await
+        .map_err(AppError::internal)
+}
+
+/// `POST /merchant/login`
+pub async fn submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> AppResult<HttpResponse> {
+    check_login_csrf(&req, &form.csrf)?;
+    let next = safe_next(Some(&form.next));
+    let ip = client_ip(&req, &state.settings);
+    let failed = |kind: &'static str| {
+        crate::metrics::auth_failure(kind);
+        login_page(
+            &req,
+            &state,
+            StatusCode::UNAUTHORIZED,
+            "merchant_login",
+            Some("console.merchant_login.failed"),
+            &form.email,
+            &next,
+        )
+    };
+    if let Err(wait) = state.limits.sign_in_attempt(ip) {
+        return Err(AppError::new(
+            ErrorCode::RateLimited,
+            "too many sign-in attempts; wait a moment",
+        )
+        .with_retry_after(wait));
+    }
+    let email = form.email.trim();
+    let candidates = state.store.sign_in_candidates(email).await?;
+    let mut signed_in: Option<(MerchantUser, bool)> = None;
+    if candidates.is_empty() {
+        verify_off_thread(form.password.clone(), dummy_hash().to_owned()).await?;
+    }
+    for c in candidates {
+        if c.blocked_until.is_some_and(|until| until > Utc::now()) {
+            // Still waiting after earlier failures: same work, same answer, no new count.
+            verify_off_thread(form.password.clone(), dummy_hash().to_owned()).await?;
+            crate::metrics::auth_failure("sign_in_throttled");
+            continue;
+        }
+        if verify_off_thread(form.password.clone(), c.password_hash.clone()).await? {
+            if !c.user.disabled {
+                signed_in = Some((c.user, c.totp_secret.is_some()));
+            }
+            break;
+        }
+        state.store.record_sign_in_failure(c.user.id).await?;
+    }
+    let Some((user, _)) = signed_in else {
+        return failed("console_password");
+    };
+    state.store.record_sign_in_success(user.id).await?;
+    let mfa_pending = user.totp_enabled;
+    let res = start_session(&req, &state, &user, mfa_pending).await?;
+    let to = if mfa_pending {
+        format!("/merchant/login/totp?next={}", encode(&next))
+    } else {
+        audit_sign_in(&state, &user, &ip.to_string()).await?;
+        next
+    };
+    Ok(with_location(res, &to))
+}
+
+fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to.to_owned()))
+        .finish()
+}
+
+fn with_location(mut res: HttpResponse, to: &str) -> HttpResponse {
+    if let Ok(v) = header::HeaderValue::from_str(to) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+async fn audit_sign_in(state: &AppState, user: &MerchantUser, ip: &str) -> AppResult<()> {
+    state
+        .store
+        .audit(AuditEntry {
+            tenant_id: Some(user.tenant_id),
+            actor_id: Some(user.id),
+            actor: &user.email,
+            action: "user.sign_in",
+            target: &user.email,
+            ip,
+            detail: json!({}),
+        })
+        .await?;
+    Ok(())
+}
+
+/// A fresh session (a new id at every sign-in step, so a planted id is worthless); the
+/// previous one of this browser ends. The answer is a 303 whose Location the caller sets.
+async fn start_session(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &MerchantUser,
+    mfa_pending: bool,
+) -> AppResult<HttpResponse> {
+    if let Some(old) = req.cookie(cookie_name(state)) {
+        state.store.delete_session(&sha256(old.value())).await?;
+    }
+    let id = random_token();
+    let absolute = chrono::TimeDelta::from_std(state.settings.console.absolute_timeout)
+        .unwrap_or(chrono::TimeDelta::hours(12));
+    let user_agent: String = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect();
+    state
+        .store
+        .create_session(NewSession {
+            id_hash: &sha256(&id),
+            user_id: user.id,
+            tenant_id: user.tenant_id,
+            csrf: &random_token(),
+            mfa_pending,
+            expires_at: Utc::now() + absolute,
+            ip: &client_ip(req, &state.settings).to_string(),
+            user_agent: &user_agent,
+        })
+        .await?;
+    Ok(HttpResponse::SeeOther()
+        .cookie(session_cookie(state, &id))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+/// The session of a browser that gave its password but not yet its TOTP code.
+async fn pending(
+    req: &HttpRequest,
+    state: &AppState,
+) -> AppResult<Option<crate::store::SessionRecord>> {
+    let Some(cookie) = req.cookie(cookie_name(state)) else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .session(&sha256(cookie.value()))
+        .await?
+        .filter(|s| s.mfa_pending))
+}
+
+/// `GET /merchant/login/totp`
+pub async fn totp_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<NextQuery>,
+) -> AppResult<HttpResponse> {
+    if pending(&req, &state).await?.is_none() {
+        return Ok(see_other("/merchant/login"));
+    }
+    let next = safe_next(query.next.as_deref());
+    login_page(
+        &req,
+        &state,
+        StatusCode::OK,
+        "merchant_totp",
+        None,
+        "",
+        &next,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct TotpForm {
+    code: String,
+    csrf: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// `POST /merchant/login/totp`
+pub async fn totp_submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<TotpForm>,
+) -> AppResult<HttpResponse> {
+    check_login_csrf(&req, &form.csrf)?;
+    let next = safe_next(Some(&form.next));
+    let ip = client_ip(&req, &state.settings);
+    if let Err(wait) = state.limits.sign_in_attempt(ip) {
+        return Err(AppError::new(
+            ErrorCode::RateLimited,
+            "too many sign-in attempts; wait a moment",
+        )
+        .with_retry_after(wait));
+    }
+    let Some(session) = pending(&req, &state).await? else {
+        return Ok(see_other("/merchant/login"));
+    };
+    let user = session.user;
+    let (secret, last) = state.store.totp_state(user.id).await?;
+    let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
+    let step = secret.and_then(|s| {
+        TotpSecret::from_bytes(s).verify(&form.code, now, last.and_then(|l| u64::try_from(l).ok()))
+    });
+    let accepted = match step.and_then(|s| i64::try_from(s).ok()) {
+        Some(step) => state.store.use_totp_step(user.id, step).await?,
+        None => false,
+    };
+    if !accepted {
+        crate::metrics::auth_failure("console_totp");
+        state.store.record_sign_in_failure(user.id).await?;
+        return login_page(
+            &req,
+            &state,
+            StatusCode::UNAUTHORIZED,
+            "merchant_totp",
+            Some("console.merchant_totp.failed"),
+            "",
+            &next,
+        );
+    }
+    let res = start_session(&req, &state, &user, false).await?;
+    audit_sign_in(&state, &user, &ip.to_string()).await?;
+    Ok(with_location(res, &next))
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+/// `POST /merchant/logout`
+pub async fn logout(
+    console: Console,
+    state: web::Data<AppState>,
+    form: web::Form<CsrfOnly>,
+) -> AppResult<HttpResponse> {
+    console.check_csrf(&form.csrf)?;
+    state.store.delete_session(&console.session_hash).await?;
+    Ok(HttpResponse::SeeOther()
+        .cookie(clear_session_cookie(&state))
+        .insert_header((header::LOCATION, "/merchant/login"))
+        .finish())
+}
+
+/// `GET /merchant/password`
+pub async fn password_form(
+    console: Console,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    password_page(&console, &state, StatusCode::OK, json!({}))
+}
+
+fn password_page(
+    console: &Console,
+    state: &AppState,
+    status: StatusCode,
+    errors: serde_json::Value,
+) -> AppResult<HttpResponse> {
+    let min = if console.user.totp_enabled { 8 } else { 15 };
+    console.render_status(
+        state,
+        status,
+        "merchant_password",
+        json!({
+            "title": console.t("console.merchant_password.title"),
+            "forced": console.user.must_change_password,
+            "min": min,
+            "max": crate::domain::merchant::MAX_PASSWORD_CHARS,
+            "errors": errors,
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current: String,
+    new: String,
+    confirm: String,
+    csrf: String,
+}
+
+/// `POST /merchant/password`: every session of the user ends, and this browser gets a
+/// new one.
+pub async fn password_submit(
+    req: HttpRequest,
+    console: Console,
+    state: web::Data<AppState>,
+    form: web::Form<PasswordForm>,
+) -> AppResult<HttpResponse> {
+    console.check_csrf(&form.csrf)?;
+    let user = &console.user;
+    let candidates = state.store.sign_in_candidates(&user.email).await?;
+    let hash = candidates
+        .into_iter()
+        .find(|c| c.user.id == user.id)
+        .map(|c| c.password_hash)
+        .ok_or_else(|| AppError::not_found("user"))?;
+    let mut errors = Vec::new();
+    if !verify_off_thread(form.current.clone(), hash).await? {
+        errors.push((
+            "current",
+            console.t("console.merchant_password.wrong_current"),
+        ));
+    }
+    if let Err(problem) = check_new_password(&form.new, &user.email, user.totp_enabled) {
+        let text = console
+            .t(problem.message_key())
+            .replace(
+                "{min}",
+                &match problem {
+                    crate::domain::merchant::PasswordProblem::TooShort { min } => min.to_string(),
+                    _ => String::new(),
+                },
+            )
+            .replace(
+                "{max}",
+                &crate::domain::merchant::MAX_PASSWORD_CHARS.to_string(),
+            );
+        errors.push(("new", text));
+    } else if form.new == form.current {
+        errors.push(("new", console.t("console.merchant_password.same")));
+    }
+    if form.new != form.confirm {
+        errors.push(("confirm", console.t("console.merchant_password.mismatch")));
+    }
+    if !errors.is_empty() {
+        return password_page(
+            &console,
+            &state,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            super::field_errors(&errors),
+        );
+    }
+    let new = form.new.clone();
+    let phc = web::block(move || hash_password(&new))
+        .await
+        .map_err(AppError::internal)?;
+    state.store.set_password(user.id, &phc).await?;
+    console
+        .audit(&state, "user.password_change", &user.email, json!({}))
+        .await?;
+    let res = start_session(&req, &state, user, false).await?;
+    Ok(with_location(res, user.role.home()))
+}
