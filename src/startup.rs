@@ -98,7 +98,7 @@ impl Application {
                 .wrap(middleware::security_headers())
                 .wrap(from_fn(middleware::record_metrics))
                 .wrap(from_fn(middleware::request_id_header))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<middleware::QuietRootSpan>::new())
         })
         .listen(listener)?
         .run();

@@ -7,6 +7,8 @@ mod browser;
 mod campaigns;
 mod claims;
 mod cli;
+mod console_helpers;
+mod console_login;
 mod flash_sale;
 mod health;
 mod helpers;

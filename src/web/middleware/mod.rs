@@ -3,11 +3,13 @@
 mod errors;
 mod rate_limit;
 mod request_metrics;
+mod request_span;
 mod security_headers;
 
 pub use errors::uniform_errors;
 pub use rate_limit::{rate_limit, RateLimits};
 pub use request_metrics::record_metrics;
+pub use request_span::QuietRootSpan;
 pub use security_headers::security_headers;
 
 use actix_web::body::MessageBody;
