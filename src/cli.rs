@@ -4,13 +4,19 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+use rand::Rng;
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::config::Settings;
+use crate::domain::campaign::{CampaignDraft, NewCampaign, RawDiscount, RulesParams};
+use crate::domain::merchant::Role;
 use crate::domain::tenant::{Email, NewTenant, TenantName};
+use crate::domain::token::{random_token, sha256};
 use crate::startup::{open_database, Application};
-use crate::store::{run_migrations, Store};
+use crate::store::{run_migrations, AuditEntry, CampaignRecord, Store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +41,9 @@ pub enum Command {
     /// Manage merchants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Manage merchants' console users.
+    #[command(subcommand)]
+    User(UserCommand),
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -61,6 +70,25 @@ pub enum TenantCommand {
         /// Print JSON instead of `key: value` lines.
         #[arg(long)]
         json: bool,
+        /// Data directory of the private database (when DATABASE_URL is not set).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Invite someone to a merchant's console: prints a one-time link to send them (the
+    /// way in when no mail is configured).
+    Invite {
+        /// The merchant (the tenant_id printed by `tenant create`).
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: String,
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        /// owner, admin, manager or staff.
+        #[arg(long, value_name = "ROLE")]
+        role: String,
         /// Data directory of the private database (when DATABASE_URL is not set).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
@@ -125,26 +153,188 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::User(UserCommand::Invite {
+            tenant,
+            email,
+            role,
+            data_dir,
+        }) => {
+            // Every flag is checked before anything is opened, each problem naming its flag.
+            let tenant_id: Uuid = tenant.trim().parse().map_err(|_| {
+                anyhow::anyhow!("--tenant: {tenant:?} is not a tenant id (the tenant_id printed by `ecoupon tenant create`)")
+            })?;
+            let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+            let role: Role = role
+                .trim()
+                .to_lowercase()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+            if let Some(dir) = data_dir {
+                settings.data_dir = dir;
+            }
+            let base = link_base(
+                settings.public_url.as_deref(),
+                settings.listen,
+                settings.listen.port(),
+            );
+            let ttl = chrono::TimeDelta::from_std(settings.console.invite_ttl)
+                .map_err(|e| anyhow::anyhow!("console.invite_ttl: {e}"))?;
+            with_store(&settings, |store| async move {
+                run_migrations(&store).await?;
+                let invite = invite_user(&store, tenant_id, &email, role, Utc::now() + ttl).await?;
+                println!("invite_url: {base}/merchant/invite/{}", invite.token);
+                println!("expires_at: {}", invite.expires_at.to_rfc3339());
+                Ok(())
+            })
+            .await
+        }
     }
+}
+
+struct Invite {
+    token: String,
+    expires_at: DateTime<Utc>,
+}
+
+/// Stores an invitation (only its token's SHA-256) and audits it as done by "cli".
+async fn invite_user(
+    store: &Store,
+    tenant_id: Uuid,
+    email: &Email,
+    role: Role,
+    expires_at: DateTime<Utc>,
+) -> anyhow::Result<Invite> {
+    // Every tenant has its owner, so a tenant without users does not exist.
+    let users = store.users(tenant_id).await?;
+    if users.is_empty() {
+        anyhow::bail!("--tenant: there is no tenant {tenant_id}");
+    }
+    if store.email_taken(email.as_str()).await? {
+        anyhow::bail!("--email: {} already signs in to a console", email.as_str());
+    }
+    let token = random_token();
+    store
+        .create_invite(
+            tenant_id,
+            email.as_str(),
+            role,
+            &sha256(&token),
+            None,
+            expires_at,
+        )
+        .await?;
+    store
+        .audit(AuditEntry {
+            tenant_id: Some(tenant_id),
+            actor_id: None,
+            actor: "cli",
+            action: "user.invite",
+            target: email.as_str(),
+            ip: "",
+            detail: json!({"role": role.as_str(), "expires_at": expires_at}),
+        })
+        .await?;
+    Ok(Invite { token, expires_at })
+}
+
+/// Where links printed for a person should point: the public URL when one is set, else
+/// the address really listened on (a wildcard address is not one a browser can open).
+fn link_base(public_url: Option<&str>, listen: SocketAddr, port: u16) -> String {
+    if let Some(url) = public_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let host = match listen.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{port}")
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let demo = settings.demo;
-    let public_url = settings.public_url();
+    let (public_url, listen) = (settings.public_url.clone(), settings.listen);
     let app = Application::build(settings).await?;
+    let base = link_base(public_url.as_deref(), listen, app.port());
     if demo {
         let demo = generate_tenant(NewTenant::demo).await?;
         if app.store().insert_tenant_if_none(&demo).await? {
             println!("Demo tenant created. These secrets are shown once:");
             print_tenant(&demo, false);
             println!(
-                "Try: curl -H 'Authorization: Bearer {}' {public_url}/api/v1/tenant",
+                "Try: curl -H 'Authorization: Bearer {}' {base}/api/v1/tenant",
                 demo.api_key.plaintext
             );
+            // The secrets are out already: a campaign that fails must not stop the server.
+            let campaign = demo_campaign(app.store(), demo.id, app.engine().clock().now()).await;
+            if let Err(e) = &campaign {
+                tracing::warn!(error = %e, "the demo campaign was not created");
+            }
+            println!();
+            println!(
+                "Console sign-in:         {base}/merchant/login  (e-mail {}, password {})",
+                demo.owner.as_str(),
+                demo.owner_password.expose()
+            );
+            if let Ok(c) = &campaign {
+                println!("Demo coupon (customers): {base}/c/{}", c.slug);
+            }
+            println!("Staff redemption screen: {base}/merchant/redeem");
         }
     }
-    tracing::info!(port = app.port(), url = %public_url, "serving");
+    tracing::info!(port = app.port(), url = %base, "serving");
     app.run_until_stopped().await
+}
+
+/// The demo tenant's one campaign, live at once, so a newcomer can claim and redeem a
+/// coupon in their first minute.
+async fn demo_campaign(
+    store: &Store,
+    tenant_id: Uuid,
+    now: DateTime<Utc>,
+) -> anyhow::Result<CampaignRecord> {
+    let draft = CampaignDraft {
+        name: "オープン記念 コーヒー1杯無料".into(),
+        description: Some(
+            "ecoupon のデモキャンペーンです。受け取ったクーポンはお店のスタッフに画面を見せて使います。\n\
+             This is ecoupon's demo campaign: claim a coupon, then show it to the staff."
+                .into(),
+        ),
+        terms: Some("お一人様1枚まで。受け取りから7日間有効です。".into()),
+        discount: Some(RawDiscount::FreeItem {
+            item: "コーヒー1杯".into(),
+        }),
+        rules: RulesParams {
+            total_limit: 100,
+            per_consumer_limit: 1,
+            claim_starts_at: None,
+            claim_ends_at: None,
+            use_starts_at: None,
+            use_ends_at: None,
+            valid_for_seconds: Some(7 * 86_400),
+            uses_per_coupon: 1,
+            win_probability: None,
+        },
+        status: Some("active".into()),
+        signin: None,
+        code_length: None,
+        code_prefix: None,
+        code_charset: None,
+    };
+    let campaign = NewCampaign::parse(draft, now).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(store
+        .insert_campaign(Uuid::new_v4(), tenant_id, &demo_slug(), &campaign)
+        .await?)
+}
+
+/// A claim URL slug as the API makes them (web/campaigns.rs): ten characters, no
+/// look-alikes.
+fn demo_slug() -> String {
+    const CHARS: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
+    let mut rng = rand::thread_rng();
+    (0..10)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 /// Runs `work` against the configured database, stopping the private cluster afterwards

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 mod console;
@@ -56,9 +57,49 @@ pub struct PageSettings {
     pub per_ip_per_second: u32,
     /// The same for one device (its session cookie).
     pub per_device_per_second: u32,
-    /// Behind a reverse proxy, take the client's address from `X-Forwarded-For` /
-    /// `Forwarded` (only then: a client could otherwise pick its own address).
+    /// Deprecated: trusts `X-Forwarded-For` from ANY peer, as if every address were a
+    /// trusted proxy. Kept so old configurations keep working; use `trusted_proxies`.
     pub trust_forwarded_for: bool,
+    /// Reverse proxies (CIDRs or addresses) whose `X-Forwarded-For` is believed. Only a
+    /// request whose socket peer is one of these has its client address taken from the
+    /// header (see `web::client_ip`); anyone else could write any address they like.
+    #[serde(with = "cidr_list")]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// A list of CIDRs in the configuration, each parsed at start-up; a bare address is a
+/// /32 or /128.
+mod cidr_list {
+    use std::net::IpAddr;
+
+    use ipnet::IpNet;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn parse(entry: &str) -> Option<IpNet> {
+        let entry = entry.trim();
+        entry
+            .parse::<IpNet>()
+            .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+            .ok()
+            .map(|n| n.trunc())
+    }
+
+    pub fn serialize<S: Serializer>(nets: &[IpNet], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(nets.iter().map(|n| n.to_string()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|e| {
+                parse(e).ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "{e:?} is not an IP address or a CIDR such as 10.0.0.0/8"
+                    ))
+                })
+            })
+            .collect()
+    }
 }
 
 impl Default for PageSettings {
@@ -68,6 +109,7 @@ impl Default for PageSettings {
             per_ip_per_second: 20,
             per_device_per_second: 5,
             trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -347,6 +389,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("engine.batch_linger"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs() {
+        let s = from_toml("[pages]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\", \"192.0.2.7/24\"]")
+            .unwrap();
+        let shown: Vec<String> = s
+            .pages
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(shown, ["10.0.0.0/8", "::1/128", "192.0.2.0/24"]);
+        assert!(from_toml("").unwrap().pages.trusted_proxies.is_empty());
+        let err = from_toml("[pages]\ntrusted_proxies = [\"proxy.local\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("pages.trusted_proxies") && err.contains("proxy.local"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! When an issued coupon may be used, and for how long a redemption may be undone.
+//! When an issued coupon may be used (and with what check code), for how long a
+//! redemption may be undone, and the stores coupons are used at.
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::campaign::CampaignRules;
 use super::coded::coded_enum;
+use super::verification::{CheckCodeAttempt, CheckCodeRejection};
 
 impl CampaignRules {
     /// `(valid_from, expires_at)` for a coupon claimed at `claimed_at`.
@@ -72,6 +74,32 @@ pub fn check_redeemable(state: &CouponState, now: DateTime<Utc>) -> Result<(), R
     }
 }
 
+/// Why a redemption was refused: the coupon's state, or the check code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedeemRefusal {
+    Coupon(RedeemRejection),
+    CheckCode(CheckCodeRejection),
+}
+
+/// The whole judgement, in the order staff need it: a request without a required check code
+/// is incomplete (told first); then the coupon's state, since a used or expired coupon
+/// is refused whatever code is typed (and a used coupon's screen shows no code to type);
+/// only then whether the code matches. A wrong code never redeems.
+pub fn judge_redemption(
+    state: &CouponState,
+    now: DateTime<Utc>,
+    check: &CheckCodeAttempt<'_>,
+) -> Result<(), RedeemRefusal> {
+    if check.missing() {
+        return Err(RedeemRefusal::CheckCode(CheckCodeRejection::Required));
+    }
+    check_redeemable(state, now).map_err(RedeemRefusal::Coupon)?;
+    if !check.matches(now.timestamp()) {
+        return Err(RedeemRefusal::CheckCode(CheckCodeRejection::Wrong));
+    }
+    Ok(())
+}
+
 /// How long after a redemption staff may still undo it (a mis-tap at the till).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UndoWindow(pub Duration);
@@ -107,6 +135,66 @@ pub fn check_undo(
         Err(UndoRejection::WindowPassed)
     } else {
         Ok(())
+    }
+}
+
+coded_enum! {
+    #[derive(Copy, Eq, Hash)]
+    pub enum ShopError {
+        NameLength => "invalid_store_name", "a store name is 1 to 100 characters of text";
+        CodeFormat => "invalid_store_code", "a store code is 1 to 16 of A-Z, 0-9 and -";
+    }
+}
+
+/// A store's name as shown to staff: trimmed, 1–100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopName(String);
+
+impl ShopName {
+    pub fn parse(input: &str) -> Result<ShopName, ShopError> {
+        let name = input.trim();
+        let len = name.chars().count();
+        if (1..=100).contains(&len) && !name.chars().any(char::is_control) {
+            Ok(ShopName(name.to_owned()))
+        } else {
+            Err(ShopError::NameLength)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A store's short code (`^[A-Z0-9-]{1,16}$`, as the table checks): typed in lower case
+/// or with a Japanese IME's full-width letters, it is stored in upper case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopCode(String);
+
+impl ShopCode {
+    pub fn parse(input: &str) -> Result<ShopCode, ShopError> {
+        let code: String = input
+            .trim()
+            .chars()
+            .map(|c| match c {
+                '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
+                c => c,
+            })
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let ok = (1..=16).contains(&code.len())
+            && code
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
+        if ok {
+            Ok(ShopCode(code))
+        } else {
+            Err(ShopError::CodeFormat)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -176,7 +264,90 @@ mod tests {
         assert_eq!(relative.coupon_validity(far), (far, None));
     }
 
+    #[test]
+    fn judgement_order() {
+        use crate::domain::verification::{check_code, CheckCode};
+        let secret = b"coupon secret";
+        let now = t(1_000_000);
+        let right = CheckCode::parse(&check_code(secret, now.timestamp(), 30)).unwrap();
+        let wrong = CheckCode::parse(if right.as_str() == "111111" {
+            "222222"
+        } else {
+            "111111"
+        })
+        .unwrap();
+        let check = |required, given| CheckCodeAttempt {
+            required,
+            given,
+            secret,
+            step_seconds: 30,
+        };
+        let usable = state(0, None, 1);
+        let used = state(0, None, 0);
+        assert_eq!(judge_redemption(&usable, now, &check(false, None)), Ok(()));
+        assert_eq!(
+            judge_redemption(&usable, now, &check(true, Some(&right))),
+            Ok(())
+        );
+        assert_eq!(
+            judge_redemption(&usable, now, &check(false, Some(&wrong))),
+            Err(RedeemRefusal::CheckCode(CheckCodeRejection::Wrong))
+        );
+        assert_eq!(
+            judge_redemption(&used, now, &check(true, None)),
+            Err(RedeemRefusal::CheckCode(CheckCodeRejection::Required))
+        );
+        assert_eq!(
+            judge_redemption(&used, now, &check(true, Some(&wrong))),
+            Err(RedeemRefusal::Coupon(RedeemRejection::AlreadyUsed))
+        );
+        let expired = state(0, Some(10), 1);
+        assert_eq!(
+            judge_redemption(&expired, now, &check(true, Some(&right))),
+            Err(RedeemRefusal::Coupon(RedeemRejection::Expired))
+        );
+    }
+
+    #[test]
+    fn store_names_and_codes() {
+        assert_eq!(ShopName::parse("  渋谷店 ").unwrap().as_str(), "渋谷店");
+        assert_eq!(
+            ShopName::parse(&"店".repeat(100)).map(|n| n.0.chars().count()),
+            Ok(100)
+        );
+        for bad in ["", "   ", "a\u{7}b"] {
+            assert_eq!(ShopName::parse(bad), Err(ShopError::NameLength), "{bad:?}");
+        }
+        assert_eq!(
+            ShopName::parse(&"店".repeat(101)),
+            Err(ShopError::NameLength)
+        );
+        for (input, want) in [
+            ("shibuya-1", "SHIBUYA-1"),
+            (" ab12 ", "AB12"),
+            ("ｓｈｉｂｕｙａ", "SHIBUYA"),
+            ("-", "-"),
+        ] {
+            assert_eq!(
+                ShopCode::parse(input).map(|c| c.0),
+                Ok(want.into()),
+                "{input:?}"
+            );
+        }
+        for bad in ["", "a b", "渋谷", "ABC_1", "ÄBC", &"A".repeat(17)] {
+            assert_eq!(ShopCode::parse(bad), Err(ShopError::CodeFormat), "{bad:?}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn store_codes_are_what_the_table_accepts(input in any::<String>()) {
+            if let Ok(code) = ShopCode::parse(&input) {
+                prop_assert!((1..=16).contains(&code.as_str().len()));
+                prop_assert!(code.as_str().bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-'));
+            }
+        }
+
         #[test]
         fn spent_coupons_are_always_already_used(uses in i32::MIN..=0, from in any::<i32>(),
                                                  exp in any::<Option<i32>>(), now in any::<i32>()) {

@@ -27,9 +27,10 @@ use crate::config::EngineSettings;
 use crate::domain::campaign::ClaimRejection;
 use crate::domain::consumer::ConsumerRef;
 use crate::domain::coupon_code::CouponCode;
-use crate::domain::redemption::{check_redeemable, CouponState, RedeemRejection};
+use crate::domain::redemption::{RedeemRefusal, RedeemRejection};
+use crate::domain::verification::CheckCodeRejection;
 use crate::store::{
-    CampaignRecord, RedeemOutcome, RedemptionRecord, Store, StoreError, UndoOutcome,
+    CampaignRecord, RedeemInput, RedeemOutcome, RedemptionRecord, Store, StoreError, UndoOutcome,
 };
 use actor::{Adjust, Claim, Shutdown};
 use clock::Clock;
@@ -65,10 +66,33 @@ pub enum ClaimError {
 pub enum RedeemError {
     #[error("{0}")]
     Rejected(RedeemRejection),
+    /// The check code was required and missing, or did not match. Nothing was used.
+    #[error("{0}")]
+    CheckCode(CheckCodeRejection),
     #[error("no coupon has that code")]
     UnknownCode,
+    /// The consumer's confirm form was already sent once (a double submit).
+    #[error("this confirmation was already sent")]
+    TokenUsed,
+    /// The consumer's confirm form is too old, or not this coupon's.
+    #[error("this confirmation has expired; open it again")]
+    TokenInvalid,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl RedeemError {
+    /// A stable label (the API's error code where there is one).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RedeemError::Rejected(r) => r.code(),
+            RedeemError::CheckCode(r) => r.code(),
+            RedeemError::UnknownCode => "unknown_code",
+            RedeemError::TokenUsed => "use_token_used",
+            RedeemError::TokenInvalid => "use_token_invalid",
+            RedeemError::Store(_) => "error",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,47 +210,31 @@ impl Engine {
         Err(ClaimError::Busy)
     }
 
-    /// Uses a coupon once; exactly once however many requests race.
+    /// Uses a coupon once; exactly once however many requests race. `input` says where,
+    /// by whom, and what the check code and the consumer's confirm token must prove.
     #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id))]
     pub async fn redeem(
         &self,
         tenant_id: Uuid,
         code: &CouponCode,
-        store: Option<&str>,
-        staff: Option<&str>,
+        input: &RedeemInput<'_>,
     ) -> Result<RedemptionRecord, RedeemError> {
         let outcome = self
             .shared
             .store
-            .redeem(tenant_id, code.as_str(), store, staff)
+            .redeem(tenant_id, code.as_str(), input)
             .await?;
         let result = match outcome {
             RedeemOutcome::Redeemed(r) => Ok(r),
             RedeemOutcome::UnknownCode => Err(RedeemError::UnknownCode),
-            RedeemOutcome::Refused {
-                uses_left,
-                valid_from,
-                expires_at,
-                now,
-            } => {
-                let state = CouponState {
-                    valid_from,
-                    expires_at,
-                    uses_left,
-                };
-                // The database refused; the domain rule names why, judged at the same instant.
-                Err(RedeemError::Rejected(
-                    check_redeemable(&state, now)
-                        .err()
-                        .unwrap_or(RedeemRejection::AlreadyUsed),
-                ))
-            }
+            RedeemOutcome::Refused(RedeemRefusal::Coupon(r)) => Err(RedeemError::Rejected(r)),
+            RedeemOutcome::Refused(RedeemRefusal::CheckCode(r)) => Err(RedeemError::CheckCode(r)),
+            RedeemOutcome::TokenUsed => Err(RedeemError::TokenUsed),
+            RedeemOutcome::TokenInvalid => Err(RedeemError::TokenInvalid),
         };
         let label = match &result {
             Ok(_) => "redeemed",
-            Err(RedeemError::Rejected(r)) => r.code(),
-            Err(RedeemError::UnknownCode) => "unknown_code",
-            Err(RedeemError::Store(_)) => "error",
+            Err(e) => e.code(),
         };
         metrics::counter!(crate::metrics::REDEMPTIONS, "result" => label).increment(1);
         if let Ok(r) = &result {

@@ -38,13 +38,13 @@ pub struct CampaignStats {
     pub remaining: i64,
 }
 
-const COLUMNS: &str = "id, tenant_id, slug, name, description, terms, discount, total_limit, \
+pub(super) const COLUMNS: &str = "id, tenant_id, slug, name, description, terms, discount, total_limit, \
     per_consumer_limit, claim_starts_at, claim_ends_at, use_starts_at, use_ends_at, valid_for_seconds, \
     uses_per_coupon, win_probability, status, code_length, code_prefix, allocated, created_at, updated_at, signin, image_id, code_charset";
 
 /// Rows are only written from parsed values, so a row that fails to parse was edited by
 /// hand (or by a newer build): it is an error to report, never "not found".
-fn record(r: &tokio_postgres::Row) -> Result<CampaignRecord, StoreError> {
+pub(super) fn record(r: &tokio_postgres::Row) -> Result<CampaignRecord, StoreError> {
     let id: Uuid = r.get(0);
     let corrupt = |what: &str, why: String| {
         tracing::error!(campaign = %id, what, why, "stored campaign row does not parse");
@@ -136,54 +136,71 @@ impl Store {
         campaign: &NewCampaign,
     ) -> Result<CampaignRecord, StoreError> {
         let client = self.pool.get().await?;
-        let sql = format!(
-            "INSERT INTO campaigns (id, tenant_id, slug, name, description, terms, discount, total_limit,
-                per_consumer_limit, claim_starts_at, claim_ends_at, use_starts_at, use_ends_at,
-                valid_for_seconds, uses_per_coupon, win_probability, status, signin, code_length, code_prefix, code_charset)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
-             RETURNING {COLUMNS}"
-        );
-        let rules = campaign.rules();
-        let discount = campaign
-            .discount()
-            .as_ref()
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("discount: {e}")))?;
-        let codes = campaign.codes();
-        let code_length = i32::try_from(codes.length())
-            .map_err(|e| StoreError::Corrupt(format!("code_length: {e}")))?;
-        let r = client
-            .query_one(
-                &sql,
-                &[
-                    &id,
-                    &tenant_id,
-                    &slug,
-                    &campaign.name(),
-                    &campaign.description(),
-                    &campaign.terms(),
-                    &discount,
-                    &rules.total_limit(),
-                    &rules.per_consumer_limit(),
-                    &rules.claim_starts_at(),
-                    &rules.claim_ends_at(),
-                    &rules.use_starts_at(),
-                    &rules.use_ends_at(),
-                    &rules.valid_for_seconds(),
-                    &rules.uses_per_coupon(),
-                    &rules.win_probability(),
-                    &campaign.status().as_str(),
-                    &campaign.signin().as_str(),
-                    &code_length,
-                    &codes.prefix(),
-                    &codes.charset().as_str(),
-                ],
-            )
-            .await?;
-        record(&r)
+        insert_row(&client, id, tenant_id, slug, campaign, None).await
     }
+}
 
+/// Inserts a parsed campaign on `client` (a pooled connection or, for the console's
+/// campaign-with-image, a transaction).
+pub(super) async fn insert_row(
+    client: &impl deadpool_postgres::GenericClient,
+    id: Uuid,
+    tenant_id: Uuid,
+    slug: &str,
+    campaign: &NewCampaign,
+    image_id: Option<Uuid>,
+) -> Result<CampaignRecord, StoreError> {
+    let sql = format!(
+        "INSERT INTO campaigns (id, tenant_id, slug, name, description, terms, discount, total_limit,
+            per_consumer_limit, claim_starts_at, claim_ends_at, use_starts_at, use_ends_at,
+            valid_for_seconds, uses_per_coupon, win_probability, status, signin, code_length, code_prefix, code_charset,
+            image_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+         RETURNING {COLUMNS}"
+    );
+    let rules = campaign.rules();
+    let discount = campaign
+        .discount()
+        .as_ref()
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("discount: {e}")))?;
+    let codes = campaign.codes();
+    let code_length = i32::try_from(codes.length())
+        .map_err(|e| StoreError::Corrupt(format!("code_length: {e}")))?;
+    let r = client
+        .query_one(
+            &sql,
+            &[
+                &id,
+                &tenant_id,
+                &slug,
+                &campaign.name(),
+                &campaign.description(),
+                &campaign.terms(),
+                &discount,
+                &rules.total_limit(),
+                &rules.per_consumer_limit(),
+                &rules.claim_starts_at(),
+                &rules.claim_ends_at(),
+                &rules.use_starts_at(),
+                &rules.use_ends_at(),
+                &rules.valid_for_seconds(),
+                &rules.uses_per_coupon(),
+                &rules.win_probability(),
+                &campaign.status().as_str(),
+                &campaign.signin().as_str(),
+                &code_length,
+                &codes.prefix(),
+                &codes.charset().as_str(),
+                &image_id,
+            ],
+        )
+        .await?;
+    record(&r)
+}
+
+impl Store {
     /// A tenant's campaign; another tenant's id finds nothing.
     #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, id = %id))]
     pub async fn campaign(
@@ -270,7 +287,7 @@ impl Store {
     }
 }
 
-async fn stats(
+pub(super) async fn stats(
     client: &impl deadpool_postgres::GenericClient,
     id: Uuid,
     total_limit: i64,

@@ -10,28 +10,37 @@ use crate::config::DatabaseSettings;
 
 mod admin;
 mod audit;
+mod campaign_edit;
 mod campaigns;
 mod claims;
 mod consumers;
+mod export;
 mod images;
 mod leases;
 mod merchants;
 mod migrate;
 mod notify;
+mod shops;
+mod tenant_settings;
 mod tenants;
 mod wallet;
 
 pub use admin::{ensure_database, AdminError};
 pub use audit::{AuditEntry, AuditRecord};
+pub use campaign_edit::{ImageUpdate, NewImage, PosterStore};
 pub use campaigns::{CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, EditOutcome};
 pub use claims::{BatchOutcome, ClaimRow, RedeemOutcome, RedemptionRecord, UndoOutcome};
+pub use claims::{RedeemInput, StaffCouponView};
 pub use consumers::{CompletedSignin, NewSigninRequest, PendingSignin, TakeSignin};
+pub use export::{Cell, Dataset, ExportRange, ExportRows};
 pub use leases::{Lease, ReapedLease};
 pub use merchants::{
     InviteRecord, MerchantUser, NewSession, SessionRecord, SignInCandidate, UserChange,
 };
 pub use migrate::{latest_migration, run_migrations};
 pub use notify::{ClockSample, Listener};
+pub use shops::{Shop, ShopCampaignStat, ShopWrite};
+pub use tenant_settings::{SettingsUpdate, TenantSettings};
 pub use tenants::ApiKeyRecord;
 pub use wallet::{Theme, WalletCoupon};
 

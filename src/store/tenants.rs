@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::{Store, StoreError};
 use crate::domain::api_key::SCOPES_ALL;
-use crate::domain::merchant::Role;
+use crate::domain::merchant::{IpAllowList, Role};
 use crate::domain::tenant::NewTenant;
 
 #[derive(Debug, Clone)]
@@ -15,6 +15,9 @@ pub struct ApiKeyRecord {
     pub tenant_name: String,
     pub scopes: Vec<String>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The tenant's IP allow-list, read with the key so that checking it costs nothing
+    /// more (and is cached with the key).
+    pub ip_allowlist: IpAllowList,
 }
 
 impl Store {
@@ -55,7 +58,7 @@ impl Store {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT k.id, k.tenant_id, t.name, k.scopes, k.revoked_at
+                "SELECT k.id, k.tenant_id, t.name, k.scopes, k.revoked_at, t.ip_allowlist
                  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
                  WHERE k.key_hash = $1",
             )
@@ -67,6 +70,7 @@ impl Store {
             tenant_name: r.get(2),
             scopes: r.get(3),
             revoked_at: r.get(4),
+            ip_allowlist: IpAllowList::from_stored(&r.get::<_, Vec<String>>(5)),
         }))
     }
 

@@ -125,6 +125,29 @@ impl Store {
             .map(wallet_coupon))
     }
 
+    /// Stores a confirm-form token (its SHA-256) for one use of `coupon_id`, valid for
+    /// `ttl_secs`. The coupon's expired tokens go at the same time, so they cannot pile up.
+    #[tracing::instrument(level = "debug", skip_all, fields(coupon_id = %coupon_id))]
+    pub async fn issue_use_token(
+        &self,
+        coupon_id: Uuid,
+        token_hash: &[u8],
+        ttl_secs: f64,
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "WITH gone AS (
+                     DELETE FROM coupon_use_tokens WHERE coupon_id = $1 AND expires_at < now()
+                 )
+                 INSERT INTO coupon_use_tokens (token_hash, coupon_id, expires_at)
+                 VALUES ($2, $1, now() + make_interval(secs => $3))",
+                &[&coupon_id, &token_hash, &ttl_secs],
+            )
+            .await?;
+        Ok(())
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id))]
     pub async fn theme(&self, tenant_id: Uuid) -> Result<Option<Theme>, StoreError> {
         let client = self.pool.get().await?;

@@ -1,4 +1,5 @@
-//! API-key authentication: `Authorization: Bearer eck_…`, looked up by SHA-256.
+//! API-key authentication: `Authorization: Bearer eck_…`, looked up by SHA-256, from an
+//! address on the tenant's IP allow-list (when it has one).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,6 +8,7 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use uuid::Uuid;
 
+use super::client_ip::client_ip;
 use super::ttl_cache::TtlCache;
 use super::AppState;
 use crate::domain::api_key::PresentedKey;
@@ -65,6 +67,7 @@ impl FromRequest for ApiAuth {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let presented = bearer(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let req = req.clone();
         Box::pin(async move {
             let presented = presented?;
             let state =
@@ -84,6 +87,15 @@ impl FromRequest for ApiAuth {
                     ));
                 }
             };
+            // A stolen key is of no use from outside the merchant's own networks.
+            let ip = client_ip(&req, &state.settings);
+            if !record.ip_allowlist.allows(ip) {
+                crate::metrics::auth_failure("ip_not_allowed");
+                return Err(AppError::new(
+                    ErrorCode::Denied("ip_not_allowed"),
+                    format!("requests from {ip} are not on this merchant's IP allow-list"),
+                ));
+            }
             Ok(ApiAuth {
                 key_id: record.key_id,
                 tenant_id: record.tenant_id,

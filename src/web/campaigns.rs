@@ -119,7 +119,7 @@ pub(super) fn campaign_error(e: CampaignError) -> AppError {
 }
 
 /// Short, unguessable, easy to read aloud: the public part of the claim URL.
-fn new_slug() -> String {
+pub(crate) fn new_slug() -> String {
     const CHARS: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
     let mut rng = rand::thread_rng();
     (0..10)

@@ -21,6 +21,8 @@ pub enum ErrorCode {
     MalformedAuthorization,
     InvalidApiKey,
     Forbidden,
+    /// 403 with its own code: refused for a reason the caller can act on.
+    Denied(&'static str),
     CsrfFailed,
     // 404 / 405.
     NotFound,
@@ -46,7 +48,7 @@ impl ErrorCode {
             InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             MissingApiKey | MalformedAuthorization | InvalidApiKey => StatusCode::UNAUTHORIZED,
-            Forbidden | CsrfFailed => StatusCode::FORBIDDEN,
+            Forbidden | Denied(_) | CsrfFailed => StatusCode::FORBIDDEN,
             NotFound | UnknownCode => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Conflict(_) => StatusCode::CONFLICT,
@@ -61,7 +63,8 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             InvalidJson => "invalid_json",
-            InvalidInput(code) | Conflict(code) | Rejected(code) | Upstream(code) => code,
+            InvalidInput(code) | Conflict(code) | Rejected(code) | Upstream(code)
+            | Denied(code) => code,
             PayloadTooLarge => "payload_too_large",
             MissingApiKey => "missing_api_key",
             MalformedAuthorization => "malformed_authorization",

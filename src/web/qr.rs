@@ -14,38 +14,66 @@ const QUIET_ZONE: usize = 4;
 /// Pixels per module in the PNG: 8 prints sharply at a few centimetres.
 const SCALE: usize = 8;
 
-async fn code_for(state: &AppState, slug: &str) -> AppResult<QrCode> {
+async fn claim_url(state: &AppState, slug: &str) -> AppResult<String> {
     let campaign = state
         .store
         .campaign_by_slug(slug)
         .await?
         .ok_or_else(|| AppError::not_found("campaign"))?;
-    let url = format!("{}/c/{}", state.settings.public_url(), campaign.slug);
-    // Medium error correction survives a crease or a smudge on a printed poster.
-    QrCode::with_error_correction_level(url.as_bytes(), EcLevel::M).map_err(AppError::internal)
+    Ok(format!(
+        "{}/c/{}",
+        state.settings.public_url(),
+        campaign.slug
+    ))
 }
 
-fn cached(content_type: &str) -> actix_web::HttpResponseBuilder {
-    let mut res = HttpResponse::Ok();
-    res.content_type(content_type)
-        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"));
-    res
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QrFormat {
+    Png,
+    Svg,
 }
+
+/// The QR code of `url` as an image response: the one renderer behind the public
+/// `/c/{slug}/qr.*` and the console's per-campaign and per-store posters.
+pub fn image_response(url: &str, format: QrFormat, cache_control: &str) -> AppResult<HttpResponse> {
+    // Medium error correction survives a crease or a smudge on a printed poster.
+    let code = QrCode::with_error_correction_level(url.as_bytes(), EcLevel::M)
+        .map_err(AppError::internal)?;
+    let mut res = HttpResponse::Ok();
+    res.insert_header((header::CACHE_CONTROL, cache_control));
+    Ok(match format {
+        QrFormat::Svg => {
+            let image = code
+                .render::<svg::Color>()
+                .min_dimensions(256, 256)
+                .quiet_zone(true)
+                .build();
+            res.content_type("image/svg+xml").body(image)
+        }
+        QrFormat::Png => {
+            let bytes = encode_png(&code).map_err(AppError::internal)?;
+            res.content_type("image/png").body(bytes)
+        }
+    })
+}
+
+/// Public posters: the same for everyone, so shared caches may keep them.
+const PUBLIC_CACHE: &str = "public, max-age=3600";
 
 pub async fn svg(state: web::Data<AppState>, slug: web::Path<String>) -> AppResult<HttpResponse> {
-    let code = code_for(&state, &slug).await?;
-    let image = code
-        .render::<svg::Color>()
-        .min_dimensions(256, 256)
-        .quiet_zone(true)
-        .build();
-    Ok(cached("image/svg+xml").body(image))
+    image_response(
+        &claim_url(&state, &slug).await?,
+        QrFormat::Svg,
+        PUBLIC_CACHE,
+    )
 }
 
 pub async fn png(state: web::Data<AppState>, slug: web::Path<String>) -> AppResult<HttpResponse> {
-    let code = code_for(&state, &slug).await?;
-    let bytes = encode_png(&code).map_err(AppError::internal)?;
-    Ok(cached("image/png").body(bytes))
+    image_response(
+        &claim_url(&state, &slug).await?,
+        QrFormat::Png,
+        PUBLIC_CACHE,
+    )
 }
 
 /// A 1-bit greyscale PNG of the code, quiet zone included.

@@ -1,5 +1,11 @@
 //! Using coupons in store: `POST /api/v1/coupons/{code}/redemptions` and its undo,
 //! `DELETE /api/v1/redemptions/{id}`.
+//!
+//! The body's optional `"check_code"` is the 6 digits on the consumer's live coupon screen:
+//! the current or the previous step is accepted, anything else is 409 `wrong_check_code`
+//! and uses nothing. A tenant with `require_check_code` gets 422 `check_code_required`
+//! without one. `"store"` is free text, kept as given and matched onto one of the tenant's
+//! stores by code (any case) or exact name.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -9,7 +15,9 @@ use uuid::Uuid;
 use super::auth::ApiAuth;
 use super::AppState;
 use crate::domain::coupon_code::CouponCode;
+use crate::domain::verification::{CheckCode, CheckCodePolicy, CheckCodeRejection};
 use crate::engine::{RedeemError, UndoError};
+use crate::store::RedeemInput;
 use crate::web::error::{AppError, AppResult, ErrorCode};
 
 #[derive(Deserialize, Default)]
@@ -17,6 +25,8 @@ use crate::web::error::{AppError, AppResult, ErrorCode};
 pub struct RedeemRequest {
     store: Option<String>,
     staff: Option<String>,
+    /// A string, so leading zeros survive.
+    check_code: Option<String>,
 }
 
 fn short_text(field: &str, value: Option<String>) -> AppResult<Option<String>> {
@@ -32,6 +42,11 @@ fn short_text(field: &str, value: Option<String>) -> AppResult<Option<String>> {
         }
         other => Ok(other),
     }
+}
+
+fn wrong_check_code() -> AppError {
+    let r = CheckCodeRejection::Wrong;
+    AppError::conflict(r.code(), r.to_string())
 }
 
 pub async fn create(
@@ -53,13 +68,33 @@ pub async fn create(
     // A code that cannot exist is as unknown as one that does not.
     let code = CouponCode::parse(&code)
         .map_err(|_| AppError::new(ErrorCode::UnknownCode, "no coupon has that code"))?;
+    // An empty string is no code at all; anything else that is not 6 digits cannot match,
+    // so it is the same wrong code (and uses nothing).
+    let check_code = match request.check_code.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(given) => Some(CheckCode::parse(given).map_err(|_| wrong_check_code())?),
+    };
+    let input = RedeemInput {
+        store_text: store.as_deref(),
+        staff: staff.as_deref(),
+        check_policy: CheckCodePolicy::IfTenantRequires,
+        check_code: check_code.as_ref(),
+        check_step_seconds: state.settings.pages.code_step.as_secs().max(1),
+        ..RedeemInput::default()
+    };
     let redemption = state
         .engine
-        .redeem(auth.tenant_id, &code, store.as_deref(), staff.as_deref())
+        .redeem(auth.tenant_id, &code, &input)
         .await
         .map_err(|e| match e {
             RedeemError::Rejected(r) => AppError::conflict(r.code(), r.to_string()),
+            RedeemError::CheckCode(CheckCodeRejection::Wrong) => wrong_check_code(),
+            RedeemError::CheckCode(r @ CheckCodeRejection::Required) => {
+                AppError::invalid(r.code(), r.to_string())
+            }
             RedeemError::UnknownCode => AppError::new(ErrorCode::UnknownCode, e.to_string()),
+            // The API sends no confirm token, so these cannot happen here.
+            RedeemError::TokenUsed | RedeemError::TokenInvalid => AppError::internal(e),
             RedeemError::Store(s) => s.into(),
         })?;
     Ok(HttpResponse::Created().json(json!({
@@ -68,6 +103,7 @@ pub async fn create(
             "coupon_id": redemption.coupon_id,
             "redeemed_at": redemption.redeemed_at,
             "uses_left": redemption.uses_left,
+            "store_id": redemption.store_id,
         }
     })))
 }

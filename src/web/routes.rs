@@ -1,6 +1,5 @@
 //! Every URL the service answers, in one table. Find a URL here, then follow the handler.
 
-use actix_web::http::header;
 use actix_web::middleware::from_fn;
 use actix_web::web::{self, delete, get, patch, post, put};
 use actix_web::{HttpResponse, Resource};
@@ -64,6 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(at("").route(get().to(wallet::index)))
                 .service(at("/coupons/{id}").route(get().to(wallet::show)))
                 .service(at("/coupons/{id}/check-code").route(get().to(wallet::current_check_code)))
+                .service(at("/coupons/{id}/qr.svg").route(get().to(wallet::qr_svg)))
                 .service(
                     at("/coupons/{id}/use")
                         .route(get().to(wallet::confirm))
@@ -88,6 +88,60 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(post().to(console::login::password_submit)),
         )
         .service(at("/merchant").route(get().to(console::home::index)))
+        // Campaign editor, campaign page, status actions, QR posters (console/campaigns.rs,
+        // campaigns/page.rs). "new" before "{id}": resources match in this order.
+        .service(at("/merchant/campaigns").route(post().to(console::campaigns::create)))
+        .service(at("/merchant/campaigns/new").route(get().to(console::campaigns::new_form)))
+        .service(
+            at("/merchant/campaigns/{id}")
+                .route(get().to(console::campaigns::show))
+                .route(post().to(console::campaigns::update)),
+        )
+        .service(at("/merchant/campaigns/{id}/edit").route(get().to(console::campaigns::edit_form)))
+        .service(at("/merchant/campaigns/{id}/status").route(post().to(console::campaigns::status)))
+        .service(at("/merchant/campaigns/{id}/qr.png").route(get().to(console::campaigns::qr_png)))
+        .service(at("/merchant/campaigns/{id}/qr.svg").route(get().to(console::campaigns::qr_svg)))
+        // Users, invitations, tenant settings, own account and MFA (console/users.rs,
+        // invite.rs, settings.rs, account.rs)
+        .service(at("/merchant/users").route(get().to(console::users::index)))
+        .service(at("/merchant/users/invite").route(post().to(console::users::invite)))
+        .service(at("/merchant/users/{id}").route(post().to(console::users::update)))
+        .service(
+            at("/merchant/invite/{token}")
+                .route(get().to(console::invite::form))
+                .route(post().to(console::invite::accept)),
+        )
+        .service(
+            at("/merchant/settings")
+                .route(get().to(console::settings::index))
+                .route(post().to(console::settings::save)),
+        )
+        .service(at("/merchant/account").route(get().to(console::account::index)))
+        .service(at("/merchant/account/totp").route(post().to(console::account::start)))
+        .service(at("/merchant/account/totp.svg").route(get().to(console::account::qr)))
+        .service(
+            at("/merchant/account/totp/confirm").route(post().to(console::account::confirm)),
+        )
+        .service(
+            at("/merchant/account/totp/disable").route(post().to(console::account::disable)),
+        )
+        // Staff redemption screen and stores (console/redeem.rs, stores.rs)
+        .service(
+            at("/merchant/redeem")
+                .route(get().to(console::redeem::form))
+                .route(post().to(console::redeem::submit)),
+        )
+        .service(at("/merchant/redeem/{id}/undo").route(post().to(console::redeem::undo)))
+        .service(
+            at("/merchant/stores")
+                .route(get().to(console::stores::index))
+                .route(post().to(console::stores::create)),
+        )
+        .service(at("/merchant/stores/{id}").route(post().to(console::stores::update)))
+        .service(at("/merchant/stores/{id}/delete").route(post().to(console::stores::delete)))
+        // CSV export (console/export.rs)
+        .service(at("/merchant/export").route(get().to(console::export::index)))
+        .service(at("/merchant/export/{dataset}.csv").route(get().to(console::export::download)))
         // Consumer sign-in (OpenID Connect); see web/signin/mod.rs for the flow
         .service(at("/auth/signin").route(get().to(signin::page)))
         .service(at("/auth/complete").route(get().to(signin::complete)))
@@ -112,9 +166,18 @@ async fn method_not_allowed() -> Result<HttpResponse, AppError> {
     ))
 }
 
-/// Consumers arriving at the root see their coupons.
-async fn home() -> HttpResponse {
-    HttpResponse::Found()
-        .insert_header((header::LOCATION, "/my"))
-        .finish()
+/// The root: a small page with the two ways in, a consumer's coupons and the merchant
+/// console.
+async fn home(
+    req: actix_web::HttpRequest,
+    state: web::Data<super::AppState>,
+) -> Result<HttpResponse, AppError> {
+    let ctx = pages::PageCtx::new(&req, &state);
+    let title = ctx.t("index.title");
+    ctx.render(
+        &state,
+        actix_web::http::StatusCode::OK,
+        "index",
+        serde_json::json!({ "title": title }),
+    )
 }

@@ -1,5 +1,6 @@
 //! `GET /api/v1/tenant`: the tenant the presented API key belongs to, and
-//! `PATCH /api/v1/tenant`: its theme colours and accepted sign-in providers.
+//! `PATCH /api/v1/tenant`: its theme colours, accepted sign-in providers and whether API
+//! redemptions must carry the coupon screen's check code (`require_check_code`).
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -12,6 +13,10 @@ use crate::web::error::{AppError, AppResult};
 
 pub async fn show(auth: ApiAuth, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let theme = state.store.theme(auth.tenant_id).await?;
+    let require_check_code = state
+        .store
+        .tenant_requires_check_code(auth.tenant_id)
+        .await?;
     Ok(HttpResponse::Ok().json(json!({
         "tenant": {
             "id": auth.tenant_id,
@@ -20,6 +25,7 @@ pub async fn show(auth: ApiAuth, state: web::Data<AppState>) -> AppResult<HttpRe
             "accent_color": theme.as_ref().map(|t| t.accent_color.clone()),
             "logo_url": theme.as_ref().and_then(|t| t.logo_image_id).map(super::images::image_url),
             "signin_providers": theme.map(|t| t.signin_providers).unwrap_or_default(),
+            "require_check_code": require_check_code,
         },
         "key": {"id": auth.key_id, "scopes": auth.scopes},
     })))
@@ -32,6 +38,8 @@ pub struct TenantPatch {
     accent_color: Option<String>,
     /// Provider names from the sign-in configuration; empty accepts all of them.
     signin_providers: Option<Vec<String>>,
+    /// Redemptions without the coupon screen's check code are refused (422).
+    require_check_code: Option<bool>,
 }
 
 pub async fn update(
@@ -77,5 +85,11 @@ pub async fn update(
             patch.signin_providers.as_deref(),
         )
         .await?;
+    if let Some(required) = patch.require_check_code {
+        state
+            .store
+            .set_tenant_requires_check_code(auth.tenant_id, required)
+            .await?;
+    }
     show(auth, state).await
 }

@@ -1,5 +1,9 @@
-//! The consumer's coupons: `/my` and `/my/coupons/{id}`, with the rotating check code and
-//! the "use" flow (press 使用する, confirm in front of staff, see the 使用済み stamp).
+//! The consumer's coupons: `/my` and `/my/coupons/{id}`, with the rotating check code, a
+//! QR code of the coupon code for the staff screen's camera, and the "use" flow (press
+//! 使用する, confirm in front of staff, see the 使用済み stamp).
+//!
+//! The confirm form carries a single-use token, spent in the same transaction as the use:
+//! however often the form is sent (a double tap, a resubmitted page), it spends one use.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -7,15 +11,15 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::claim_page::CsrfForm;
 use super::pages::{discount_text, show_time, theme_url, PageCtx};
 use super::session::Session;
 use super::AppState;
 use crate::domain::coupon_code::CouponCode;
 use crate::domain::redemption::{check_redeemable, CouponState, RedeemRejection};
-use crate::domain::verification::{check_code, seconds_left};
+use crate::domain::token::{random_token, sha256};
+use crate::domain::verification::{check_code, seconds_left, CheckCodePolicy};
 use crate::engine::RedeemError;
-use crate::store::WalletCoupon;
+use crate::store::{RedeemInput, WalletCoupon};
 use crate::web::error::{AppError, AppResult};
 
 /// Where a coupon stands right now, as its screen shows it.
@@ -90,6 +94,7 @@ pub async fn show(
         "already_used" => Some("coupon.already_used"),
         "expired" => Some("coupon.expired"),
         "not_yet_valid" => Some("coupon.not_yet_valid"),
+        "confirm_expired" => Some("coupon.confirm.expired"),
         _ => None,
     });
     let data = json!({
@@ -103,6 +108,7 @@ pub async fn show(
         "code": CouponCode::parse(&coupon.code).map(|c| c.display_grouped()).unwrap_or(coupon.code.clone()),
         "check_code": check_code(&coupon.secret, now.timestamp(), step),
         "check_url": format!("/my/coupons/{}/check-code", coupon.id),
+        "qr_url": format!("/my/coupons/{}/qr.svg", coupon.id),
         "step": step,
         "server_now": now.to_rfc3339(),
         "expires": coupon.expires_at.map(show_time),
@@ -148,7 +154,13 @@ pub async fn confirm(
     if standing(&coupon, state.engine.clock().now()) != "usable" {
         return Ok(page.redirect(&state, &format!("/my/coupons/{}", coupon.id)));
     }
+    let token = random_token();
+    state
+        .store
+        .issue_use_token(coupon.id, &sha256(&token), USE_TOKEN_TTL_SECS)
+        .await?;
     let data = json!({
+        "use_token": token,
         "title": coupon.campaign_name,
         "body_class": "confirm-page",
         "theme_css": theme_url(coupon.tenant_id),
@@ -160,28 +172,74 @@ pub async fn confirm(
     page.render(&state, StatusCode::OK, "confirm_use", data)
 }
 
-/// `POST /my/coupons/{id}/use`: redeem through the engine, exactly once.
+/// How long a confirm form stays good: long enough to find the staff, short enough that an
+/// old open tab cannot spend a use later.
+const USE_TOKEN_TTL_SECS: f64 = 600.0;
+
+#[derive(Deserialize)]
+pub struct UseForm {
+    csrf: String,
+    /// The confirm form's single-use token; a post without one is refused.
+    #[serde(default)]
+    use_token: String,
+}
+
+/// `POST /my/coupons/{id}/use`: redeem through the engine, exactly once per confirm form.
 pub async fn redeem(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<UseForm>,
 ) -> AppResult<HttpResponse> {
     let page = PageCtx::new(&req, &state);
     page.session.check_csrf(&form.csrf)?;
     let coupon = owned(&state, &page.session, *id).await?;
     let back = format!("/my/coupons/{}", coupon.id);
     let code = CouponCode::parse(&coupon.code).map_err(AppError::internal)?;
-    match state
-        .engine
-        .redeem(coupon.tenant_id, &code, None, None)
-        .await
-    {
-        Ok(_) => Ok(page.redirect(&state, &back)),
+    // An empty token hashes to something never issued, so it is refused like a stale one.
+    let token_hash = sha256(form.use_token.trim());
+    let input = RedeemInput {
+        check_policy: CheckCodePolicy::Never,
+        use_token_hash: Some(&token_hash),
+        ..RedeemInput::default()
+    };
+    match state.engine.redeem(coupon.tenant_id, &code, &input).await {
+        // A second send of a form that already went through: the coupon page shows what
+        // the first one did.
+        Ok(_) | Err(RedeemError::TokenUsed) => Ok(page.redirect(&state, &back)),
+        Err(RedeemError::TokenInvalid) => {
+            Ok(page.redirect(&state, &format!("{back}?r=confirm_expired")))
+        }
         Err(RedeemError::Rejected(r)) => {
             Ok(page.redirect(&state, &format!("{back}?r={}", r.code())))
         }
+        Err(e @ RedeemError::CheckCode(_)) => Err(AppError::internal(e)),
         Err(RedeemError::UnknownCode) => Err(AppError::not_found("coupon")),
         Err(RedeemError::Store(e)) => Err(e.into()),
     }
+}
+
+/// `GET /my/coupons/{id}/qr.svg`: the coupon code (only the code: never the secret or the
+/// check code) as a QR code, for the staff screen's camera. Only the owner sees it.
+pub async fn qr_svg(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    use qrcode::render::svg;
+    use qrcode::{EcLevel, QrCode};
+    let session =
+        Session::read(&req, &state.cookie_key).ok_or_else(|| AppError::not_found("coupon"))?;
+    let coupon = owned(&state, &session, *id).await?;
+    let code = QrCode::with_error_correction_level(coupon.code.as_bytes(), EcLevel::M)
+        .map_err(AppError::internal)?;
+    let image = code
+        .render::<svg::Color>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build();
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
+        .body(image))
 }

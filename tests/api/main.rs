@@ -2,13 +2,22 @@
 //! One binary for all of them, so the build links once.
 
 mod auth;
+mod axe;
 mod backpressure;
 mod browser;
 mod campaigns;
+mod check_codes;
 mod claims;
 mod cli;
+mod console_browser;
+mod console_campaigns;
+mod console_export;
 mod console_helpers;
 mod console_login;
+mod console_redeem;
+mod console_settings;
+mod console_stores;
+mod console_users;
 mod flash_sale;
 mod health;
 mod helpers;

@@ -90,11 +90,23 @@ async fn images_are_checked_by_content_and_shown_on_the_claim_page() {
 #[actix_web::test]
 async fn colours_must_stay_readable() {
     let app = spawn_app().await;
+    let theme_url = app.url(&format!("/t/{}/theme.css", app.tenant_id));
+    // A new tenant's default orange is readable at 4.5:1 (white text on it, it on the page).
+    let (_, css) = page(&app.client, &theme_url).await;
+    assert!(css.contains("--brand:#c2410c"), "{css}");
     let patch = |body: serde_json::Value| app.patch("/api/v1/tenant").json(&body).send();
-    let res = patch(json!({"brand_color": "#ffff66"})).await.unwrap();
-    assert_eq!(res.status(), 422);
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(error_code(&body), "unreadable_color");
+    // Pale yellow; the old default orange (4.3:1, large text only); an orange that white
+    // text on reaches 4.7:1 but that as a link on the page background is only 4.2:1.
+    for unreadable in ["#ffff66", "#d9480f", "#d0430c"] {
+        for field in ["brand_color", "accent_color"] {
+            let res = patch(json!({ field: unreadable })).await.unwrap();
+            assert_eq!(res.status(), 422, "{field} {unreadable}");
+            let body: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(error_code(&body), "unreadable_color", "{body}");
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("4.5:1"), "{message}");
+        }
+    }
     let res = patch(json!({"brand_color": "pink"})).await.unwrap();
     assert_eq!(res.status(), 422);
     let res = patch(json!({"brand_color": "#0B6E4F", "accent_color": "#222222"}))
@@ -103,11 +115,7 @@ async fn colours_must_stay_readable() {
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["tenant"]["brand_color"], "#0b6e4f");
-    let (_, css) = page(
-        &app.client,
-        &app.url(&format!("/t/{}/theme.css", app.tenant_id)),
-    )
-    .await;
+    let (_, css) = page(&app.client, &theme_url).await;
     assert!(
         css.contains("--brand:#0b6e4f") && css.contains("--accent:#222222"),
         "{css}"

@@ -5,8 +5,19 @@
 //! Taking a [`Console`] as a handler argument is what makes a page require a signed-in
 //! user: without a live session the browser is sent (303) to `/merchant/login`.
 
+pub mod export;
 pub mod home;
 pub mod login;
+// Campaign editor, campaign page, QR posters (campaigns helper).
+pub mod campaigns;
+// Users, invitations, settings, account (users helper).
+pub mod account;
+pub mod invite;
+pub mod settings;
+pub mod users;
+// Staff redemption screen and stores (redeem helper).
+pub mod redeem;
+pub mod stores;
 
 use std::future::Future;
 use std::net::IpAddr;

@@ -15,6 +15,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::{ConsoleSettings, PageSettings};
+use crate::web::client_ip::client_ip;
 use crate::web::error::{AppError, ErrorCode};
 use crate::web::session::COOKIE;
 use crate::web::AppState;
@@ -85,17 +86,8 @@ pub async fn rate_limit(
     if let Some(state) = req.app_data::<web::Data<AppState>>() {
         let limits = &state.limits;
         let clock = DefaultClock::default();
-        let ip = if state.settings.pages.trust_forwarded_for {
-            // The header may carry "ip" or "ip:port".
-            req.connection_info().realip_remote_addr().and_then(|a| {
-                a.parse::<IpAddr>()
-                    .ok()
-                    .or_else(|| a.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
-            })
-        } else {
-            req.peer_addr().map(|a| a.ip())
-        };
-        let ip_check = ip.map(|ip| limits.by_ip.check_key(&ip));
+        let ip = client_ip(req.request(), &state.settings);
+        let ip_check = Some(limits.by_ip.check_key(&ip));
         let device_check = device_key(&req).map(|k| limits.by_device.check_key(&k));
         for check in [ip_check, device_check].into_iter().flatten() {
             if let Err(not_until) = check {

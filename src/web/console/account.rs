@@ -1,0 +1,232 @@
+//! `GET /merchant/account`: every user's own account: the password-change link and the
+//! optional TOTP second factor (RFC 6238).
+//!
+//! Enrolment stores a new secret not yet enabled, shows it as a QR code and in base32,
+//! and enables it only when the user proves their app has it by typing a code. When the
+//! tenant requires a second factor, `Console::load` sends users without one here, and
+//! they cannot turn theirs off.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use qrcode::render::svg;
+use qrcode::{EcLevel, QrCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{field_errors, Console};
+use crate::domain::merchant::password::check_new_password;
+use crate::domain::merchant::{PasswordProblem, TotpSecret};
+use crate::domain::tenant::verify_password;
+use crate::web::error::{AppError, AppResult, ErrorCode};
+use crate::web::AppState;
+
+const ACCOUNT: &str = "/merchant/account";
+
+/// The secret being enrolled: stored, not yet enabled.
+async fn pending_secret(console: &Console, state: &AppState) -> AppResult<Option<TotpSecret>> {
+    if console.user.totp_enabled {
+        return Ok(None);
+    }
+    let (secret, _) = state.store.totp_state(console.user.id).await?;
+    Ok(secret.map(TotpSecret::from_bytes))
+}
+
+pub async fn index(console: Console, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    account_page(&console, &state, StatusCode::OK, Vec::new()).await
+}
+
+async fn account_page(
+    console: &Console,
+    state: &AppState,
+    status: StatusCode,
+    errors: Vec<(&str, String)>,
+) -> AppResult<HttpResponse> {
+    let user = &console.user;
+    let pending = pending_secret(console, state).await?;
+    let enrolling: Value = match &pending {
+        Some(secret) => {
+            // Groups of four are easier to type into an app by hand.
+            let base32 = secret.base32();
+            let grouped: Vec<String> = base32
+                .as_bytes()
+                .chunks(4)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect();
+            json!({"secret": grouped.join(" ")})
+        }
+        None => Value::Null,
+    };
+    console.render_status(
+        state,
+        status,
+        "merchant_account",
+        json!({
+            "title": console.t("console.account.title"),
+            "email": user.email,
+            "mfa_enabled": user.totp_enabled,
+            "mfa_required": user.tenant_require_mfa,
+            "mfa_missing": user.tenant_require_mfa && !user.totp_enabled,
+            "can_disable": user.totp_enabled && !user.tenant_require_mfa,
+            "enrolling": enrolling,
+            "errors": field_errors(&errors),
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+/// `POST /merchant/account/totp`: a new secret to enrol (replacing one not confirmed).
+pub async fn start(
+    console: Console,
+    state: web::Data<AppState>,
+    form: web::Form<CsrfOnly>,
+) -> AppResult<HttpResponse> {
+    console.check_csrf(&form.csrf)?;
+    if console.user.totp_enabled {
+        return Ok(console.redirect(ACCOUNT));
+    }
+    let secret = TotpSecret::generate();
+    state
+        .store
+        .set_totp(console.user.id, Some(secret.as_bytes()), false)
+        .await?;
+    Ok(console.redirect(ACCOUNT))
+}
+
+/// `GET /merchant/account/totp.svg`: the QR code of the secret being enrolled, for the
+/// user's app to scan. Never cached; gone once enrolment is confirmed.
+pub async fn qr(console: Console, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let secret = pending_secret(&console, &state)
+        .await?
+        .ok_or_else(|| AppError::not_found("enrolment"))?;
+    let url = secret
+        .url(&console.user.email)
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("TOTP URL could not be built")))?;
+    let code = QrCode::with_error_correction_level(url.as_bytes(), EcLevel::M)
+        .map_err(AppError::internal)?;
+    let image = code
+        .render::<svg::Color>()
+        .min_dimensions(220, 220)
+        .quiet_zone(true)
+        .build();
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(image))
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    code: String,
+    csrf: String,
+}
+
+/// `POST /merchant/account/totp/confirm`: the code from the app turns the factor on.
+pub async fn confirm(
+    console: Console,
+    state: web::Data<AppState>,
+    form: web::Form<ConfirmForm>,
+) -> AppResult<HttpResponse> {
+    console.check_csrf(&form.csrf)?;
+    let Some(secret) = pending_secret(&console, &state).await? else {
+        return Ok(console.redirect(ACCOUNT));
+    };
+    let (_, last) = state.store.totp_state(console.user.id).await?;
+    let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
+    let last = last.and_then(|l| u64::try_from(l).ok());
+    let step = secret
+        .verify(&form.code, now, last)
+        .and_then(|s| i64::try_from(s).ok());
+    // The step is used up here as at sign-in, so the code that enrolled cannot also sign in.
+    let accepted = match step {
+        Some(step) => state.store.use_totp_step(console.user.id, step).await?,
+        None => false,
+    };
+    if !accepted {
+        let errors = vec![("code", console.t("console.account.code_wrong"))];
+        return account_page(&console, &state, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
+    }
+    // The secret that was checked, not whatever is stored now (a second tab may have
+    // started over meanwhile).
+    state
+        .store
+        .set_totp(console.user.id, Some(secret.as_bytes()), true)
+        .await?;
+    console
+        .audit(&state, "account.mfa_enable", &console.user.email, json!({}))
+        .await?;
+    Ok(console.redirect(ACCOUNT))
+}
+
+#[derive(Deserialize)]
+pub struct DisableForm {
+    #[serde(default)]
+    password: String,
+    csrf: String,
+}
+
+/// `POST /merchant/account/totp/disable`: needs the current password, and is refused
+/// while the tenant requires a second factor.
+pub async fn disable(
+    console: Console,
+    state: web::Data<AppState>,
+    form: web::Form<DisableForm>,
+) -> AppResult<HttpResponse> {
+    console.check_csrf(&form.csrf)?;
+    let user = &console.user;
+    if !user.totp_enabled {
+        return Ok(console.redirect(ACCOUNT));
+    }
+    if user.tenant_require_mfa {
+        return Err(AppError::new(
+            ErrorCode::Denied("mfa_required"),
+            "this merchant requires a second factor for every user",
+        ));
+    }
+    // The form checks a password, so it is throttled like sign-in: a stolen session
+    // must not become a way to guess it.
+    if let Err(wait) = state.limits.sign_in_attempt(console.ip) {
+        return Err(
+            AppError::new(ErrorCode::RateLimited, "too many attempts; wait a moment")
+                .with_retry_after(wait),
+        );
+    }
+    let hash = state
+        .store
+        .sign_in_candidates(&user.email)
+        .await?
+        .into_iter()
+        .find(|c| c.user.id == user.id)
+        .map(|c| c.password_hash)
+        .ok_or_else(|| AppError::not_found("user"))?;
+    let password = form.password.clone();
+    let right = web::block(move || verify_password(&password, &hash))
+        .await
+        .map_err(AppError::internal)?;
+    let mut errors = Vec::new();
+    if !right {
+        crate::metrics::auth_failure("console_password");
+        errors.push(("password", console.t("console.account.password_wrong")));
+    } else if let Err(PasswordProblem::TooShort { min }) =
+        check_new_password(&form.password, &user.email, false)
+    {
+        // Eight characters are enough only with a second factor.
+        let text = console
+            .t("console.account.password_too_short")
+            .replace("{min}", &min.to_string());
+        errors.push(("password", text));
+    }
+    if !errors.is_empty() {
+        return account_page(&console, &state, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
+    }
+    state.store.set_totp(user.id, None, false).await?;
+    console
+        .audit(&state, "account.mfa_disable", &user.email, json!({}))
+        .await?;
+    Ok(console.redirect(ACCOUNT))
+}
