@@ -374,11 +374,16 @@ impl Store {
             )
             .await?;
         let Some(r) = row else { return Ok(None) };
-        let discount = r
-            .get::<_, Option<serde_json::Value>>(1)
-            .map(serde_json::from_value::<Discount>)
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("campaign discount: {e}")))?;
+        // An unreadable discount must not hide the answer from staff: log it, show none.
+        let discount = r.get::<_, Option<serde_json::Value>>(1).and_then(|v| {
+            match serde_json::from_value::<Discount>(v) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::error!(error = %e, "stored discount does not parse");
+                    None
+                }
+            }
+        });
         Ok(Some(StaffCouponView {
             campaign_name: r.get(0),
             discount,

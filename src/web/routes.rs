@@ -90,7 +90,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(at("/merchant").route(get().to(console::home::index)))
         // Campaign editor, campaign page, status actions, QR posters (console/campaigns.rs,
         // campaigns/page.rs). "new" before "{id}": resources match in this order.
-        .service(at("/merchant/campaigns").route(post().to(console::campaigns::create)))
+        .service(
+            at("/merchant/campaigns")
+                .route(get().to(console::campaigns::index))
+                .route(post().to(console::campaigns::create)),
+        )
         .service(at("/merchant/campaigns/new").route(get().to(console::campaigns::new_form)))
         .service(
             at("/merchant/campaigns/{id}")

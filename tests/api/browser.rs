@@ -157,6 +157,14 @@ async fn claim_watch_the_code_use_and_see_it_used() {
         .await
         .unwrap();
     shot(&phone, "confirm_ja").await;
+    let mut confirm_url = phone.current_url().await.unwrap();
+    confirm_url.set_query(Some("lang=en"));
+    phone.goto(confirm_url.as_str()).await.unwrap();
+    text_of(&phone, "#confirm-use-button").await;
+    shot(&phone, "confirm_en").await;
+    // Back in Japanese: the form just loaded carries a fresh single-use token.
+    confirm_url.set_query(Some("lang=ja"));
+    phone.goto(confirm_url.as_str()).await.unwrap();
     phone
         .find(Locator::Css("#confirm-use-button"))
         .await
@@ -206,6 +214,14 @@ async fn claim_watch_the_code_use_and_see_it_used() {
             .await
             .unwrap();
         shot(&phone, &format!("wallet_{lang}")).await;
+    }
+
+    // The root page, with its ways in (coupons, the merchant console).
+    for lang in ["ja", "en"] {
+        late.goto(&app.url(&format!("/?lang={lang}")))
+            .await
+            .unwrap();
+        shot(&late, &format!("index_{lang}")).await;
     }
 
     // The sign-in page, with its provider buttons (never followed here: see signin.rs).

@@ -384,6 +384,20 @@ async fn a_double_submit_of_the_confirm_form_spends_one_use() {
         notice.contains("確認画面の有効期限が切れました"),
         "{notice}"
     );
+
+    // Two tabs, each with its own form, for the last use: the second is told it is used.
+    let url = app.url(&format!("{coupon_url}/use"));
+    let (_, tab_a) = page(&phone, &url).await;
+    let (_, tab_b) = page(&phone, &url).await;
+    for (tab, to) in [
+        (&tab_a, coupon_url.clone()),
+        (&tab_b, format!("{coupon_url}?r=already_used")),
+    ] {
+        let form = [("csrf", csrf_of(tab)), ("use_token", use_token_of(tab))];
+        let res = phone.post(&url).form(&form).send().await.unwrap();
+        assert_eq!(location(&res), to);
+    }
+    assert_eq!(left().await, 0);
 }
 
 #[actix_web::test]

@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
+use crate::check_codes::{claimed, code_at};
 use crate::console_helpers::{console_page, console_post};
+use crate::console_redeem::{add_store, outcome, redeem};
 use crate::helpers::{location, spawn_app, spawn_app_on, test_settings, TestApp};
 
 async fn store_count(app: &TestApp) -> i64 {
@@ -415,4 +417,88 @@ async fn stores_of_another_tenant_are_not_found_and_staff_are_kept_out() {
         .await
         .unwrap();
     assert_eq!(forged.status(), 403);
+}
+
+// The staff screen's side of stores.
+
+#[actix_web::test]
+async fn the_store_choice_is_remembered_and_states_are_told() {
+    let app = spawn_app().await;
+    add_store(&app, "渋谷店", "SHIBUYA").await;
+    let shinjuku = add_store(&app, "新宿店", "SHINJUKU").await;
+    let (_, staff) = app.console_user("staff").await;
+    let (_, html) = console_page(&app, &staff, "/merchant/redeem").await;
+    assert!(!html.contains(" selected>"), "two stores: no guess");
+
+    let later = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let (code, secret) = claimed(
+        &app,
+        json!({"name": "x", "total_limit": 5, "status": "active", "use_starts_at": later}),
+    )
+    .await;
+    let check = code_at(&secret, 0).await;
+    let (_, html) = redeem(
+        &app,
+        &staff,
+        &[
+            ("code", &code),
+            ("check_code", &check),
+            ("store_id", &shinjuku),
+        ],
+    )
+    .await;
+    assert_eq!(outcome(&html), "not_yet_valid");
+    assert!(html.contains("利用開始"), "{html}");
+    let (_, html) = console_page(&app, &staff, "/merchant/redeem").await;
+    assert!(
+        html.contains(&format!("<option value=\"{shinjuku}\" selected>")),
+        "the last store is remembered"
+    );
+
+    app.db
+        .client()
+        .await
+        .execute("UPDATE coupons SET valid_from = now() - interval '2 days', expires_at = now() - interval '1 minute'", &[])
+        .await
+        .unwrap();
+    let (_, html) = redeem(
+        &app,
+        &staff,
+        &[
+            ("code", &code),
+            ("check_code", &check),
+            ("store_id", &shinjuku),
+        ],
+    )
+    .await;
+    assert_eq!(outcome(&html), "expired");
+    assert!(html.contains("有効期限"), "{html}");
+}
+
+#[actix_web::test]
+async fn every_role_may_redeem_and_only_managers_up_manage_stores() {
+    let app = spawn_app().await;
+    for role in ["owner", "admin", "manager", "staff"] {
+        let (_, client) = app.console_user(role).await;
+        let (status, _) = console_page(&app, &client, "/merchant/redeem").await;
+        assert_eq!(status, 200, "{role}");
+        let (status, _) = console_page(&app, &client, "/merchant/stores").await;
+        assert_eq!(status, if role == "staff" { 403 } else { 200 }, "{role}");
+    }
+    // Not signed in: to the sign-in page.
+    let browser = crate::helpers::html_client(Some("ja"));
+    let res = browser
+        .get(app.url("/merchant/redeem"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    // The screen in English too.
+    let email = app.add_user("staff").await;
+    let english = app.console_lang(&email, "en").await;
+    let (_, html) = console_page(&app, &english, "/merchant/redeem").await;
+    assert!(
+        html.contains("Check code (6 digits)") && html.contains("lang=\"en\""),
+        "{html}"
+    );
 }

@@ -16,6 +16,18 @@ async fn campaign(app: &TestApp, body: serde_json::Value) -> (String, String) {
     )
 }
 
+/// Sends a confirm page's form: its CSRF token and its single-use token.
+async fn post_confirm(client: &reqwest::Client, url: &str, confirm: &str) -> reqwest::Response {
+    let at = confirm.find("name=\"use_token\" value=\"").expect("a use token") + 24;
+    let token = confirm[at..].split('"').next().unwrap();
+    client
+        .post(url)
+        .form(&[("csrf", csrf_of(confirm).as_str()), ("use_token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
 #[actix_web::test]
 async fn claim_see_and_use_a_coupon_without_javascript() {
     let app = spawn_app().await;
@@ -75,12 +87,9 @@ async fn claim_see_and_use_a_coupon_without_javascript() {
         confirm.contains("スタッフにこの画面を見せてください"),
         "{confirm}"
     );
-    let res = post_form(
-        &phone,
-        &app.url(&format!("{coupon_url}/use")),
-        &csrf_of(&confirm),
-    )
-    .await;
+    // A second tab with its own confirm form (its own single-use token).
+    let (_, second_tab) = page(&phone, &app.url(&format!("{coupon_url}/use"))).await;
+    let res = post_confirm(&phone, &app.url(&format!("{coupon_url}/use")), &confirm).await;
     assert_eq!(
         (res.status().as_u16(), location(&res)),
         (303, coupon_url.as_str())
@@ -91,13 +100,8 @@ async fn claim_see_and_use_a_coupon_without_javascript() {
         "{used}"
     );
 
-    // A second press (say, from a second tab) is told clearly.
-    let res = post_form(
-        &phone,
-        &app.url(&format!("{coupon_url}/use")),
-        &csrf_of(&confirm),
-    )
-    .await;
+    // A second press from a second tab is told clearly.
+    let res = post_confirm(&phone, &app.url(&format!("{coupon_url}/use")), &second_tab).await;
     assert!(location(&res).ends_with("?r=already_used"));
     let (_, again) = page(&phone, &app.url(location(&res))).await;
     assert!(again.contains("このクーポンはすでに使用されています"));

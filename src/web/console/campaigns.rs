@@ -6,6 +6,7 @@
 //! console and the API obey one set of rules. A campaign and its image are written in
 //! one transaction: a bad image (or any bad field) saves nothing.
 
+mod draft;
 mod fields;
 mod form;
 pub mod page;
@@ -13,7 +14,7 @@ mod preview;
 
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -27,7 +28,8 @@ use crate::store::{CampaignRecord, EditOutcome, ImageUpdate, NewImage};
 use crate::web::error::{AppError, AppResult};
 use crate::web::images::image_url;
 use crate::web::AppState;
-use form::{FieldError, FormValues};
+use draft::FieldError;
+use form::FormValues;
 use preview::PreviewContext;
 
 /// A tenant's campaign, or 404 (another tenant's id included).
@@ -124,6 +126,20 @@ fn upload(
     }
 }
 
+/// `GET /merchant/campaigns`: the list is the console's home. (A refused new-campaign
+/// form was posted here, so its language switch links here too.)
+pub async fn index(req: HttpRequest) -> HttpResponse {
+    let query = req.query_string();
+    let to = if query.is_empty() {
+        "/merchant".to_owned()
+    } else {
+        format!("/merchant?{query}")
+    };
+    HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, to))
+        .finish()
+}
+
 /// `GET /merchant/campaigns/new`
 pub async fn new_form(console: Console, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     console.require(Permission::ManageCampaigns)?;
@@ -140,11 +156,11 @@ pub async fn create(
     console.require(Permission::ManageCampaigns)?;
     let sent = form::read(body).await?;
     console.check_csrf(&sent.csrf)?;
-    let (draft, problems) = form::to_draft(&sent.values, console.lang, true, None);
-    let parsed = form::parse_all(draft, state.engine.clock().now());
+    let (draft, problems) = draft::to_draft(&sent.values, console.lang, true, None);
+    let parsed = draft::parse_all(draft, state.engine.clock().now());
     let (image, image_problem) = upload(&console, sent.image);
     let domain: &[CampaignError] = parsed.as_ref().err().map_or(&[], |e| e.as_slice());
-    let mut errors = form::merge(problems, domain, console.lang);
+    let mut errors = draft::merge(problems, domain, console.lang);
     errors.extend(image_problem);
     let campaign = match parsed {
         Ok(campaign) if errors.is_empty() => campaign,
@@ -232,16 +248,16 @@ pub async fn update(
     let sent = form::read(body).await?;
     console.check_csrf(&sent.csrf)?;
     let current = load(&state, &console, *id).await?;
-    let (draft, problems) = form::to_draft(
+    let (draft, problems) = draft::to_draft(
         &sent.values,
         console.lang,
         false,
         Some(current.rules.params()),
     );
-    let parsed = form::parse_all(draft, state.engine.clock().now());
+    let parsed = draft::parse_all(draft, state.engine.clock().now());
     let (image, image_problem) = upload(&console, sent.image);
     let domain: &[CampaignError] = parsed.as_ref().err().map_or(&[], |e| e.as_slice());
-    let mut errors = form::merge(problems, domain, console.lang);
+    let mut errors = draft::merge(problems, domain, console.lang);
     errors.extend(image_problem);
     let again = image.is_some();
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
@@ -280,7 +296,7 @@ pub async fn update(
         EditOutcome::NotFound => Err(AppError::not_found("campaign")),
         // Only the limit is checked under the lock (against coupons issued meanwhile).
         EditOutcome::Refused(e) => {
-            let errors = form::merge(Vec::new(), &[e], console.lang);
+            let errors = draft::merge(Vec::new(), &[e], console.lang);
             let (v, c) = (&sent.values, Some(&current));
             render_form(&console, &state, unprocessable, v, &errors, c, again).await
         }

@@ -173,7 +173,7 @@ impl Console {
         if !session.user.tenant_allowlist.allows(ip) {
             crate::metrics::auth_failure("ip_not_allowed");
             return Err(AppError::new(
-                ErrorCode::Forbidden,
+                ErrorCode::Denied("ip_not_allowed"),
                 format!("your address {ip} is not on this merchant's allow-list"),
             )
             .into());

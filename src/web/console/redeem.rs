@@ -198,14 +198,17 @@ pub async fn submit(
         Ok(_) => "ok",
         Err(e) => e.code(),
     };
+    // The use is already settled: if describing it fails, staff still see the outcome.
     let view = match outcome {
         "unknown_code" => None,
-        _ => {
-            state
-                .store
-                .staff_coupon_view(tenant_id, code.as_str())
-                .await?
-        }
+        _ => state
+            .store
+            .staff_coupon_view(tenant_id, code.as_str())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the redeemed coupon could not be described");
+                None
+            }),
     };
     let mut data = describe(
         &console,
@@ -287,7 +290,10 @@ fn describe(
         "detail": detail,
         "advice": advice,
         "campaign": view.map(|v| v.campaign_name.clone()),
-        "discount": view.and_then(|v| discount_text(console.lang, v.discount.as_ref())),
+        // Only on success: a discount in large print on a refusal reads like "go ahead".
+        "discount": view
+            .filter(|_| outcome == "ok")
+            .and_then(|v| discount_text(console.lang, v.discount.as_ref())),
     });
     if let (Some(r), Some(map)) = (redeemed, data.as_object_mut()) {
         let window = chrono::TimeDelta::from_std(state.settings.engine.undo_window)

@@ -5,7 +5,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::form::{FieldError, FormValues};
+use super::draft::FieldError;
+use super::form::FormValues;
 use crate::web::i18n::{message, Lang};
 
 #[derive(Clone, Copy, PartialEq, Eq)]

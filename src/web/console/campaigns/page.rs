@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{form, load};
+use super::{draft, form, load};
 use crate::domain::campaign::{CampaignError, StatusAction};
 use crate::domain::merchant::Permission;
 use crate::store::{CampaignChange, CampaignRecord, CampaignStats, EditOutcome};
@@ -184,7 +184,7 @@ async fn refused(
     status: StatusCode,
 ) -> AppResult<HttpResponse> {
     let c = load(state, console, id).await?;
-    let text = form::error_message(console.lang, e);
+    let text = draft::error_message(console.lang, e);
     render_page(console, state, status, &c, None, Some(text)).await
 }
 
