@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use rand::Rng;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -204,9 +203,7 @@ async fn invite_user(
     role: Role,
     expires_at: DateTime<Utc>,
 ) -> anyhow::Result<Invite> {
-    // Every tenant has its owner, so a tenant without users does not exist.
-    let users = store.users(tenant_id).await?;
-    if users.is_empty() {
+    if !store.tenant_exists(tenant_id).await? {
         anyhow::bail!("--tenant: there is no tenant {tenant_id}");
     }
     if store.email_taken(email.as_str()).await? {
@@ -323,18 +320,13 @@ async fn demo_campaign(
     };
     let campaign = NewCampaign::parse(draft, now).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(store
-        .insert_campaign(Uuid::new_v4(), tenant_id, &demo_slug(), &campaign)
+        .insert_campaign(
+            Uuid::new_v4(),
+            tenant_id,
+            &crate::domain::campaign::new_slug(),
+            &campaign,
+        )
         .await?)
-}
-
-/// A claim URL slug as the API makes them (web/campaigns.rs): ten characters, no
-/// look-alikes.
-fn demo_slug() -> String {
-    const CHARS: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
-    let mut rng = rand::thread_rng();
-    (0..10)
-        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
-        .collect()
 }
 
 /// Runs `work` against the configured database, stopping the private cluster afterwards

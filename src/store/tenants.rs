@@ -54,6 +54,17 @@ impl Store {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn tenant_exists(&self, tenant_id: Uuid) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)",
+                &[&tenant_id],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
     pub async fn find_api_key(&self, key_hash: &[u8]) -> Result<Option<ApiKeyRecord>, StoreError> {
         let client = self.pool.get().await?;
         let stmt = client

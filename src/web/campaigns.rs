@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -118,15 +117,6 @@ pub(super) fn campaign_error(e: CampaignError) -> AppError {
     }
 }
 
-/// Short, unguessable, easy to read aloud: the public part of the claim URL.
-pub(crate) fn new_slug() -> String {
-    const CHARS: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
-    let mut rng = rand::thread_rng();
-    (0..10)
-        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
-        .collect()
-}
-
 pub async fn create(
     auth: ApiAuth,
     state: web::Data<AppState>,
@@ -137,7 +127,12 @@ pub async fn create(
         .map_err(campaign_error)?;
     let record = state
         .store
-        .insert_campaign(Uuid::new_v4(), auth.tenant_id, &new_slug(), &campaign)
+        .insert_campaign(
+            Uuid::new_v4(),
+            auth.tenant_id,
+            &crate::domain::campaign::new_slug(),
+            &campaign,
+        )
         .await?;
     let view = CampaignView::new(record, &state.settings.public_url(), None);
     Ok(HttpResponse::Created().json(view))

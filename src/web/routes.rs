@@ -123,12 +123,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(at("/merchant/account").route(get().to(console::account::index)))
         .service(at("/merchant/account/totp").route(post().to(console::account::start)))
         .service(at("/merchant/account/totp.svg").route(get().to(console::account::qr)))
-        .service(
-            at("/merchant/account/totp/confirm").route(post().to(console::account::confirm)),
-        )
-        .service(
-            at("/merchant/account/totp/disable").route(post().to(console::account::disable)),
-        )
+        .service(at("/merchant/account/totp/confirm").route(post().to(console::account::confirm)))
+        .service(at("/merchant/account/totp/disable").route(post().to(console::account::disable)))
         // Staff redemption screen and stores (console/redeem.rs, stores.rs)
         .service(
             at("/merchant/redeem")

@@ -12,6 +12,7 @@ mod cli;
 mod console_browser;
 mod console_campaigns;
 mod console_export;
+mod console_export_stream;
 mod console_helpers;
 mod console_login;
 mod console_redeem;

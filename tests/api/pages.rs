@@ -18,7 +18,10 @@ async fn campaign(app: &TestApp, body: serde_json::Value) -> (String, String) {
 
 /// Sends a confirm page's form: its CSRF token and its single-use token.
 async fn post_confirm(client: &reqwest::Client, url: &str, confirm: &str) -> reqwest::Response {
-    let at = confirm.find("name=\"use_token\" value=\"").expect("a use token") + 24;
+    let at = confirm
+        .find("name=\"use_token\" value=\"")
+        .expect("a use token")
+        + 24;
     let token = confirm[at..].split('"').next().unwrap();
     client
         .post(url)

@@ -75,6 +75,16 @@ impl NewCampaign {
     getters!(ref codes: CodeFormat);
 }
 
+/// Short, unguessable, easy to read aloud: the public part of a claim URL (`/c/{slug}`).
+pub fn new_slug() -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
+    let mut rng = rand::thread_rng();
+    (0..10)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect()
+}
+
 /// The campaign's code settings; absent ones keep `CodeFormat::default()`'s.
 fn code_format(
     length: Option<i64>,

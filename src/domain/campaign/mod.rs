@@ -18,7 +18,7 @@ mod rules;
 mod status;
 
 pub use discount::{Discount, RawDiscount};
-pub use draft::{CampaignDraft, NewCampaign};
+pub use draft::{new_slug, CampaignDraft, NewCampaign};
 pub use error::CampaignError;
 pub use lottery::draw_lottery;
 pub use rejection::ClaimRejection;

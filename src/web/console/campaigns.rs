@@ -179,7 +179,7 @@ pub async fn create(
         .insert_campaign_with_image(
             Uuid::new_v4(),
             console.user.tenant_id,
-            &crate::web::campaigns::new_slug(),
+            &crate::domain::campaign::new_slug(),
             &campaign,
             new_image,
         )
