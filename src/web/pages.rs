@@ -4,7 +4,7 @@
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, Offset, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -118,11 +118,16 @@ impl StatsCache {
     }
 }
 
-/// Japan first: times are shown in JST, the zone of every merchant today.
+/// Japan first: times are shown and typed in JST, the zone of every merchant today.
+pub fn jst() -> FixedOffset {
+    // 9 h is within the ±24 h east_opt accepts, so the fallback is unreachable.
+    FixedOffset::east_opt(9 * 3600).unwrap_or(FixedOffset::east_opt(0).unwrap_or(Utc.fix()))
+}
+
 pub fn show_time(at: DateTime<Utc>) -> String {
-    let jst =
-        FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"));
-    at.with_timezone(&jst).format("%Y/%m/%d %H:%M").to_string()
+    at.with_timezone(&jst())
+        .format("%Y/%m/%d %H:%M")
+        .to_string()
 }
 
 /// "500円引き", "10% off", … in the page's language.

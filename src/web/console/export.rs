@@ -15,7 +15,7 @@ use std::time::Duration;
 use actix_web::http::{header, StatusCode};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
@@ -24,6 +24,7 @@ use super::{field_errors, Console};
 use crate::domain::merchant::Permission;
 use crate::store::{Cell, Dataset, ExportRange, ExportRows};
 use crate::web::error::{AppError, AppResult};
+use crate::web::pages::jst;
 use crate::web::AppState;
 
 /// A chunk is sent once it holds this much CSV.
@@ -38,10 +39,6 @@ const WAIT_FOR_A_SLOT: Duration = Duration::from_secs(10);
 /// Cells that spreadsheets would run as a formula get a leading `'` (OWASP's advice
 /// against CSV injection): a customer's name must never become a command.
 const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
-
-fn jst() -> FixedOffset {
-    FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"))
-}
 
 /// Who may export what: users and the audit log show accounts, so they need the right to
 /// manage users too.

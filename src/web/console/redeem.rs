@@ -326,9 +326,9 @@ fn describe(
 
 /// Japan time to the second: an undo deadline minutes away needs more than `show_time`.
 fn show_time_seconds(at: chrono::DateTime<chrono::Utc>) -> String {
-    let jst = chrono::FixedOffset::east_opt(9 * 3600)
-        .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("UTC"));
-    at.with_timezone(&jst).format("%H:%M:%S").to_string()
+    at.with_timezone(&crate::web::pages::jst())
+        .format("%H:%M:%S")
+        .to_string()
 }
 
 fn result_page(console: &Console, state: &AppState, mut data: Value) -> AppResult<HttpResponse> {

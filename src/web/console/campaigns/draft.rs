@@ -4,11 +4,12 @@
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 
-use super::form::{days, jst, local, percent, FormValues};
+use super::form::{days, local, percent, FormValues};
 use crate::domain::campaign::{
     CampaignDraft, CampaignError, NewCampaign, RawDiscount, RulesParams,
 };
 use crate::web::i18n::{message, Lang};
+use crate::web::pages::jst;
 
 /// A problem with one input: the input's name and the message to show beside it.
 pub type FieldError = (&'static str, String);

@@ -3,7 +3,7 @@
 //! turns them into the domain's draft.
 
 use actix_multipart::Multipart;
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Serialize;
 
@@ -12,6 +12,7 @@ use crate::domain::coupon_code::Charset;
 use crate::domain::image::{ImageError, ImageKind, MAX_IMAGE_BYTES};
 use crate::store::CampaignRecord;
 use crate::web::error::{AppError, AppResult, ErrorCode};
+use crate::web::pages::jst;
 
 /// Text fields are short (terms, the longest, is 10,000 characters); anything bigger
 /// is not a browser filling in this form.
@@ -193,10 +194,6 @@ pub async fn read(mut body: Multipart) -> AppResult<Submitted> {
         }
     }
     Ok(out)
-}
-
-pub(super) fn jst() -> FixedOffset {
-    FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"))
 }
 
 /// A time as a `datetime-local` value in Japan time.
