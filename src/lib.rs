@@ -9,6 +9,9 @@ pub mod config;
 pub mod domain;
 /// The claim engine: one actor per campaign, leased stock, group-committed claims.
 pub mod engine;
+/// The live merchant dashboard (`/merchant/live`): a broker over the engine's events, one
+/// WebSocket actor per dashboard.
+pub mod live;
 /// Metric names and the Prometheus recorder.
 pub mod metrics;
 /// The OpenID Connect client behind consumer sign-in (LINE, Google, Apple, generic).

@@ -24,6 +24,7 @@ pub const LEASES_REAPED: &str = "ecoupon_leases_reaped_total";
 pub const CLOCK_SKEW: &str = "ecoupon_clock_skew_seconds";
 pub const AUTH_FAILURES: &str = "ecoupon_auth_failures_total";
 pub const RATE_LIMITED: &str = "ecoupon_rate_limited_total";
+pub const LIVE_SOCKETS: &str = "ecoupon_live_sockets";
 
 /// 1 ms to 10 s: a claim is a few ms, a slow page a few hundred.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -83,6 +84,7 @@ fn describe() {
         "Time to insert and commit one claim batch."
     );
     describe_gauge!(ACTIVE_ACTORS, "Campaign actors running on this node.");
+    describe_gauge!(LIVE_SOCKETS, "Live dashboard WebSockets open on this node.");
     describe_gauge!(
         MAILBOX_DEPTH,
         "Claims waiting in campaign queues on this node."

@@ -25,6 +25,7 @@ pub struct Application {
     port: u16,
     store: Store,
     engine: Engine,
+    live: crate::live::Broker,
     embedded: Option<EmbeddedPostgres>,
 }
 
@@ -71,6 +72,7 @@ impl Application {
         let signin =
             crate::oidc::Providers::from_settings(&settings.signin, &settings.public_url())?;
         let engine = Engine::start(store.clone(), settings.engine.clone()).await;
+        let live = crate::live::Broker::start(store.clone(), engine.clone());
         let state = web::Data::new(AppState {
             store: store.clone(),
             settings,
@@ -84,6 +86,7 @@ impl Application {
             stats_cache: Default::default(),
             api_keys: Default::default(),
             signin,
+            live: live.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -107,6 +110,7 @@ impl Application {
             port,
             store,
             engine,
+            live,
             embedded,
         })
     }
@@ -132,6 +136,7 @@ impl Application {
     /// cluster if this process started it.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let served = self.server.await;
+        self.live.stop();
         // Requests have drained; now commit what the actors hold and return unused stock.
         self.engine.shutdown().await;
         // Close our connections before the server goes, rather than have it cut them.

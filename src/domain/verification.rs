@@ -82,6 +82,8 @@ coded_enum! {
             "this merchant requires the 6-digit check code shown on the customer's coupon screen";
         Wrong => "wrong_check_code",
             "the check code does not match the customer's live coupon screen (it changes every step)";
+        TooManyAttempts => "too_many_check_code_attempts",
+            "too many check codes were tried for this coupon; wait a minute and ask the customer for the live screen";
     }
 }
 

@@ -49,6 +49,12 @@ pub enum EngineEvent {
         redemption_id: Uuid,
         uses_left: i32,
     },
+    /// The campaign row was changed on this node (status, limit, fields).
+    CampaignChanged {
+        tenant_id: Uuid,
+        campaign_id: Uuid,
+        status: crate::domain::campaign::CampaignStatus,
+    },
     /// Another node's activity, from LISTEN/NOTIFY.
     Remote(RemoteChange),
 }

@@ -11,6 +11,7 @@
 //! 5. Every flush is published on the [`events`] bus and, coalesced, to other nodes.
 
 pub mod actor;
+mod check_code_guard;
 pub mod clock;
 mod directory;
 pub mod events;
@@ -116,6 +117,8 @@ pub(crate) struct Shared {
     pub events: EventBus,
     pub notifier: Notifier,
     pub directory: Directory,
+    /// Attempts with a check code per coupon (against guessing).
+    pub check_codes: check_code_guard::CheckCodeGuard,
     /// Background loops (clock sync, NOTIFY, LISTEN, lease keeper), ended on shutdown so
     /// nothing talks to a database that is going away.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -138,6 +141,7 @@ impl Engine {
         }
         let shared = Arc::new(Shared {
             directory: Directory::new(),
+            check_codes: Default::default(),
             notifier: Notifier::new(node_id),
             events: EventBus::default(),
             clock: clock.clone(),
@@ -219,6 +223,12 @@ impl Engine {
         code: &CouponCode,
         input: &RedeemInput<'_>,
     ) -> Result<RedemptionRecord, RedeemError> {
+        if input.check_code.is_some() && !self.shared.check_codes.attempt(tenant_id, code.as_str())
+        {
+            let refused = RedeemError::CheckCode(CheckCodeRejection::TooManyAttempts);
+            metrics::counter!(crate::metrics::REDEMPTIONS, "result" => refused.code()).increment(1);
+            return Err(refused);
+        }
         let outcome = self
             .shared
             .store
@@ -298,6 +308,11 @@ impl Engine {
         self.shared
             .notifier
             .add(record.tenant_id, record.id, 0, 0, true);
+        self.shared.events.publish(EngineEvent::CampaignChanged {
+            tenant_id: record.tenant_id,
+            campaign_id: record.id,
+            status: record.status,
+        });
     }
 
     fn changed_counts(&self, tenant_id: Uuid, campaign_id: Uuid, redeemed: i64) {
@@ -336,6 +351,12 @@ impl Engine {
         if let Some(addr) = self.shared.directory.running(campaign_id) {
             addr.do_send(actor::Crash);
         }
+    }
+
+    /// Whether the campaign's actor runs on this node (then it publishes its own counters
+    /// after every change, remote ones included).
+    pub fn runs_locally(&self, campaign_id: Uuid) -> bool {
+        self.shared.directory.running(campaign_id).is_some()
     }
 
     /// Campaign actors running on this node.

@@ -36,6 +36,7 @@ pub(crate) fn spawn_lease_keeper(shared: Weak<Shared>) -> tokio::task::JoinHandl
                     Err(e) => tracing::warn!(error = %e, "lease reaper failed"),
                 }
             }
+            s.check_codes.prune();
             beats += 1;
             drop(s);
             tokio::time::sleep(ttl / 3).await;

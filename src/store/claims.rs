@@ -409,22 +409,6 @@ impl Store {
         Ok(row.is_some_and(|r| r.get(0)))
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id))]
-    pub async fn set_tenant_requires_check_code(
-        &self,
-        tenant_id: Uuid,
-        required: bool,
-    ) -> Result<(), StoreError> {
-        let client = self.pool.get().await?;
-        client
-            .execute(
-                "UPDATE tenants SET require_check_code = $2 WHERE id = $1",
-                &[&tenant_id, &required],
-            )
-            .await?;
-        Ok(())
-    }
-
     /// Undoes a redemption within `window_secs` of it, giving the use back.
     #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, id = %id))]
     pub async fn undo_redemption(

@@ -75,15 +75,24 @@ impl Store {
         brand_color: Option<&str>,
         accent_color: Option<&str>,
         signin_providers: Option<&[String]>,
+        require_check_code: Option<bool>,
     ) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
+        // One statement: a PATCH changes all it names or nothing.
         client
             .execute(
                 "UPDATE tenants SET brand_color = coalesce($2, brand_color),
                                     accent_color = coalesce($3, accent_color),
-                                    signin_providers = coalesce($4, signin_providers)
+                                    signin_providers = coalesce($4, signin_providers),
+                                    require_check_code = coalesce($5, require_check_code)
                  WHERE id = $1",
-                &[&tenant_id, &brand_color, &accent_color, &signin_providers],
+                &[
+                    &tenant_id,
+                    &brand_color,
+                    &accent_color,
+                    &signin_providers,
+                    &require_check_code,
+                ],
             )
             .await?;
         Ok(())

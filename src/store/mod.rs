@@ -10,6 +10,7 @@ use crate::config::DatabaseSettings;
 
 mod admin;
 mod audit;
+mod campaign_activity;
 mod campaign_edit;
 mod campaigns;
 mod claims;
@@ -17,6 +18,7 @@ mod consumers;
 mod export;
 mod images;
 mod leases;
+mod live;
 mod merchants;
 mod migrate;
 mod notify;
@@ -27,6 +29,9 @@ mod wallet;
 
 pub use admin::{ensure_database, AdminError};
 pub use audit::{AuditEntry, AuditRecord};
+pub use campaign_activity::{
+    CampaignActivity, FeedRedemption, MinuteActivity, ACTIVITY_MINUTES, FEED_LENGTH,
+};
 pub use campaign_edit::{ImageUpdate, NewImage, PosterStore};
 pub use campaigns::{CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, EditOutcome};
 pub use claims::{BatchOutcome, ClaimRow, RedeemOutcome, RedemptionRecord, UndoOutcome};
@@ -34,6 +39,7 @@ pub use claims::{RedeemInput, StaffCouponView};
 pub use consumers::{CompletedSignin, NewSigninRequest, PendingSignin, TakeSignin};
 pub use export::{Cell, Dataset, ExportRange, ExportRows};
 pub use leases::{Lease, ReapedLease};
+pub use live::{LiveCounts, LiveRedemption, LiveSessionRow};
 pub use merchants::{
     InviteRecord, MerchantUser, NewSession, SessionRecord, SignInCandidate, UserChange,
 };

@@ -32,6 +32,8 @@ pub enum ErrorCode {
     Conflict(&'static str),
     // 429 / 503.
     RateLimited,
+    /// 429 with its own code: a limit on one kind of attempt (check-code guesses).
+    Limited(&'static str),
     Busy,
     NotReady,
     // 500 / 502.
@@ -52,7 +54,7 @@ impl ErrorCode {
             NotFound | UnknownCode => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Conflict(_) => StatusCode::CONFLICT,
-            RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            RateLimited | Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             Busy | NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -64,7 +66,7 @@ impl ErrorCode {
         match self {
             InvalidJson => "invalid_json",
             InvalidInput(code) | Conflict(code) | Rejected(code) | Upstream(code)
-            | Denied(code) => code,
+            | Denied(code) | Limited(code) => code,
             PayloadTooLarge => "payload_too_large",
             MissingApiKey => "missing_api_key",
             MalformedAuthorization => "malformed_authorization",

@@ -51,4 +51,6 @@ pub struct AppState {
     pub api_keys: auth::ApiKeyCache,
     /// Consumer sign-in providers (from `settings.signin`), with their discovery cache.
     pub signin: crate::oidc::Providers,
+    /// Fans engine events out to live dashboard sockets (`/merchant/live`).
+    pub live: crate::live::Broker,
 }

@@ -92,6 +92,9 @@ pub async fn create(
             RedeemError::CheckCode(r @ CheckCodeRejection::Required) => {
                 AppError::invalid(r.code(), r.to_string())
             }
+            RedeemError::CheckCode(r @ CheckCodeRejection::TooManyAttempts) => {
+                AppError::new(ErrorCode::Limited(r.code()), r.to_string()).with_retry_after(60)
+            }
             RedeemError::UnknownCode => AppError::new(ErrorCode::UnknownCode, e.to_string()),
             // The API sends no confirm token, so these cannot happen here.
             RedeemError::TokenUsed | RedeemError::TokenInvalid => AppError::internal(e),

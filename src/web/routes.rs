@@ -139,6 +139,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(at("/merchant/stores/{id}").route(post().to(console::stores::update)))
         .service(at("/merchant/stores/{id}/delete").route(post().to(console::stores::delete)))
+        // Live dashboard WebSocket (src/live/): session cookie, own Origin, not staff
+        .service(at("/merchant/live").route(get().to(crate::live::connect)))
         // CSV export (console/export.rs)
         .service(at("/merchant/export").route(get().to(console::export::index)))
         .service(at("/merchant/export/{dataset}.csv").route(get().to(console::export::download)))

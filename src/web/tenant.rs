@@ -83,13 +83,8 @@ pub async fn update(
             brand.as_ref().map(BrandColor::as_str),
             accent.as_ref().map(BrandColor::as_str),
             patch.signin_providers.as_deref(),
+            patch.require_check_code,
         )
         .await?;
-    if let Some(required) = patch.require_check_code {
-        state
-            .store
-            .set_tenant_requires_check_code(auth.tenant_id, required)
-            .await?;
-    }
     show(auth, state).await
 }

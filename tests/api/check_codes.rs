@@ -141,6 +141,40 @@ async fn the_current_and_previous_codes_redeem_and_nothing_else_does() {
 }
 
 #[actix_web::test]
+async fn guessing_check_codes_is_cut_off_after_ten_tries() {
+    let app = spawn_app().await;
+    let (code, secret) = claimed(
+        &app,
+        json!({"name": "guess", "total_limit": 5, "status": "active"}),
+    )
+    .await;
+    let wrong = wrong_code(&secret).await;
+    for _ in 0..10 {
+        let (status, body) = app.redeem(&code, json!({"check_code": wrong})).await;
+        assert_eq!((status, error_code(&body)), (409, "wrong_check_code"));
+    }
+    // Now even the right code waits: the guesser learns nothing more for a while.
+    let right = code_at(&secret, 0).await;
+    let (status, body) = app.redeem(&code, json!({"check_code": right})).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (429, "too_many_check_code_attempts")
+    );
+    assert_eq!(uses_left(&app, &code).await, 1, "nothing was used");
+    // Other coupons are not affected.
+    let (other, other_secret) = claimed(
+        &app,
+        json!({"name": "other", "total_limit": 5, "status": "active"}),
+    )
+    .await;
+    let right = code_at(&other_secret, 0).await;
+    assert_eq!(
+        app.redeem(&other, json!({"check_code": right})).await.0,
+        201
+    );
+}
+
+#[actix_web::test]
 async fn a_tenant_can_require_the_check_code() {
     let app = spawn_app().await;
     let (code, secret) = claimed(

@@ -5,25 +5,29 @@
 //! No session exists yet, so the form's CSRF token is a double-submit cookie (as on the
 //! sign-in form), scoped to the invitation pages.
 
-use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::double_submit::DoubleSubmit;
 use super::{field_errors, page};
 use crate::domain::merchant::password::check_new_password;
 use crate::domain::merchant::{PasswordProblem, MAX_PASSWORD_CHARS};
 use crate::domain::tenant::hash_password;
-use crate::domain::token::{random_token, sha256};
+use crate::domain::token::sha256;
 use crate::store::{AuditEntry, InviteRecord};
 use crate::web::client_ip::client_ip;
-use crate::web::error::{AppError, AppResult, ErrorCode};
+use crate::web::error::{AppError, AppResult};
 use crate::web::i18n::{message, Lang};
 use crate::web::AppState;
 
-const CSRF_COOKIE: &str = "ecoupon_invite_csrf";
+/// The invitation form comes before any session exists.
+const INVITE_CSRF: DoubleSubmit = DoubleSubmit {
+    cookie: "ecoupon_invite_csrf",
+    path: "/merchant/invite",
+};
 /// A random token is 43 characters; anything else is not one of ours.
 const TOKEN_LEN: usize = 43;
 
@@ -40,13 +44,6 @@ enum View<'a> {
     Gone(&'static str),
 }
 
-fn csrf_of(req: &HttpRequest) -> (String, bool) {
-    match req.cookie(CSRF_COOKIE) {
-        Some(c) if c.value().len() == TOKEN_LEN => (c.value().to_owned(), false),
-        _ => (random_token(), true),
-    }
-}
-
 fn render(
     req: &HttpRequest,
     state: &AppState,
@@ -54,7 +51,7 @@ fn render(
     view: View<'_>,
 ) -> AppResult<HttpResponse> {
     let (lang, remember) = Lang::negotiate(req);
-    let (csrf, fresh) = csrf_of(req);
+    let (csrf, fresh) = INVITE_CSRF.token(req);
     let mut data = json!({
         "title": message(lang, "console.invite.title"),
         "body_class": "console console--login",
@@ -90,14 +87,7 @@ fn render(
         data,
     )?;
     if fresh {
-        let cookie = Cookie::build(CSRF_COOKIE, csrf)
-            .path("/merchant/invite")
-            .http_only(true)
-            .same_site(SameSite::Strict)
-            .secure(state.secure_cookies)
-            .max_age(CookieDuration::hours(2))
-            .finish();
-        res.add_cookie(&cookie).map_err(AppError::internal)?;
+        INVITE_CSRF.set(state, &mut res, &csrf)?;
     }
     Ok(res)
 }
@@ -148,21 +138,6 @@ pub struct AcceptForm {
     csrf: String,
 }
 
-fn check_csrf(req: &HttpRequest, sent: &str) -> AppResult<()> {
-    use subtle::ConstantTimeEq;
-    let ok = req.cookie(CSRF_COOKIE).is_some_and(|c| {
-        !sent.is_empty() && bool::from(c.value().as_bytes().ct_eq(sent.as_bytes()))
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(AppError::new(
-            ErrorCode::CsrfFailed,
-            "the form has expired; reload the page and try again",
-        ))
-    }
-}
-
 /// The message for a password problem, with its numbers filled in.
 pub fn password_message(lang: Lang, problem: &PasswordProblem) -> String {
     let min = match problem {
@@ -182,7 +157,7 @@ pub async fn accept(
     token: web::Path<String>,
     form: web::Form<AcceptForm>,
 ) -> AppResult<HttpResponse> {
-    check_csrf(&req, &form.csrf)?;
+    INVITE_CSRF.check(&req, &form.csrf)?;
     let invite = match find(&req, &state, &token).await? {
         Ok(i) => i,
         Err(page) => return Ok(page),

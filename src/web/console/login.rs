@@ -7,13 +7,13 @@
 
 use std::sync::OnceLock;
 
-use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::double_submit::DoubleSubmit;
 use super::{clear_session_cookie, cookie_name, page, session_cookie, Console};
 use crate::domain::merchant::password::check_new_password;
 use crate::domain::merchant::TotpSecret;
@@ -25,8 +25,11 @@ use crate::web::error::{AppError, AppResult, ErrorCode};
 use crate::web::i18n::{message, Lang};
 use crate::web::AppState;
 
-/// Double-submit CSRF for the sign-in forms, which come before any session exists.
-const LOGIN_CSRF_COOKIE: &str = "ecoupon_login_csrf";
+/// The sign-in forms come before any session exists.
+const LOGIN_CSRF: DoubleSubmit = DoubleSubmit {
+    cookie: "ecoupon_login_csrf",
+    path: "/merchant/login",
+};
 
 #[derive(Deserialize)]
 pub struct LoginForm {
@@ -58,38 +61,6 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn login_csrf(req: &HttpRequest) -> (String, bool) {
-    match req.cookie(LOGIN_CSRF_COOKIE) {
-        Some(c) if c.value().len() == 43 => (c.value().to_owned(), false),
-        _ => (random_token(), true),
-    }
-}
-
-fn csrf_cookie(state: &AppState, token: &str) -> Cookie<'static> {
-    Cookie::build(LOGIN_CSRF_COOKIE, token.to_owned())
-        .path("/merchant/login")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(state.secure_cookies)
-        .max_age(CookieDuration::hours(2))
-        .finish()
-}
-
-fn check_login_csrf(req: &HttpRequest, sent: &str) -> AppResult<()> {
-    use subtle::ConstantTimeEq;
-    let ok = req.cookie(LOGIN_CSRF_COOKIE).is_some_and(|c| {
-        !sent.is_empty() && bool::from(c.value().as_bytes().ct_eq(sent.as_bytes()))
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(AppError::new(
-            ErrorCode::CsrfFailed,
-            "the sign-in form has expired; reload the page and try again",
-        ))
-    }
-}
-
 fn login_page(
     req: &HttpRequest,
     state: &AppState,
@@ -100,7 +71,7 @@ fn login_page(
     next: &str,
 ) -> AppResult<HttpResponse> {
     let (lang, remember) = Lang::negotiate(req);
-    let (csrf, fresh) = login_csrf(req);
+    let (csrf, fresh) = LOGIN_CSRF.token(req);
     let data = json!({
         "title": message(lang, &format!("console.{template}.title")),
         "error": error.map(|k| message(lang, k)),
@@ -119,8 +90,7 @@ fn login_page(
         data,
     )?;
     if fresh {
-        res.add_cookie(&csrf_cookie(state, &csrf))
-            .map_err(AppError::internal)?;
+        LOGIN_CSRF.set(state, &mut res, &csrf)?;
     }
     Ok(res)
 }
@@ -162,7 +132,7 @@ pub async fn submit(
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> AppResult<HttpResponse> {
-    check_login_csrf(&req, &form.csrf)?;
+    LOGIN_CSRF.check(&req, &form.csrf)?;
     let next = safe_next(Some(&form.next));
     let ip = client_ip(&req, &state.settings);
     let failed = |kind: &'static str| {
@@ -344,7 +314,7 @@ pub async fn totp_submit(
     state: web::Data<AppState>,
     form: web::Form<TotpForm>,
 ) -> AppResult<HttpResponse> {
-    check_login_csrf(&req, &form.csrf)?;
+    LOGIN_CSRF.check(&req, &form.csrf)?;
     let next = safe_next(Some(&form.next));
     let ip = client_ip(&req, &state.settings);
     if let Err(wait) = state.limits.sign_in_attempt(ip) {

@@ -5,6 +5,7 @@
 //! Taking a [`Console`] as a handler argument is what makes a page require a signed-in
 //! user: without a live session the browser is sent (303) to `/merchant/login`.
 
+mod double_submit;
 pub mod export;
 pub mod home;
 pub mod login;

@@ -279,6 +279,7 @@ fn describe(
             Some(fill(t("wrong_check_code_advice"), &[("seconds", &seconds)])),
         ),
         "unknown_code" => (None, Some(t("unknown_code_advice"))),
+        "too_many_check_code_attempts" => (None, Some(t("too_many_check_code_attempts_advice"))),
         _ => (None, None),
     };
     let multi_use = view.is_some_and(|v| v.uses_per_coupon > 1);

@@ -12,11 +12,11 @@ use uuid::Uuid;
 use super::{draft, form, load};
 use crate::domain::campaign::{CampaignError, StatusAction};
 use crate::domain::merchant::Permission;
-use crate::store::{CampaignChange, CampaignRecord, CampaignStats, EditOutcome};
+use crate::store::{CampaignActivity, CampaignChange, CampaignRecord, CampaignStats, EditOutcome};
 use crate::web::console::Console;
 use crate::web::error::{AppError, AppResult};
 use crate::web::images::image_url;
-use crate::web::pages::{discount_text, show_time};
+use crate::web::pages::{discount_text, jst, show_time};
 use crate::web::qr::{image_response, QrFormat};
 use crate::web::AppState;
 
@@ -84,6 +84,43 @@ fn facts(console: &Console, c: &CampaignRecord) -> Vec<Value> {
     .collect()
 }
 
+/// A time of day as the live parts show it: `hh:mm:ss`, Japan time like the rest of the console.
+fn clock(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.with_timezone(&jst()).format("%H:%M:%S").to_string()
+}
+
+/// What the live parts draw before (and without) the socket: the per-minute chart as
+/// data- attributes (comma-separated counts, oldest first), the feed, the sold-out marker.
+fn live_parts(activity: &CampaignActivity) -> Value {
+    let join = |f: fn(&crate::store::MinuteActivity) -> i64| {
+        activity
+            .minutes
+            .iter()
+            .map(|m| f(m).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let total = |f: fn(&crate::store::MinuteActivity) -> i64| -> i64 {
+        activity.minutes.iter().map(f).sum()
+    };
+    json!({
+        "start": activity.minutes.first().map(|m| m.minute.timestamp_millis()),
+        "claims": join(|m| m.claims),
+        "redemptions": join(|m| m.redemptions),
+        "claims_total": total(|m| m.claims),
+        "redemptions_total": total(|m| m.redemptions),
+        "now": chrono::Utc::now().timestamp_millis(),
+        "feed": activity.feed.iter().map(|r| json!({
+            "at": r.at.to_rfc3339(),
+            "time": clock(r.at),
+            "store": r.store,
+            "staff": r.staff,
+        })).collect::<Vec<_>>(),
+        "sold_out_at": activity.sold_out_at.map(clock),
+        "sold_out_iso": activity.sold_out_at.map(|t| t.to_rfc3339()),
+    })
+}
+
 async fn render_page(
     console: &Console,
     state: &AppState,
@@ -99,6 +136,10 @@ async fn render_page(
     } = state
         .store
         .campaign_stats(c.id, c.rules.total_limit())
+        .await?;
+    let activity = state
+        .store
+        .campaign_activity(c.id, c.rules.total_limit())
         .await?;
     let base = format!("/merchant/campaigns/{}", c.id);
     let stores: Vec<Value> = state
@@ -148,6 +189,7 @@ async fn render_page(
             "updated": show_time(c.updated_at),
             "notice": notice,
             "error": error,
+            "live": live_parts(&activity),
         }),
     )
 }

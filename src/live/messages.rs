@@ -1,0 +1,61 @@
+//! The JSON text frames of `/merchant/live`, as the dashboard pages read them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::domain::campaign::CampaignStatus;
+
+/// A frame from the server. `type` names the variant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Frame {
+    /// On connect (and after falling behind): every campaign of the tenant.
+    Snapshot { campaigns: Vec<CampaignSnapshot> },
+    /// A campaign's counts changed; at most 10 a second per campaign per socket.
+    Stats {
+        campaign_id: Uuid,
+        issued: i64,
+        redeemed: i64,
+        remaining: i64,
+    },
+    /// A coupon was used: the redemption feed.
+    Redemption {
+        campaign_id: Uuid,
+        at: DateTime<Utc>,
+        store: Option<String>,
+        staff: Option<String>,
+    },
+    /// A campaign was activated, paused, resumed or ended.
+    Campaign {
+        campaign_id: Uuid,
+        status: CampaignStatus,
+    },
+}
+
+/// One campaign in a [`Frame::Snapshot`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignSnapshot {
+    pub id: Uuid,
+    pub name: String,
+    pub status: CampaignStatus,
+    pub issued: i64,
+    pub redeemed: i64,
+    pub remaining: i64,
+}
+
+/// What the broker hands each socket of a tenant.
+#[derive(Debug, Clone)]
+pub enum Update {
+    Frame(Frame),
+    /// The broker itself fell behind the engine: every socket takes a fresh snapshot.
+    Resync,
+}
+
+/// A frame from the client. Only `{"type":"snapshot"}` (send me a fresh snapshot) is
+/// understood; anything else closes the socket with a reason.
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Snapshot,
+}
