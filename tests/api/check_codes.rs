@@ -52,13 +52,8 @@ pub async fn wrong_code(secret: &[u8]) -> String {
 }
 
 async fn uses_left(app: &TestApp, code: &str) -> i32 {
-    app.db
-        .client()
+    app.db_value("SELECT uses_left FROM coupons WHERE code = $1", &[&code])
         .await
-        .query_one("SELECT uses_left FROM coupons WHERE code = $1", &[&code])
-        .await
-        .unwrap()
-        .get(0)
 }
 
 #[actix_web::test]
@@ -344,16 +339,11 @@ async fn a_double_submit_of_the_confirm_form_spends_one_use() {
     let coupon_url = location(&res).to_string();
     let coupon_id = coupon_url.rsplit('/').next().unwrap().to_string();
     let left = async || -> i32 {
-        app.db
-            .client()
-            .await
-            .query_one(
-                "SELECT uses_left FROM coupons WHERE id = $1::text::uuid",
-                &[&coupon_id],
-            )
-            .await
-            .unwrap()
-            .get(0)
+        app.db_value(
+            "SELECT uses_left FROM coupons WHERE id = $1::text::uuid",
+            &[&coupon_id],
+        )
+        .await
     };
 
     let (_, confirm) = page(&phone, &app.url(&format!("{coupon_url}/use"))).await;

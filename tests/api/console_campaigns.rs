@@ -119,13 +119,7 @@ pub(super) async fn api_campaign(app: &TestApp, id: &str) -> serde_json::Value {
 }
 
 pub(super) async fn count(app: &TestApp, sql: &str) -> i64 {
-    app.db
-        .client()
-        .await
-        .query_one(sql, &[])
-        .await
-        .unwrap()
-        .get(0)
+    app.db_value(sql, &[]).await
 }
 
 /// The id in a redirect to `/merchant/campaigns/{id}?saved=…`.

@@ -27,13 +27,8 @@ pub async fn add_store(app: &TestApp, name: &str, code: &str) -> String {
     )
     .await;
     assert_eq!(res.status(), 303);
-    app.db
-        .client()
+    app.db_value("SELECT id::text FROM stores WHERE code = $1", &[&code])
         .await
-        .query_one("SELECT id::text FROM stores WHERE code = $1", &[&code])
-        .await
-        .unwrap()
-        .get(0)
 }
 
 pub async fn redeem(
@@ -211,13 +206,8 @@ async fn undo_within_the_window() {
     let html = res.text().await.unwrap();
     assert_eq!(outcome(&html), "undone");
     let left = async || -> i32 {
-        app.db
-            .client()
+        app.db_value("SELECT uses_left FROM coupons WHERE code = $1", &[&code])
             .await
-            .query_one("SELECT uses_left FROM coupons WHERE code = $1", &[&code])
-            .await
-            .unwrap()
-            .get(0)
     };
     assert_eq!(left().await, 2);
     let res = console_post(&app, &staff, "/merchant/redeem", &undo_url, &[]).await;

@@ -9,23 +9,12 @@ use crate::console_redeem::{add_store, outcome, redeem};
 use crate::helpers::{location, spawn_app, spawn_app_on, test_settings, TestApp};
 
 async fn store_count(app: &TestApp) -> i64 {
-    app.db
-        .client()
-        .await
-        .query_one("SELECT count(*) FROM stores", &[])
-        .await
-        .unwrap()
-        .get(0)
+    app.db_value("SELECT count(*) FROM stores", &[]).await
 }
 
 async fn store_id(app: &TestApp, code: &str) -> String {
-    app.db
-        .client()
+    app.db_value("SELECT id::text FROM stores WHERE code = $1", &[&code])
         .await
-        .query_one("SELECT id::text FROM stores WHERE code = $1", &[&code])
-        .await
-        .unwrap()
-        .get(0)
 }
 
 #[actix_web::test]

@@ -8,13 +8,8 @@ use crate::helpers::{csrf_of, html_client, location, page, spawn_app, TestApp};
 
 /// The id of the user with this e-mail.
 pub(super) async fn user_id(app: &TestApp, email: &str) -> Uuid {
-    app.db
-        .client()
+    app.db_value("SELECT id FROM merchant_users WHERE email = $1", &[&email])
         .await
-        .query_one("SELECT id FROM merchant_users WHERE email = $1", &[&email])
-        .await
-        .unwrap()
-        .get(0)
 }
 
 /// (role, disabled) of a user, straight from the database.

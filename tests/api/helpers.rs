@@ -26,6 +26,21 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The first column of the one row `sql` returns (a count, a flag, an id …).
+    pub async fn db_value<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> T {
+        self.db
+            .client()
+            .await
+            .query_one(sql, params)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
