@@ -10,6 +10,9 @@
 //! client makes the server wait instead of buffering.
 //! EXPORT_ROWS changes the row count; only loopback is ever contacted.
 
+#[path = "console_sign_in.rs"]
+mod console_sign_in;
+
 use std::time::{Duration, Instant};
 
 use ecoupon::config::Settings;
@@ -115,28 +118,7 @@ async fn run(rows: i64) -> anyhow::Result<()> {
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let form = browser
-        .get(format!("{base}/merchant/login"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    let csrf = form
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_default()
-        .to_string();
-    let signed_in = browser
-        .post(format!("{base}/merchant/login"))
-        .form(&[("email", MANAGER), ("password", PASSWORD), ("csrf", &csrf)])
-        .send()
-        .await?;
-    anyhow::ensure!(
-        signed_in.status() == 303,
-        "sign-in failed: {}",
-        signed_in.status()
-    );
+    console_sign_in::sign_in(&browser, &base, MANAGER, PASSWORD).await?;
 
     report_memory("before the download:");
     let url = format!("{base}/merchant/export/coupons.csv?bom=1");

@@ -30,6 +30,9 @@
 //! loopback is ever contacted.
 //! DASHBOARDS (default 1000) and SALE_SECONDS (default 5) tune it.
 
+#[path = "console_sign_in.rs"]
+mod console_sign_in;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -342,28 +345,7 @@ async fn sign_in(base: &str, email: &str) -> anyhow::Result<String> {
         .cookie_provider(jar.clone())
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let form = browser
-        .get(format!("{base}/merchant/login"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    let csrf = form
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_default()
-        .to_string();
-    let signed_in = browser
-        .post(format!("{base}/merchant/login"))
-        .form(&[("email", email), ("password", PASSWORD), ("csrf", &csrf)])
-        .send()
-        .await?;
-    anyhow::ensure!(
-        signed_in.status() == 303,
-        "sign-in failed: {}",
-        signed_in.status()
-    );
+    console_sign_in::sign_in(&browser, base, email, PASSWORD).await?;
     let cookie = jar
         .cookies(&base.parse()?)
         .ok_or_else(|| anyhow::anyhow!("no session cookie after sign-in"))?;
