@@ -26,6 +26,9 @@ pub use signin::{
 pub struct Settings {
     /// Address the HTTP server binds.
     pub listen: SocketAddr,
+    /// When set, `/metrics` is served here instead of on `listen` (which then answers 404),
+    /// so it need not face the internet.
+    pub metrics_listen: Option<SocketAddr>,
     /// Base URL consumers and merchants reach us at; claim links and QR codes use it.
     pub public_url: Option<String>,
     /// `postgres://…` URL (or libpq key=value string). Absent: a private cluster in `data_dir`.
@@ -43,6 +46,18 @@ pub struct Settings {
     pub secrets: SecretSettings,
     /// Consumer sign-in providers (none by default).
     pub signin: SigninSettings,
+    /// `ecoupon report monthly`: where Prometheus is.
+    #[serde(default)]
+    pub report: ReportSettings,
+}
+
+/// The monthly report (`ecoupon report monthly`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    /// Base URL of the Prometheus that scrapes ecoupon (e.g. `http://127.0.0.1:9090`);
+    /// availability comes from its HTTP API. Unset: availability is reported as unknown.
+    pub prometheus_url: Option<String>,
 }
 
 /// Consumer pages.
@@ -187,6 +202,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: None,
             public_url: None,
             database_url: None,
             data_dir: PathBuf::from("./data"),
@@ -206,6 +222,7 @@ impl Default for Settings {
             console: ConsoleSettings::default(),
             secrets: SecretSettings::default(),
             signin: SigninSettings::default(),
+            report: ReportSettings::default(),
         }
     }
 }
@@ -266,6 +283,13 @@ impl Settings {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError(format!(
                     "public_url: expected an http:// or https:// URL, found {url:?}"
+                )));
+            }
+        }
+        if let Some(url) = &self.report.prometheus_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError(format!(
+                    "report.prometheus_url: expected an http:// or https:// URL, found {url:?}"
                 )));
             }
         }

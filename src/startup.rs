@@ -27,6 +27,9 @@ pub struct Application {
     engine: Engine,
     live: crate::live::Broker,
     embedded: Option<EmbeddedPostgres>,
+    /// `/metrics` on `metrics_listen`: its handle and port.
+    metrics: Option<(actix_web::dev::ServerHandle, u16)>,
+    sampler: crate::metrics::sampler::Sampler,
 }
 
 /// Opens the configured database, or starts the private cluster when none is configured.
@@ -55,6 +58,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(settings.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let metrics_listener = crate::web::metrics_endpoint::bind(settings.metrics_listen)?;
         let (store, embedded) = open_database(&settings).await?;
         let secrets = Secrets::resolve(&settings.secrets, &settings.data_dir)?;
         run_migrations(&store).await?;
@@ -88,6 +92,10 @@ impl Application {
             signin,
             live: live.clone(),
         });
+        let sampler =
+            crate::metrics::sampler::Sampler::start(store.clone(), &engine, &state.settings);
+        let metrics =
+            crate::web::metrics_endpoint::serve_apart(metrics_listener, &state.metrics, &store)?;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -112,11 +120,18 @@ impl Application {
             engine,
             live,
             embedded,
+            metrics,
+            sampler,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port `/metrics` is served on when `metrics_listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
     }
 
     pub fn store(&self) -> &Store {
@@ -136,6 +151,10 @@ impl Application {
     /// cluster if this process started it.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let served = self.server.await;
+        if let Some((metrics, _)) = &self.metrics {
+            metrics.stop(true).await;
+        }
+        self.sampler.stop();
         self.live.stop();
         // Requests have drained; now commit what the actors hold and return unused stock.
         self.engine.shutdown().await;

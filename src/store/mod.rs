@@ -22,6 +22,8 @@ mod live;
 mod merchants;
 mod migrate;
 mod notify;
+mod pool;
+mod report;
 mod shops;
 mod tenant_settings;
 mod tenants;
@@ -45,6 +47,7 @@ pub use merchants::{
 };
 pub use migrate::{latest_migration, run_migrations};
 pub use notify::{ClockSample, Listener};
+pub use report::{MonthRow, Observed};
 pub use shops::{Shop, ShopCampaignStat, ShopWrite};
 pub use tenant_settings::{SettingsUpdate, TenantSettings};
 pub use tenants::ApiKeyRecord;
@@ -68,7 +71,7 @@ pub enum StoreError {
 /// The database, as the rest of the crate sees it.
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool,
+    pool: pool::TimedPool,
     pg_config: tokio_postgres::Config,
 }
 
@@ -101,7 +104,10 @@ impl Store {
             .recycle_timeout(Some(settings.connect_timeout))
             .runtime(Runtime::Tokio1)
             .build()?;
-        let store = Store { pool, pg_config };
+        let store = Store {
+            pool: pool.into(),
+            pg_config,
+        };
         let probe = async {
             let client = store.pool.get().await?;
             client.simple_query("SELECT 1").await?;

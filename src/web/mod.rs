@@ -20,7 +20,7 @@ pub mod error;
 mod health;
 pub mod i18n;
 mod images;
-mod metrics_endpoint;
+pub mod metrics_endpoint;
 pub mod middleware;
 pub mod pages;
 mod qr;

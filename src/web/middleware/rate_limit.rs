@@ -62,7 +62,7 @@ impl RateLimits {
     /// One console sign-in attempt from `ip`: Err(seconds to wait) when over the limit.
     pub fn sign_in_attempt(&self, ip: IpAddr) -> Result<(), u64> {
         self.sign_in_by_ip.check_key(&ip).map_err(|not_until| {
-            metrics::counter!(crate::metrics::RATE_LIMITED, "kind" => "sign_in").increment(1);
+            crate::metrics::rate_limited("sign_in");
             not_until
                 .wait_time_from(DefaultClock::default().now())
                 .as_secs()
@@ -89,10 +89,10 @@ pub async fn rate_limit(
         let ip = client_ip(req.request(), &state.settings);
         let ip_check = Some(limits.by_ip.check_key(&ip));
         let device_check = device_key(&req).map(|k| limits.by_device.check_key(&k));
-        for check in [ip_check, device_check].into_iter().flatten() {
-            if let Err(not_until) = check {
+        for (kind, check) in [("ip", ip_check), ("device", device_check)] {
+            if let Some(Err(not_until)) = check {
                 let wait = not_until.wait_time_from(clock.now());
-                metrics::counter!(crate::metrics::RATE_LIMITED).increment(1);
+                crate::metrics::rate_limited(kind);
                 let error =
                     AppError::new(ErrorCode::RateLimited, "too many requests; wait a moment")
                         .with_retry_after(wait.as_secs().max(1));
