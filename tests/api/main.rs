@@ -26,6 +26,8 @@ mod helpers;
 mod live;
 mod merchant_settings;
 mod metrics;
+mod monitoring;
 mod pages;
 mod redemptions;
 mod signin;
+mod slo_rules;
