@@ -43,6 +43,17 @@ pub enum Command {
     /// Manage merchants' console users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Back up the database (pg_dump, SHA-256 manifest, newest 7 kept); `backup drill`
+    /// test-restores the newest one.
+    Backup(crate::ops::cli::BackupArgs),
+    /// Restore a backup into a new database, refusing a file whose checksum fails.
+    Restore(crate::ops::cli::RestoreArgs),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(crate::ops::cli::AuditCommand),
+    /// Erasure certificates.
+    #[command(subcommand)]
+    Certificate(crate::ops::cli::CertificateCommand),
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -73,6 +84,10 @@ pub enum TenantCommand {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Write everything of a merchant into one archive (a CSV per table and its images).
+    Export(crate::ops::cli::TenantExportArgs),
+    /// Delete every row of a merchant and write a signed erasure certificate.
+    Purge(crate::ops::cli::TenantPurgeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +201,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             })
             .await
+        }
+        Command::Backup(args) => crate::ops::cli::backup(settings, args).await,
+        Command::Restore(args) => crate::ops::cli::restore(args).await,
+        Command::Audit(command) => crate::ops::cli::audit(settings, command).await,
+        Command::Certificate(command) => crate::ops::cli::certificate(command),
+        Command::Tenant(TenantCommand::Export(args)) => {
+            crate::ops::cli::tenant_export(settings, args).await
+        }
+        Command::Tenant(TenantCommand::Purge(args)) => {
+            crate::ops::cli::tenant_purge(settings, args).await
         }
     }
 }

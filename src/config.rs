@@ -12,9 +12,11 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 mod console;
+mod ops;
 mod secrets;
 mod signin;
 pub use console::ConsoleSettings;
+pub use ops::{BackupSettings, RetentionSettings};
 pub use secrets::{Secret, Secrets};
 pub use signin::{
     read_apple_key, AppleSettings, ClientSettings, OidcSettings, SigninSettings, APPLE_ISSUER,
@@ -49,6 +51,12 @@ pub struct Settings {
     /// `ecoupon report monthly`: where Prometheus is.
     #[serde(default)]
     pub report: ReportSettings,
+    /// The daily backup (`pg_dump`, newest 7 kept).
+    #[serde(default)]
+    pub backup: BackupSettings,
+    /// How long usage, access and audit logs are kept.
+    #[serde(default)]
+    pub retention: RetentionSettings,
 }
 
 /// The monthly report (`ecoupon report monthly`).
@@ -190,6 +198,9 @@ pub struct EngineSettings {
 pub struct SecretSettings {
     pub cookie_key: Option<Secret>,
     pub signing_key: Option<Secret>,
+    /// Ed25519 seed (32 bytes, base64) signing erasure certificates and audit checkpoints.
+    /// Set the same one on every node.
+    pub installation_key: Option<Secret>,
 }
 
 impl std::fmt::Debug for SecretSettings {
@@ -223,6 +234,8 @@ impl Default for Settings {
             secrets: SecretSettings::default(),
             signin: SigninSettings::default(),
             report: ReportSettings::default(),
+            backup: BackupSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -340,6 +353,7 @@ impl Settings {
             )));
         }
         self.signin.check()?;
+        ops::check(&self.backup, &self.retention)?;
         Ok(())
     }
 

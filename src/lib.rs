@@ -1,7 +1,8 @@
 //! ecoupon: a self-hosted digital coupon platform. The map of the crate, one line a module
 //! (dependencies point down this list: `web` uses `engine` uses `store` uses `domain`):
 
-/// What `main` runs: `serve`, `migrate`, `tenant create`.
+/// What `main` runs: `serve`, `migrate`, `tenant …`, `user invite`, and the operations
+/// commands of [`ops`].
 pub mod cli;
 /// Settings from a TOML file, `ECOUPON_*` variables and flags; generated secrets.
 pub mod config;
@@ -16,6 +17,8 @@ pub mod live;
 pub mod metrics;
 /// The OpenID Connect client behind consumer sign-in (LINE, Google, Apple, generic).
 pub mod oidc;
+/// Operations: backups, retention, notices, reports.
+pub mod ops;
 /// A private PostgreSQL cluster from the machine's binaries, when no DATABASE_URL is set.
 pub mod private_cluster;
 /// Builds the application (database, engine, HTTP server) and stops it cleanly.

@@ -26,6 +26,7 @@ pub struct Application {
     store: Store,
     engine: Engine,
     live: crate::live::Broker,
+    jobs: crate::ops::jobs::Jobs,
     embedded: Option<EmbeddedPostgres>,
     /// `/metrics` on `metrics_listen`: its handle and port.
     metrics: Option<(actix_web::dev::ServerHandle, u16)>,
@@ -77,6 +78,8 @@ impl Application {
             crate::oidc::Providers::from_settings(&settings.signin, &settings.public_url())?;
         let engine = Engine::start(store.clone(), settings.engine.clone()).await;
         let live = crate::live::Broker::start(store.clone(), engine.clone());
+        // Daily backup, retention and the audit-chain check (one node of many does each).
+        let jobs = crate::ops::jobs::Jobs::start(store.clone(), &settings, &secrets);
         let state = web::Data::new(AppState {
             store: store.clone(),
             settings,
@@ -119,6 +122,7 @@ impl Application {
             store,
             engine,
             live,
+            jobs,
             embedded,
             metrics,
             sampler,
@@ -151,6 +155,7 @@ impl Application {
     /// cluster if this process started it.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let served = self.server.await;
+        self.jobs.stop();
         if let Some((metrics, _)) = &self.metrics {
             metrics.stop(true).await;
         }

@@ -39,6 +39,9 @@ pub struct Secrets {
     pub cookie_key: Vec<u8>,
     /// Signs tokens and certificates (32 bytes or more).
     pub signing_key: Vec<u8>,
+    /// Ed25519 seed: erasure certificates and audit-log checkpoints are signed with it, so
+    /// anyone holding the public key can check them offline.
+    pub installation_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Secrets {
@@ -77,6 +80,14 @@ impl Secrets {
             &mut generated,
         );
 
+        let installation = pick(
+            &configured.installation_key,
+            &mut stored.installation_key,
+            32,
+            "installation_key",
+            &mut generated,
+        );
+
         if !generated.is_empty() {
             write_private(&path, &stored)?;
             tracing::warn!(
@@ -88,6 +99,10 @@ impl Secrets {
         Ok(Secrets {
             cookie_key: decode("secrets.cookie_key", &cookie, 64)?,
             signing_key: decode("secrets.signing_key", &signing, 32)?,
+            installation_key: decode("secrets.installation_key", &installation, 32)?
+                .get(..32)
+                .and_then(|b| b.try_into().ok())
+                .expect("decode checked the length"),
         })
     }
 }
@@ -150,6 +165,7 @@ fn write_private(path: &Path, secrets: &SecretSettings) -> Result<(), ConfigErro
     for (name, value) in [
         ("cookie_key", &secrets.cookie_key),
         ("signing_key", &secrets.signing_key),
+        ("installation_key", &secrets.installation_key),
     ] {
         if let Some(v) = value {
             text.push_str(&format!("{name} = \"{}\"\n", v.expose()));
@@ -195,12 +211,14 @@ mod tests {
         let bad = SecretSettings {
             cookie_key: Some(Secret::new("not base64!".into())),
             signing_key: None,
+            installation_key: None,
         };
         let err = Secrets::resolve(&bad, &dir).unwrap_err().to_string();
         assert!(err.contains("secrets.cookie_key"), "{err}");
         let short = SecretSettings {
             cookie_key: Some(Secret::new(B64.encode([1u8; 8]))),
             signing_key: None,
+            installation_key: None,
         };
         let err = Secrets::resolve(&short, &dir).unwrap_err().to_string();
         assert!(err.contains("at least 64 bytes"), "{err}");

@@ -10,6 +10,7 @@ use crate::config::DatabaseSettings;
 
 mod admin;
 mod audit;
+pub mod backups;
 mod campaign_activity;
 mod campaign_edit;
 mod campaigns;
@@ -24,13 +25,18 @@ mod migrate;
 mod notify;
 mod pool;
 mod report;
+pub mod retention;
 mod shops;
+pub mod tenant_data;
 mod tenant_settings;
 mod tenants;
 mod wallet;
 
 pub use admin::{ensure_database, AdminError};
-pub use audit::{AuditEntry, AuditRecord};
+pub use audit::{
+    declared_erasures, AuditCut, AuditEntry, AuditRecord, ChainEvent, ChainHead, ChainRow,
+    Checkpoint, PURGE_ACTION,
+};
 pub use campaign_activity::{
     CampaignActivity, FeedRedemption, MinuteActivity, ACTIVITY_MINUTES, FEED_LENGTH,
 };

@@ -1,0 +1,14 @@
+//! Operations: what an operator runs (backups, restores and drills, the audit-chain check,
+//! retention, tenant export and purge with erasure certificates) and the daily jobs `serve`
+//! runs by itself. The CLI's clap types for these commands live in [`cli`].
+
+pub mod audit;
+pub mod backup;
+pub mod certificate;
+pub mod cli;
+pub mod jobs;
+pub mod keys;
+pub mod pg_tools;
+pub mod progress;
+pub mod retention;
+pub mod tenant;
