@@ -43,6 +43,10 @@ pub enum Command {
     /// Manage merchants' console users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Reports: `report monthly --month 2026-11` (availability against the SLO, error
+    /// budget, incidents, claims and redemptions).
+    #[command(subcommand)]
+    Report(crate::ops::report::ReportCommand),
     /// Back up the database (pg_dump, SHA-256 manifest, newest 7 kept); `backup drill`
     /// test-restores the newest one.
     Backup(crate::ops::cli::BackupArgs),
@@ -138,6 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             serve(settings).await
         }
+        Command::Report(command) => crate::ops::report::run(command, settings).await,
         Command::Migrate => {
             with_store(&settings, |store| async move {
                 run_migrations(&store).await?;

@@ -12,3 +12,4 @@ pub mod pg_tools;
 pub mod progress;
 pub mod retention;
 pub mod tenant;
+pub mod report;

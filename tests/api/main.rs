@@ -31,6 +31,8 @@ mod ops_audit;
 mod ops_backup;
 mod ops_tenant;
 mod pages;
+mod prometheus_server;
 mod redemptions;
+mod report;
 mod signin;
 mod slo_rules;
