@@ -210,7 +210,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => crate::ops::cli::backup(settings, args).await,
         Command::Restore(args) => crate::ops::cli::restore(args).await,
         Command::Audit(command) => crate::ops::cli::audit(settings, command).await,
-        Command::Certificate(command) => crate::ops::cli::certificate(command),
+        Command::Certificate(command) => crate::ops::cli::certificate(settings, command),
         Command::Tenant(TenantCommand::Export(args)) => {
             crate::ops::cli::tenant_export(settings, args).await
         }

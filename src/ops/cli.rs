@@ -249,6 +249,11 @@ pub enum CertificateCommand {
         #[arg(long, value_name = "KEY")]
         public_key: Option<String>,
     },
+    /// Print this installation's public key (base64), to publish for `verify --public-key`.
+    PublicKey {
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 fn tenant_id(text: &str) -> anyhow::Result<uuid::Uuid> {
@@ -326,8 +331,17 @@ pub async fn tenant_purge(settings: Settings, args: TenantPurgeArgs) -> anyhow::
     .await
 }
 
-pub fn certificate(command: CertificateCommand) -> anyhow::Result<()> {
+pub fn certificate(settings: Settings, command: CertificateCommand) -> anyhow::Result<()> {
     match command {
+        CertificateCommand::PublicKey { data_dir } => {
+            let mut settings = settings;
+            if let Some(d) = data_dir {
+                settings.data_dir = d;
+            }
+            let key = installation_key(&settings)?;
+            println!("{}", super::keys::show_key(&key.public_key()));
+            Ok(())
+        }
         CertificateCommand::Verify { file, public_key } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;

@@ -10,6 +10,6 @@ pub mod jobs;
 pub mod keys;
 pub mod pg_tools;
 pub mod progress;
+pub mod report;
 pub mod retention;
 pub mod tenant;
-pub mod report;
