@@ -1,6 +1,6 @@
 //! What is looked at rather than counted where it happens: the database pool and the
-//! process at each scrape; readiness, the database, leases held and disk every
-//! [`EVERY`]; sold-out campaigns from the engine's event bus.
+//! process at each scrape; readiness, the database, leases held, the last backup and disk
+//! every [`EVERY`]; sold-out campaigns from the engine's event bus.
 //!
 //! The only part of `metrics` that reads the store and the engine; the rest is a leaf
 //! every module may use.
@@ -102,6 +102,12 @@ async fn sample(store: &Store, node: Uuid, data_dir: &Path) {
             gauge!(DB_UP).set(0.0);
         }
         Err(_) => gauge!(DB_UP).set(0.0),
+    }
+    // From the database, so every node tells the same time, from start-up on, whichever
+    // node made the backup.
+    if let Ok(Ok(Some(at))) = tokio::time::timeout(PROBE_TIMEOUT, store.last_backup_success()).await
+    {
+        backup_succeeded(at.timestamp_millis() as f64 / 1000.0);
     }
     if let Some((free, size)) = disk_space(data_dir.to_path_buf()).await {
         gauge!(DATA_DIR_FREE).set(free);
