@@ -33,8 +33,13 @@ pub const AVAILABILITY_SELECTOR: &str = r#"job="ecoupon",route!~"/metrics|/livez
 /// Requests the latency SLI counts: claims, through the API and the consumer page.
 pub const CLAIM_SELECTOR: &str =
     r#"job="ecoupon",method="POST",route=~"/api/v1/campaigns/\\{id\\}/claims|/c/\\{slug\\}/claim""#;
-/// Alerts whose firing is an incident.
-const INCIDENT_QUERY: &str = r#"max by (alertname) (ALERTS{alertstate="firing",severity="page"})"#;
+/// Alerts whose firing is an incident: paging ones. Each point of the range query covers
+/// the step before it (`max_over_time`), so an alert shorter than a step is still seen.
+fn incident_query(step_seconds: i64) -> String {
+    format!(
+        r#"max by (alertname) (max_over_time(ALERTS{{alertstate="firing",severity="page"}}[{step_seconds}s]))"#
+    )
+}
 
 /// `ecoupon report …`
 #[derive(Debug, clap::Subcommand)]
@@ -416,10 +421,7 @@ impl Prometheus {
         let data = self
             .ask(
                 "/api/v1/query",
-                &[
-                    ("query", query.to_string()),
-                    ("time", at.timestamp().to_string()),
-                ],
+                &[("query", query.to_string()), ("time", unix(at))],
             )
             .await?;
         Ok(data
@@ -437,14 +439,17 @@ impl Prometheus {
         to: DateTime<Utc>,
     ) -> Result<Vec<Incident>, String> {
         // Prometheus answers at most 11,000 points a series: a month at 5-minute steps.
-        let step = ((to - from).num_seconds() / 10_000).max(15);
+        let span = (to - from).num_seconds().max(1);
+        let step = (span / 10_000).max(15);
+        // Points counted back from `to`, so the last one covers the latest moments.
+        let start = to - chrono::TimeDelta::seconds((span / step) * step);
         let data = self
             .ask(
                 "/api/v1/query_range",
                 &[
-                    ("query", INCIDENT_QUERY.to_string()),
-                    ("start", from.timestamp().to_string()),
-                    ("end", to.timestamp().to_string()),
+                    ("query", incident_query(step)),
+                    ("start", unix(start)),
+                    ("end", unix(to)),
                     ("step", step.to_string()),
                 ],
             )
@@ -455,11 +460,12 @@ impl Prometheus {
             let times: Vec<f64> = series.values.iter().map(|(t, _)| *t).collect();
             incidents.extend(stretches(&times, step as f64).into_iter().map(|(a, b)| {
                 let at = |t: f64| Utc.timestamp_opt(t as i64, 0).single().unwrap_or(from);
+                let (started_at, ended_at) = (at(a).max(from), at(b).min(to));
                 Incident {
                     alert: alert.clone(),
-                    started_at: at(a),
-                    ended_at: at(b),
-                    minutes: ((b - a) / 60.0).max(step as f64 / 60.0),
+                    started_at,
+                    ended_at,
+                    minutes: (ended_at - started_at).num_seconds() as f64 / 60.0,
                 }
             }));
         }
@@ -468,13 +474,20 @@ impl Prometheus {
     }
 }
 
-/// Runs of sample times no more than one step (and a half) apart: (first, last + step).
+/// Unix time with milliseconds, as Prometheus' API takes it (whole seconds would cut off
+/// the last moments before `at`).
+fn unix(at: DateTime<Utc>) -> String {
+    format!("{:.3}", at.timestamp_millis() as f64 / 1000.0)
+}
+
+/// Runs of points no more than one step (and a half) apart, each point standing for the
+/// step before it: (first - step, last). Accurate to a step.
 fn stretches(times: &[f64], step: f64) -> Vec<(f64, f64)> {
     let mut runs: Vec<(f64, f64)> = Vec::new();
     for &t in times {
         match runs.last_mut() {
-            Some((_, end)) if t - (*end - step) <= step * 1.5 => *end = t + step,
-            _ => runs.push((t, t + step)),
+            Some((_, last)) if t - *last <= step * 1.5 => *last = t,
+            _ => runs.push((t - step, t)),
         }
     }
     runs
@@ -642,7 +655,10 @@ mod tests {
     #[test]
     fn firing_samples_become_stretches() {
         let times = [0.0, 60.0, 120.0, 600.0, 660.0];
-        assert_eq!(stretches(&times, 60.0), vec![(0.0, 180.0), (600.0, 720.0)]);
+        assert_eq!(
+            stretches(&times, 60.0),
+            vec![(-60.0, 120.0), (540.0, 660.0)]
+        );
         assert!(stretches(&[], 60.0).is_empty());
     }
 

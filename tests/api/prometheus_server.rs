@@ -1,6 +1,7 @@
 //! A real Prometheus (Debian's `prometheus`), started on loopback with the rule files of
 //! `dashboards/prometheus`, scrapes a running ecoupon: it records the SLIs, evaluates every
-//! rule without error, and the monthly report reads availability from it.
+//! rule without error, fires an alert, and the monthly report reads availability and
+//! incidents from it.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -73,7 +74,24 @@ async fn prometheus_scrapes_ecoupon_records_the_slis_and_feeds_the_monthly_repor
     assert!(broken.is_empty(), "rules failing:\n{}", broken.join("\n"));
     assert!(rules.len() >= 60, "only {} rules loaded", rules.len());
 
-    // The monthly report: availability from this Prometheus, counts from the database.
+    // A paging alert fires (this process reports its audit chain broken; other apps
+    // starting meanwhile may report it intact, hence again and again): an incident.
+    eventually(
+        Duration::from_secs(60),
+        "EcouponAuditChainBroken fires",
+        async || {
+            ecoupon::metrics::audit_chain_checked(false);
+            let firing = prometheus
+                .query(r#"ALERTS{alertname="EcouponAuditChainBroken",alertstate="firing"}"#)
+                .await;
+            (!firing.is_empty()).then_some(())
+        },
+    )
+    .await;
+    ecoupon::metrics::audit_chain_checked(true);
+
+    // The monthly report: availability and incidents from this Prometheus, counts from the
+    // database.
     let store = ecoupon::store::Store::connect(
         app.db.url.parse().unwrap(),
         &ecoupon::config::Settings::default().database,
@@ -99,6 +117,12 @@ async fn prometheus_scrapes_ecoupon_records_the_slis_and_feeds_the_monthly_repor
     assert!(slo.error_budget_requests.is_some() && slo.met.is_some());
     assert!(slo.claims_within_threshold.is_some(), "{report:?}");
     assert!(!report.complete);
+    let incident = report
+        .incidents
+        .iter()
+        .find(|i| i.alert == "EcouponAuditChainBroken")
+        .unwrap_or_else(|| panic!("no incident: {report:?}"));
+    assert!(incident.started_at < incident.ended_at && incident.ended_at <= report.to);
     assert_eq!(
         (
             report.claim_attempts,
@@ -113,6 +137,7 @@ async fn prometheus_scrapes_ecoupon_records_the_slis_and_feeds_the_monthly_repor
     assert!(text.contains("- Availability: "), "{text}");
     assert!(!text.contains("unknown ("), "{text}");
     assert!(text.contains("| Small sale | 3 | 3 | 1 |"), "{text}");
+    assert!(text.contains("| EcouponAuditChainBroken | "), "{text}");
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["coupons_issued"], 3);
     assert!(json["slo"]["availability"].is_f64());
