@@ -1,0 +1,3 @@
+-- GET phases (the /livez ceiling, authenticated reads): a static request (-H adds the
+-- API key), so wrk spends nothing per request in Lua and stays out of the way. Only
+-- common.lua's done() is added; statuses come from wrk's own non-2xx counter.

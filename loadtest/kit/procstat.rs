@@ -1,0 +1,241 @@
+//! Who used the CPU during a phase, from /proc: ecoupon (a child process), PostgreSQL's
+//! processes that serve the kit's database, the load generator (this process plus the
+//! children it reaped during the phase, i.e. wrk) and the rest of the machine.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+/// Clock ticks per second of the times in /proc (USER_HZ).
+fn ticks_per_second() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map_or(100.0, |t| t as f64)
+}
+
+/// The fields of /proc/<pid>/stat after the command name (field 3 onwards).
+fn stat_fields(pid: &str) -> Option<Vec<u64>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    // Field 3 (state) is a letter; keep positions by mapping it to 0.
+    Some(
+        rest.split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// utime + stime (own) and cutime + cstime (reaped children), in ticks.
+fn cpu_ticks(pid: &str) -> Option<(u64, u64)> {
+    let f = stat_fields(pid)?;
+    // Fields 14..17 of stat(5) are at 11..14 here (field 3 is index 0).
+    Some((f.get(11)? + f.get(12)?, f.get(13)? + f.get(14)?))
+}
+
+/// Busy and total ticks of the whole machine, from the first line of /proc/stat.
+fn machine_ticks() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<u64> = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let total: u64 = cpu.iter().take(8).sum();
+    // idle and iowait are not work.
+    let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
+}
+
+/// A process's resident memory in bytes (VmRSS), or its peak (VmHWM).
+pub fn memory_bytes(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// The PostgreSQL processes doing the kit's work: backends of its database and the
+/// server's shared helpers (WAL writer, checkpointer …, which have no database).
+pub async fn postgres_pids(db: &tokio_postgres::Client) -> Vec<u32> {
+    let sql = "SELECT pid FROM pg_stat_activity \
+               WHERE (datname = current_database() OR datname IS NULL) AND pid <> pg_backend_pid()";
+    match db.query(sql, &[]).await {
+        Ok(rows) => rows
+            .iter()
+            .map(|r| r.get::<_, i32>(0))
+            .filter_map(|p| u32::try_from(p).ok())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// CPU used during a phase, in cores (CPU seconds per wall second).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub wall_s: f64,
+    pub ecoupon: f64,
+    /// None when PostgreSQL's processes are not visible here (another host or namespace).
+    pub postgres: Option<f64>,
+    pub generator: f64,
+    /// The whole machine's busy cores.
+    pub machine: f64,
+}
+
+impl Usage {
+    /// Busy cores not accounted to ecoupon, PostgreSQL or the generator: other work on a
+    /// shared machine.
+    pub fn other(&self) -> f64 {
+        (self.machine - self.ecoupon - self.postgres.unwrap_or(0.0) - self.generator).max(0.0)
+    }
+
+    /// The generator's part of the CPU that the measured processes used.
+    pub fn generator_share(&self) -> f64 {
+        let used = self.ecoupon + self.postgres.unwrap_or(0.0) + self.generator;
+        if used > 0.0 {
+            self.generator / used
+        } else {
+            0.0
+        }
+    }
+
+    pub fn to_json(self) -> serde_json::Value {
+        json!({
+            "wall_s": self.wall_s,
+            "ecoupon_cores": self.ecoupon,
+            "postgres_cores": self.postgres,
+            "generator_cores": self.generator,
+            "generator_share": self.generator_share(),
+            "machine_busy_cores": self.machine,
+            "other_cores": self.other(),
+        })
+    }
+}
+
+/// PostgreSQL's CPU ticks per process: (at the phase's start or 0 for a process that
+/// started during it, latest seen).
+type PgTicks = Arc<Mutex<HashMap<u32, (u64, u64)>>>;
+
+/// Reads the ticks of the current PostgreSQL processes into `seen`.
+async fn sample_postgres(db: &tokio_postgres::Client, seen: &PgTicks, baseline: bool) {
+    let pids = postgres_pids(db).await;
+    let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+    for pid in pids {
+        if let Some((own, _)) = cpu_ticks(&pid.to_string()) {
+            let entry = seen
+                .entry(pid)
+                .or_insert((if baseline { own } else { 0 }, own));
+            entry.1 = own;
+        }
+    }
+}
+
+/// A snapshot taken when a phase starts; [`Meter::finish`] turns it into [`Usage`].
+/// PostgreSQL's processes are sampled every 200 ms meanwhile, so backends that come and
+/// go within the phase (the baseline's clients) are counted too.
+pub struct Meter {
+    started: Instant,
+    server_pid: u32,
+    server: u64,
+    generator: u64,
+    postgres: PgTicks,
+    sampler: tokio::task::JoinHandle<()>,
+    machine: u64,
+}
+
+impl Meter {
+    pub async fn start(server_pid: u32, db: &Arc<tokio_postgres::Client>) -> Meter {
+        let postgres = PgTicks::default();
+        sample_postgres(db, &postgres, true).await;
+        let sampler = {
+            let (db, postgres) = (db.clone(), postgres.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    sample_postgres(&db, &postgres, false).await;
+                }
+            })
+        };
+        let (own, children) = cpu_ticks("self").unwrap_or_default();
+        Meter {
+            started: Instant::now(),
+            server_pid,
+            server: cpu_ticks(&server_pid.to_string()).map_or(0, |t| t.0),
+            generator: own + children,
+            postgres,
+            sampler,
+            machine: machine_ticks().0,
+        }
+    }
+
+    /// Call after the phase's load has stopped (and wrk has been reaped).
+    pub async fn finish(self, db: &tokio_postgres::Client) -> Usage {
+        let wall = self.started.elapsed().as_secs_f64().max(1e-9);
+        let (own, children) = cpu_ticks("self").unwrap_or_default();
+        let server = cpu_ticks(&self.server_pid.to_string()).map_or(self.server, |t| t.0);
+        let machine = machine_ticks().0;
+        self.sampler.abort();
+        sample_postgres(db, &self.postgres, false).await;
+        let seen = self.postgres.lock().unwrap_or_else(|p| p.into_inner());
+        let pg_ticks: u64 = seen
+            .values()
+            .map(|(first, last)| last.saturating_sub(*first))
+            .sum();
+        let hz = ticks_per_second();
+        let cores = |ticks: u64| ticks as f64 / hz / wall;
+        Usage {
+            wall_s: wall,
+            ecoupon: cores(server.saturating_sub(self.server)),
+            postgres: (!seen.is_empty()).then(|| cores(pg_ticks)),
+            generator: cores((own + children).saturating_sub(self.generator)),
+            machine: cores(machine.saturating_sub(self.machine)),
+        }
+    }
+}
+
+/// The machine, for the report: cores, CPU model, load average now.
+pub fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+        .map_or("unknown".to_string(), |(_, m)| m.trim().to_string());
+    json!({
+        "nproc": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cpu_model": model,
+        "load_average": load_average(),
+        "memory_total_bytes": memory_total(),
+    })
+}
+
+fn memory_total() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// The 1, 5 and 15-minute load averages: how busy the machine was before a run.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
