@@ -6,7 +6,6 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
-use tracing_actix_web::TracingLogger;
 
 use crate::config::{Secrets, Settings};
 use crate::engine::Engine;
@@ -77,7 +76,11 @@ impl Application {
         let signin =
             crate::oidc::Providers::from_settings(&settings.signin, &settings.public_url())?;
         let engine = Engine::start(store.clone(), settings.engine.clone()).await;
-        let live = crate::live::Broker::start(store.clone(), engine.clone());
+        let live = crate::live::Broker::start(
+            store.clone(),
+            engine.clone(),
+            settings.console.idle_timeout,
+        );
         // Daily backup, retention and the audit-chain check (one node of many does each).
         let jobs = crate::ops::jobs::Jobs::start(store.clone(), &settings, &secrets);
         let state = web::Data::new(AppState {
@@ -90,8 +93,8 @@ impl Application {
             cookie_key,
             secure_cookies,
             limits,
-            stats_cache: Default::default(),
             api_keys: Default::default(),
+            tenants: Default::default(),
             signin,
             live: live.clone(),
         });
@@ -110,11 +113,10 @@ impl Application {
                 // Outermost last: the tracing span and request id cover everything inside.
                 .wrap(from_fn(middleware::uniform_errors))
                 .wrap(middleware::security_headers())
-                .wrap(from_fn(middleware::record_metrics))
-                .wrap(from_fn(middleware::request_id_header))
-                .wrap(TracingLogger::<middleware::QuietRootSpan>::new())
+                .wrap(from_fn(middleware::observe))
         })
         .listen(listener)?
+        .disable_signals()
         .run();
         Ok(Application {
             server,
@@ -147,19 +149,29 @@ impl Application {
     }
 
     /// A handle to stop the server from elsewhere (tests, signal handlers).
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+    pub fn handle(&self) -> AppHandle {
+        AppHandle {
+            server: self.server.handle(),
+            live: self.live.clone(),
+        }
     }
 
     /// Serves until SIGINT/SIGTERM (actix drains in-flight requests), then stops the private
     /// cluster if this process started it.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let handle = self.handle();
+        let signals = tokio::spawn(async move {
+            stop_signal().await;
+            tracing::info!("stop signal received; draining");
+            handle.stop(true).await;
+        });
         let served = self.server.await;
         self.jobs.stop();
         if let Some((metrics, _)) = &self.metrics {
             metrics.stop(true).await;
         }
         self.sampler.stop();
+        signals.abort();
         self.live.stop();
         // Requests have drained; now commit what the actors hold and return unused stock.
         self.engine.shutdown().await;
@@ -172,6 +184,42 @@ impl Application {
             }
         }
         served.map_err(Into::into)
+    }
+}
+
+/// Stops the server. Dashboard sockets are told to reconnect first: they are responses that
+/// never end by themselves, so a graceful stop would otherwise wait out its timeout on them.
+#[derive(Clone)]
+pub struct AppHandle {
+    server: actix_web::dev::ServerHandle,
+    live: crate::live::Broker,
+}
+
+impl AppHandle {
+    /// `graceful`: let in-flight requests finish (as on SIGTERM).
+    pub async fn stop(&self, graceful: bool) {
+        self.live.stop();
+        self.server.stop(graceful).await;
+    }
+}
+
+/// SIGINT or SIGTERM. actix-web's own handling is off so that [`AppHandle::stop`] runs.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot listen for stop signals");
+            std::future::pending::<()>().await;
+        }
     }
 }
 

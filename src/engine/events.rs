@@ -75,7 +75,14 @@ pub struct RemoteChange {
     pub redeemed: i64,
     /// The campaign row changed (status, limit) or stock came back: reload.
     pub changed: bool,
+    /// Redemptions made since the previous notification, for other nodes' dashboard
+    /// feeds; at most [`FEED_PER_NOTIFY`] (the counts above stay exact beyond that).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redemptions: Vec<Uuid>,
 }
+
+/// Keeps a NOTIFY well under Postgres's 8,000-byte payload limit.
+pub const FEED_PER_NOTIFY: usize = 40;
 
 /// Local fan-out. Bounded: a subscriber that falls behind loses the oldest events (and
 /// is told so by `RecvError::Lagged`), it never makes the engine wait or grow.
@@ -136,6 +143,20 @@ impl Notifier {
         entry.issued += issued;
         entry.redeemed += redeemed;
         entry.changed |= changed;
+    }
+
+    /// A redemption for other nodes' feeds (its count goes through [`Notifier::add`]).
+    pub fn redeemed(&self, tenant_id: Uuid, campaign_id: Uuid, redemption_id: Uuid) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = pending.entry(campaign_id).or_insert_with(|| RemoteChange {
+            node: self.node,
+            tenant_id,
+            campaign_id,
+            ..RemoteChange::default()
+        });
+        if entry.redemptions.len() < FEED_PER_NOTIFY {
+            entry.redemptions.push(redemption_id);
+        }
     }
 
     fn take(&self) -> Vec<RemoteChange> {

@@ -17,6 +17,7 @@ mod directory;
 pub mod events;
 pub mod lease_policy;
 mod node;
+pub mod reads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +32,7 @@ use crate::domain::coupon_code::CouponCode;
 use crate::domain::redemption::{RedeemRefusal, RedeemRejection};
 use crate::domain::verification::CheckCodeRejection;
 use crate::store::{
-    CampaignRecord, RedeemInput, RedeemOutcome, RedemptionRecord, Store, StoreError, UndoOutcome,
+    CampaignRecord, CampaignStats, RedeemInput, RedeemOutcome, RedemptionRecord, Store, StoreError, UndoOutcome,
 };
 use actor::{Adjust, Claim, Shutdown};
 use clock::Clock;
@@ -119,6 +120,8 @@ pub(crate) struct Shared {
     pub directory: Directory,
     /// Attempts with a check code per coupon (against guessing).
     pub check_codes: check_code_guard::CheckCodeGuard,
+    /// Campaign rows and counts for readers, kept current by actors and NOTIFY.
+    pub reads: reads::Reads,
     /// Background loops (clock sync, NOTIFY, LISTEN, lease keeper), ended on shutdown so
     /// nothing talks to a database that is going away.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -142,6 +145,7 @@ impl Engine {
         let shared = Arc::new(Shared {
             directory: Directory::new(),
             check_codes: Default::default(),
+            reads: Default::default(),
             notifier: Notifier::new(node_id),
             events: EventBus::default(),
             clock: clock.clone(),
@@ -160,8 +164,13 @@ impl Engine {
             node_id,
             move |change| {
                 if let Some(shared) = weak.upgrade() {
+                    if change.changed {
+                        shared.reads.row_stale(change.campaign_id);
+                    }
                     if let Some(addr) = shared.directory.running(change.campaign_id) {
                         addr.do_send(Adjust::from_remote(&change));
+                    } else {
+                        shared.reads.counts_stale(change.campaign_id);
                     }
                     shared.events.publish(EngineEvent::Remote(change));
                 }
@@ -249,6 +258,9 @@ impl Engine {
         metrics::counter!(crate::metrics::REDEMPTIONS, "result" => label).increment(1);
         if let Ok(r) = &result {
             self.changed_counts(tenant_id, r.campaign_id, 1);
+            self.shared
+                .notifier
+                .redeemed(tenant_id, r.campaign_id, r.id);
             self.shared.events.publish(EngineEvent::Redeemed {
                 tenant_id,
                 campaign_id: r.campaign_id,
@@ -299,6 +311,7 @@ impl Engine {
     /// The campaign row changed (status, limit): the local actor takes the new row before
     /// its next claim; other nodes are told to reload.
     pub fn campaign_changed(&self, record: &CampaignRecord) {
+        self.shared.reads.row_changed(record);
         if let Some(addr) = self.shared.directory.running(record.id) {
             addr.do_send(Adjust {
                 record: Some(Box::new(record.clone())),
@@ -318,10 +331,33 @@ impl Engine {
     fn changed_counts(&self, tenant_id: Uuid, campaign_id: Uuid, redeemed: i64) {
         if let Some(addr) = self.shared.directory.running(campaign_id) {
             addr.do_send(Adjust::counts(0, redeemed));
+        } else {
+            self.shared.reads.counts_stale(campaign_id);
         }
         self.shared
             .notifier
             .add(tenant_id, campaign_id, 0, redeemed, false);
+    }
+
+    /// A campaign of `tenant_id` for readers, from memory while it is unchanged (see
+    /// [`reads`]). Writers read the database themselves.
+    pub async fn campaign(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<Arc<CampaignRecord>>, StoreError> {
+        self.shared
+            .reads
+            .campaign(&self.shared.store, tenant_id, id)
+            .await
+    }
+
+    /// Issued, redeemed and remaining, from the actor's counters where it runs here.
+    pub async fn stats(&self, record: &CampaignRecord) -> Result<CampaignStats, StoreError> {
+        self.shared
+            .reads
+            .stats(&self.shared.store, record.id, record.rules.total_limit())
+            .await
     }
 
     /// Graceful stop: every actor commits what it holds and returns unused stock.

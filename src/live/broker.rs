@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast::{self, error::RecvError};
 use uuid::Uuid;
@@ -14,7 +14,7 @@ use crate::domain::campaign::CampaignStatus;
 use crate::domain::merchant::Permission;
 use crate::engine::events::EngineEvent;
 use crate::engine::Engine;
-use crate::store::{Store, StoreError};
+use crate::store::{CampaignSummary, Store, StoreError};
 
 /// Updates a tenant's channel holds for a socket that has not read them yet. A socket that
 /// falls further behind loses the oldest and takes a fresh snapshot instead.
@@ -23,6 +23,10 @@ pub const OUTBOX: usize = 1024;
 /// How often every socket's console session is checked (one query for all of them): a
 /// user signed out or disabled loses the socket within this.
 pub const SESSION_CHECK: Duration = Duration::from_secs(1);
+
+/// How long a tenant's campaign list is reused for snapshots (the counts in it are
+/// overlaid with the live ones this broker keeps).
+pub const SNAPSHOT_FRESH: Duration = Duration::from_secs(1);
 
 /// Sent to a socket whose console session ended, or whose user may no longer watch.
 #[derive(actix::Message)]
@@ -49,13 +53,21 @@ struct Cached {
 struct Inner {
     store: Store,
     engine: Engine,
+    idle_timeout: Duration,
     tenants: Mutex<HashMap<Uuid, broadcast::Sender<Arc<Update>>>>,
     /// Campaign counts kept current from events (set by actors' counters, moved by
     /// deltas), read once from the database on a miss.
     cache: Mutex<HashMap<Uuid, Cached>>,
+    /// Each tenant's campaign list with database counts, shared by the sockets that open
+    /// within [`SNAPSHOT_FRESH`]: a thousand dashboards reconnecting at once cost one query.
+    summaries: Mutex<HashMap<Uuid, (Instant, Arc<Vec<CampaignSummary>>)>>,
+    /// One snapshot read at a time, so a crowd waits for the first instead of querying.
+    summaries_loading: tokio::sync::Mutex<()>,
     watches: Mutex<HashMap<u64, Watch>>,
     next_watch: AtomicU64,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Set by [`Broker::stop`]: a socket opened while the server drains is closed at once.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -70,17 +82,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Broker {
     /// Subscribes to the engine's bus and starts fanning out. Call [`Broker::stop`] on
     /// shutdown.
-    pub fn start(store: Store, engine: Engine) -> Broker {
+    /// `idle_timeout` is the console's: a session idle that long is over for the socket too
+    /// (a socket does not count as activity, or a forgotten tab would keep it open forever).
+    pub fn start(store: Store, engine: Engine, idle_timeout: Duration) -> Broker {
         let mut events = engine.subscribe();
         let broker = Broker {
             inner: Arc::new(Inner {
                 store,
                 engine,
+                idle_timeout,
                 tenants: Mutex::default(),
                 cache: Mutex::default(),
+                summaries: Mutex::default(),
+                summaries_loading: tokio::sync::Mutex::new(()),
                 watches: Mutex::default(),
                 next_watch: AtomicU64::new(0),
                 tasks: Mutex::default(),
+                stopped: Default::default(),
             }),
         };
         let b = broker.clone();
@@ -111,6 +129,7 @@ impl Broker {
     }
 
     pub fn stop(&self) {
+        self.inner.stopped.store(true, Ordering::SeqCst);
         for task in lock(&self.inner.tasks).drain(..) {
             task.abort();
         }
@@ -157,7 +176,11 @@ impl Broker {
         if hashes.is_empty() {
             return;
         }
-        let rows = match self.inner.store.live_sessions(&hashes).await {
+        let rows = match self
+            .inner
+            .store
+            .live_sessions(&hashes, self.inner.idle_timeout)
+            .await {
             Ok(rows) => rows,
             Err(e) => {
                 // The database hiccuped: try again next time.
@@ -180,6 +203,10 @@ impl Broker {
 
     /// A receiver of `tenant_id`'s updates, and of nobody else's.
     pub fn subscribe(&self, tenant_id: Uuid) -> broadcast::Receiver<Arc<Update>> {
+        if self.inner.stopped.load(Ordering::SeqCst) {
+            // Its sender is gone with this line: the socket closes on its first tick.
+            return broadcast::channel(1).1;
+        }
         lock(&self.inner.tenants)
             .entry(tenant_id)
             .or_insert_with(|| broadcast::channel(OUTBOX).0)
@@ -208,14 +235,14 @@ impl Broker {
     /// Every campaign of the tenant with its counts: the database's list, with the counts
     /// this broker keeps current where it has them.
     pub async fn snapshot(&self, tenant_id: Uuid) -> Result<Vec<CampaignSnapshot>, StoreError> {
-        let summaries = self.inner.store.campaign_summaries(tenant_id).await?;
+        let summaries = self.summaries(tenant_id).await?;
         let cache = lock(&self.inner.cache);
         Ok(summaries
-            .into_iter()
+            .iter()
             .map(|s| {
                 let mut snap = CampaignSnapshot {
                     id: s.id,
-                    name: s.name,
+                    name: s.name.clone(),
                     status: s.status,
                     issued: s.issued,
                     redeemed: s.redeemed,
@@ -225,10 +252,39 @@ impl Broker {
                     snap.issued = c.issued;
                     snap.redeemed = c.redeemed;
                     snap.remaining = c.remaining;
+                    snap.status = c.status.unwrap_or(snap.status);
                 }
                 snap
             })
             .collect())
+    }
+
+    fn fresh_summaries(&self, tenant_id: Uuid) -> Option<Arc<Vec<CampaignSummary>>> {
+        lock(&self.inner.summaries)
+            .get(&tenant_id)
+            .filter(|(at, _)| at.elapsed() < SNAPSHOT_FRESH)
+            .map(|(_, s)| s.clone())
+    }
+
+    async fn summaries(&self, tenant_id: Uuid) -> Result<Arc<Vec<CampaignSummary>>, StoreError> {
+        if let Some(s) = self.fresh_summaries(tenant_id) {
+            return Ok(s);
+        }
+        let _one_at_a_time = self.inner.summaries_loading.lock().await;
+        // Whoever held the lock may just have read it.
+        if let Some(s) = self.fresh_summaries(tenant_id) {
+            return Ok(s);
+        }
+        let fresh = Arc::new(self.inner.store.campaign_summaries(tenant_id).await?);
+        let mut all = lock(&self.inner.summaries);
+        all.retain(|_, (at, _)| at.elapsed() < SNAPSHOT_FRESH);
+        all.insert(tenant_id, (Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+
+    /// A campaign was added or changed: the next snapshot reads the list afresh.
+    fn summaries_stale(&self, tenant_id: Uuid) {
+        lock(&self.inner.summaries).remove(&tenant_id);
     }
 
     fn watched(&self, tenant_id: Uuid) -> bool {
@@ -292,41 +348,10 @@ impl Broker {
                 tenant_id,
                 campaign_id,
                 redemption_id,
-                redeemed_at,
                 ..
             } => {
                 self.delta(*tenant_id, *campaign_id, 0, 1).await;
-                if self.watched(*tenant_id) {
-                    // The feed line: one small lookup per redemption, off the broker's loop.
-                    let (b, tenant_id, campaign_id, redemption_id, at) = (
-                        self.clone(),
-                        *tenant_id,
-                        *campaign_id,
-                        *redemption_id,
-                        *redeemed_at,
-                    );
-                    tokio::spawn(async move {
-                        let place = b
-                            .inner
-                            .store
-                            .live_redemption(tenant_id, redemption_id)
-                            .await
-                            .unwrap_or_else(|e| {
-                                tracing::warn!(error = %e, "cannot look up a redemption");
-                                None
-                            });
-                        let (store, staff) = place.map_or((None, None), |p| (p.store, p.staff));
-                        b.send(
-                            tenant_id,
-                            Update::Frame(Frame::Redemption {
-                                campaign_id,
-                                at,
-                                store,
-                                staff,
-                            }),
-                        );
-                    });
-                }
+                self.feed_line(*tenant_id, *campaign_id, *redemption_id);
             }
             EngineEvent::RedemptionUndone {
                 tenant_id,
@@ -337,8 +362,14 @@ impl Broker {
                 tenant_id,
                 campaign_id,
                 status,
-            } => self.status(*tenant_id, *campaign_id, *status),
+            } => {
+                self.summaries_stale(*tenant_id);
+                self.status(*tenant_id, *campaign_id, *status)
+            }
             EngineEvent::Remote(change) => {
+                for redemption_id in &change.redemptions {
+                    self.feed_line(change.tenant_id, change.campaign_id, *redemption_id);
+                }
                 if change.issued != 0 || change.redeemed != 0 {
                     self.delta(
                         change.tenant_id,
@@ -349,6 +380,7 @@ impl Broker {
                     .await;
                 }
                 if change.changed {
+                    self.summaries_stale(change.tenant_id);
                     if self.watched(change.tenant_id) {
                         self.reload(change.campaign_id).await;
                     } else {
@@ -357,6 +389,31 @@ impl Broker {
                 }
             }
         }
+    }
+
+    /// Sends a redemption's feed line (where and by whom) to the tenant's sockets: one
+    /// small lookup per redemption, off the broker's loop, and only when somebody watches.
+    fn feed_line(&self, tenant_id: Uuid, campaign_id: Uuid, redemption_id: Uuid) {
+        if !self.watched(tenant_id) {
+            return;
+        }
+        let b = self.clone();
+        tokio::spawn(async move {
+            match b.inner.store.live_redemption(tenant_id, redemption_id).await {
+                Ok(Some(place)) => b.send(
+                    tenant_id,
+                    Update::Frame(Frame::Redemption {
+                        campaign_id,
+                        at: place.at,
+                        store: place.store,
+                        staff: place.staff,
+                    }),
+                ),
+                // Undone or purged meanwhile: nothing to show.
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot look up a redemption"),
+            }
+        });
     }
 
     /// Counts moved by `issued`/`redeemed` somewhere this node's actor did not see (or

@@ -118,47 +118,23 @@ impl Store {
         campaign_id: Uuid,
         rows: &[ClaimRow],
     ) -> Result<BatchOutcome, StoreError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
+        let client = self.pool.get().await?;
         let mut outcome = BatchOutcome::default();
-
         let leases: Vec<Uuid> = {
             let set: HashSet<Uuid> = rows.iter().filter_map(|r| r.lease_id).collect();
             set.into_iter().collect()
         };
-        if !leases.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "SELECT id FROM campaign_leases WHERE id = ANY($1) AND released_at IS NULL FOR KEY SHARE",
-                )
-                .await?;
-            let live: HashSet<Uuid> = tx
-                .query(&stmt, &[&leases])
-                .await?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            outcome.revoked_leases = leases.into_iter().filter(|l| !live.contains(l)).collect();
-        }
-        let writable: Vec<&ClaimRow> = rows
-            .iter()
-            .filter(|r| {
-                r.lease_id
-                    .is_none_or(|l| !outcome.revoked_leases.contains(&l))
-            })
-            .collect();
-
-        let mut ids = Vec::with_capacity(writable.len());
-        let mut consumers = Vec::with_capacity(writable.len());
-        let mut seqs = Vec::with_capacity(writable.len());
-        let mut codes = Vec::with_capacity(writable.len());
-        let mut lease_ids = Vec::with_capacity(writable.len());
-        let mut claimed = Vec::with_capacity(writable.len());
-        let mut valid_from = Vec::with_capacity(writable.len());
-        let mut expires = Vec::with_capacity(writable.len());
-        let mut uses = Vec::with_capacity(writable.len());
-        let mut secrets = Vec::with_capacity(writable.len());
-        for r in &writable {
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut consumers = Vec::with_capacity(rows.len());
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut codes = Vec::with_capacity(rows.len());
+        let mut lease_ids = Vec::with_capacity(rows.len());
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut valid_from = Vec::with_capacity(rows.len());
+        let mut expires = Vec::with_capacity(rows.len());
+        let mut uses = Vec::with_capacity(rows.len());
+        let mut secrets = Vec::with_capacity(rows.len());
+        for r in rows {
             ids.push(r.id);
             consumers.push(r.consumer.as_str());
             seqs.push(r.seq);
@@ -170,20 +146,34 @@ impl Store {
             uses.push(r.uses_left);
             secrets.push(r.secret.as_slice());
         }
-        let stmt = tx
+        // One statement, so one round trip and its own transaction (committed, WAL flushed,
+        // before the reply comes): the batch's leases are locked against release (`live`),
+        // rows under a lease that is gone are left out, and the answer lists the rows
+        // written ('c') and the leases still live ('l').
+        let stmt = client
             .prepare_cached(
-                "INSERT INTO coupons (id, tenant_id, campaign_id, consumer, seq, won, code, lease_id,
-                                      claimed_at, valid_from, expires_at, uses_left, secret)
-                 SELECT u.id, $1, $2, u.consumer, u.seq, u.code IS NOT NULL, u.code, u.lease_id,
-                        u.claimed_at, u.valid_from, u.expires_at, u.uses_left, u.secret
-                 FROM unnest($3::uuid[], $4::text[], $5::int4[], $6::text[], $7::uuid[], $8::timestamptz[],
-                             $9::timestamptz[], $10::timestamptz[], $11::int4[], $12::bytea[])
-                      AS u(id, consumer, seq, code, lease_id, claimed_at, valid_from, expires_at, uses_left, secret)
-                 ON CONFLICT DO NOTHING
-                 RETURNING id",
+                "WITH live AS (
+                    SELECT id FROM campaign_leases
+                    WHERE id = ANY($13::uuid[]) AND released_at IS NULL
+                    FOR KEY SHARE
+                 ), written AS (
+                    INSERT INTO coupons (id, tenant_id, campaign_id, consumer, seq, won, code, lease_id,
+                                         claimed_at, valid_from, expires_at, uses_left, secret)
+                    SELECT u.id, $1, $2, u.consumer, u.seq, u.code IS NOT NULL, u.code, u.lease_id,
+                           u.claimed_at, u.valid_from, u.expires_at, u.uses_left, u.secret
+                    FROM unnest($3::uuid[], $4::text[], $5::int4[], $6::text[], $7::uuid[], $8::timestamptz[],
+                                $9::timestamptz[], $10::timestamptz[], $11::int4[], $12::bytea[])
+                         AS u(id, consumer, seq, code, lease_id, claimed_at, valid_from, expires_at, uses_left, secret)
+                    WHERE u.lease_id IS NULL OR u.lease_id IN (SELECT id FROM live)
+                    ON CONFLICT DO NOTHING
+                    RETURNING id
+                 )
+                 SELECT 'c', id FROM written
+                 UNION ALL
+                 SELECT 'l', id FROM live",
             )
             .await?;
-        let inserted = tx
+        let answer = client
             .query(
                 &stmt,
                 &[
@@ -199,19 +189,35 @@ impl Store {
                     &expires,
                     &uses,
                     &secrets,
+                    &leases,
                 ],
             )
             .await?;
-        outcome.inserted = inserted.iter().map(|r| r.get(0)).collect();
+        let mut live = HashSet::new();
+        for row in &answer {
+            let kind: &str = row.get(0);
+            let id: Uuid = row.get(1);
+            if kind == "c" {
+                outcome.inserted.insert(id);
+            } else {
+                live.insert(id);
+            }
+        }
+        outcome.revoked_leases = leases.into_iter().filter(|l| !live.contains(l)).collect();
 
-        // Only when something conflicted: one more query to learn the consumers' real state.
-        let conflicted: Vec<&str> = writable
+        // Only when a row hit the per-consumer index: one more query to learn those
+        // consumers' real state (after the commit: what they hold is only ever more).
+        let conflicted: Vec<&str> = rows
             .iter()
-            .filter(|r| !outcome.inserted.contains(&r.id))
+            .filter(|r| {
+                !outcome.inserted.contains(&r.id)
+                    && r.lease_id
+                        .is_none_or(|l| !outcome.revoked_leases.contains(&l))
+            })
             .map(|r| r.consumer.as_str())
             .collect();
         if !conflicted.is_empty() {
-            let rows = tx
+            let rows = client
                 .query(
                     "SELECT consumer, array_agg(seq ORDER BY seq) FROM coupons
                      WHERE campaign_id = $1 AND consumer = ANY($2) GROUP BY consumer",
@@ -220,7 +226,6 @@ impl Store {
                 .await?;
             outcome.consumer_seqs = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         }
-        tx.commit().await?;
         Ok(outcome)
     }
 

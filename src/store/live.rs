@@ -97,15 +97,18 @@ impl Store {
     pub async fn live_sessions(
         &self,
         hashes: &[Vec<u8>],
+        idle_timeout: std::time::Duration,
     ) -> Result<Vec<LiveSessionRow>, StoreError> {
+        let idle_seconds = idle_timeout.as_secs_f64();
         let client = self.pool.get().await?;
         let rows = client
             .query(
                 "SELECT s.id_hash, u.id, u.tenant_id, u.role
                  FROM merchant_sessions s JOIN merchant_users u ON u.id = s.user_id
                  WHERE s.id_hash = ANY($1) AND s.expires_at > now() AND NOT s.mfa_pending
+                   AND s.last_seen_at > now() - make_interval(secs => $2)
                    AND NOT u.disabled",
-                &[&hashes],
+                &[&hashes, &idle_seconds],
             )
             .await?;
         rows.iter()

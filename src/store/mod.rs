@@ -41,7 +41,9 @@ pub use campaign_activity::{
     CampaignActivity, FeedRedemption, MinuteActivity, ACTIVITY_MINUTES, FEED_LENGTH,
 };
 pub use campaign_edit::{ImageUpdate, NewImage, PosterStore};
-pub use campaigns::{CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, EditOutcome};
+pub use campaigns::{
+    CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, CampaignSummary, EditOutcome,
+};
 pub use claims::{BatchOutcome, ClaimRow, RedeemOutcome, RedemptionRecord, UndoOutcome};
 pub use claims::{RedeemInput, StaffCouponView};
 pub use consumers::{CompletedSignin, NewSigninRequest, PendingSignin, TakeSignin};

@@ -35,6 +35,7 @@ pub struct Theme {
     pub logo_image_id: Option<Uuid>,
     /// Sign-in providers the merchant accepts; empty means all configured ones.
     pub signin_providers: Vec<String>,
+    pub require_check_code: bool,
 }
 
 const WALLET_COLUMNS: &str = "c.id, c.tenant_id, c.campaign_id, k.name, k.slug, k.discount, k.terms, c.code, \
@@ -153,7 +154,8 @@ impl Store {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                "SELECT name, brand_color, accent_color, logo_image_id, signin_providers FROM tenants WHERE id = $1",
+                "SELECT name, brand_color, accent_color, logo_image_id, signin_providers, require_check_code
+                 FROM tenants WHERE id = $1",
                 &[&tenant_id],
             )
             .await?;
@@ -163,6 +165,7 @@ impl Store {
             accent_color: r.get(2),
             logo_image_id: r.get(3),
             signin_providers: r.get(4),
+            require_check_code: r.get(5),
         }))
     }
 }

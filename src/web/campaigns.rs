@@ -17,45 +17,50 @@ use crate::domain::campaign::{
 use crate::store::{CampaignChange, CampaignRecord, CampaignStats, EditOutcome};
 use crate::web::error::{AppError, AppResult};
 
-/// The campaign as the API shows it.
+/// The campaign as the API shows it. Borrows the record: a stats poll during a sale
+/// serialises the cached row without copying it.
 #[derive(Serialize)]
-pub struct CampaignView {
+pub struct CampaignView<'a> {
     id: Uuid,
-    slug: String,
+    slug: &'a str,
     claim_url: String,
-    name: String,
-    description: String,
-    terms: String,
-    discount: Option<Discount>,
+    name: &'a str,
+    description: &'a str,
+    terms: &'a str,
+    discount: Option<&'a Discount>,
     #[serde(flatten)]
-    rules: RulesParams,
+    rules: &'a RulesParams,
     status: CampaignStatus,
     signin: &'static str,
     code_length: usize,
-    code_prefix: String,
-    code_charset: String,
+    code_prefix: &'a str,
+    code_charset: &'a str,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stats: Option<CampaignStats>,
 }
 
-impl CampaignView {
-    pub fn new(r: CampaignRecord, public_url: &str, stats: Option<CampaignStats>) -> CampaignView {
+impl<'a> CampaignView<'a> {
+    pub fn new(
+        r: &'a CampaignRecord,
+        public_url: &str,
+        stats: Option<CampaignStats>,
+    ) -> CampaignView<'a> {
         CampaignView {
             claim_url: format!("{public_url}/c/{}", r.slug),
             id: r.id,
-            slug: r.slug,
-            name: r.name,
-            description: r.description,
-            terms: r.terms,
-            discount: r.discount,
-            rules: r.rules.params().clone(),
+            slug: &r.slug,
+            name: &r.name,
+            description: &r.description,
+            terms: &r.terms,
+            discount: r.discount.as_ref(),
+            rules: r.rules.params(),
             status: r.status,
             signin: r.signin.as_str(),
             code_length: r.codes.length(),
-            code_prefix: r.codes.prefix().to_owned(),
-            code_charset: r.codes.charset().as_str().to_owned(),
+            code_prefix: r.codes.prefix(),
+            code_charset: r.codes.charset().as_str(),
             created_at: r.created_at,
             updated_at: r.updated_at,
             stats,
@@ -134,7 +139,7 @@ pub async fn create(
             &campaign,
         )
         .await?;
-    let view = CampaignView::new(record, &state.settings.public_url(), None);
+    let view = CampaignView::new(&record, &state.settings.public_url(), None);
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -144,17 +149,16 @@ pub async fn show(
     id: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
     auth.require_scope("campaigns:read")?;
+    // From memory during a sale (see `engine::reads`): a dashboard polling this must not
+    // cost the database a count per request.
     let record = state
-        .store
+        .engine
         .campaign(auth.tenant_id, *id)
         .await?
         .ok_or_else(|| AppError::not_found("campaign"))?;
-    let stats = state
-        .store
-        .campaign_stats(record.id, record.rules.total_limit())
-        .await?;
+    let stats = state.engine.stats(&record).await?;
     Ok(HttpResponse::Ok().json(CampaignView::new(
-        record,
+        &record,
         &state.settings.public_url(),
         Some(stats),
     )))
@@ -209,7 +213,7 @@ pub async fn update(
         EditOutcome::Updated(record, stats) => {
             state.engine.campaign_changed(&record);
             Ok(HttpResponse::Ok().json(CampaignView::new(
-                *record,
+                &record,
                 &state.settings.public_url(),
                 Some(stats),
             )))

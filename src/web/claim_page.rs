@@ -113,7 +113,7 @@ pub async fn show(
         .find(|(_, won)| *won)
         .map(|(id, _)| format!("/my/coupons/{id}"));
     let needs_signin = campaign.signin == SigninMode::Required && !page.session.signed_in;
-    let theme = state.store.theme(campaign.tenant_id).await?;
+    let theme = state.tenants.get(&state.store, campaign.tenant_id).await?;
     let logo_url = theme
         .as_ref()
         .and_then(|t| t.logo_image_id)
@@ -214,10 +214,7 @@ pub async fn status(
 ) -> AppResult<HttpResponse> {
     let session = super::session::Session::read(&req, &state.cookie_key);
     let campaign = load(&state, &slug).await?;
-    let stats = state
-        .stats_cache
-        .get(&state.store, campaign.id, campaign.rules.total_limit())
-        .await?;
+    let stats = state.engine.stats(&campaign).await?;
     let consumer = session.as_ref().map(|s| s.consumer.as_str());
     let (view, _) = judge(&state, &campaign, stats.remaining, consumer).await?;
     Ok(HttpResponse::Ok()

@@ -46,9 +46,9 @@ pub struct AppState {
     /// Cookies get `Secure` when the public URL is https.
     pub secure_cookies: bool,
     pub limits: middleware::RateLimits,
-    /// "n left" for the claim page's poll.
-    pub stats_cache: pages::StatsCache,
     pub api_keys: auth::ApiKeyCache,
+    /// Tenants' settings for pages and the API, believed for a second.
+    pub tenants: tenant::TenantCache,
     /// Consumer sign-in providers (from `settings.signin`), with their discovery cache.
     pub signin: crate::oidc::Providers,
     /// Fans engine events out to live dashboard sockets (`/merchant/live`).

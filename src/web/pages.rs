@@ -10,10 +10,8 @@ use uuid::Uuid;
 
 use super::i18n::{message, Lang};
 use super::session::Session;
-use super::ttl_cache::TtlCache;
 use super::AppState;
 use crate::domain::campaign::Discount;
-use crate::store::{CampaignStats, Store};
 use crate::web::error::{AppError, AppResult};
 
 pub struct PageCtx {
@@ -98,25 +96,6 @@ impl PageCtx {
     }
 }
 
-/// Campaign counts for the claim page's "n left" poll, at most a second old: a crowd
-/// watching one flash sale must not count its coupons thousands of times a second.
-pub struct StatsCache(TtlCache<Uuid, CampaignStats>);
-
-impl Default for StatsCache {
-    fn default() -> Self {
-        StatsCache(TtlCache::new(std::time::Duration::from_secs(1), 10_000))
-    }
-}
-
-impl StatsCache {
-    pub async fn get(&self, store: &Store, id: Uuid, total_limit: i64) -> AppResult<CampaignStats> {
-        let stats = self
-            .0
-            .get_or_load(id, || store.campaign_stats(id, total_limit))
-            .await?;
-        Ok(stats)
-    }
-}
 
 /// Japan first: times are shown and typed in JST, the zone of every merchant today.
 pub fn jst() -> FixedOffset {

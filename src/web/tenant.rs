@@ -6,17 +6,43 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use std::time::Duration;
+
+use uuid::Uuid;
+
 use super::auth::ApiAuth;
+use super::ttl_cache::TtlCache;
 use super::AppState;
 use crate::domain::theme::BrandColor;
+use crate::store::{Store, StoreError, Theme};
 use crate::web::error::{AppError, AppResult};
 
+/// Tenants' settings as pages and `GET /api/v1/tenant` show them, believed for a second:
+/// a crowd reading them costs the database one query a second per tenant. A change made on
+/// this node is seen at once ([`TenantCache::forget`]); on another node within a second.
+pub struct TenantCache(TtlCache<Uuid, Option<Theme>>);
+
+impl Default for TenantCache {
+    fn default() -> Self {
+        TenantCache(TtlCache::new(Duration::from_secs(1), 10_000))
+    }
+}
+
+impl TenantCache {
+    pub async fn get(&self, store: &Store, tenant_id: Uuid) -> Result<Option<Theme>, StoreError> {
+        self.0
+            .get_or_load(tenant_id, || store.theme(tenant_id))
+            .await
+    }
+
+    pub fn forget(&self, tenant_id: Uuid) {
+        self.0.invalidate(&tenant_id);
+    }
+}
+
 pub async fn show(auth: ApiAuth, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let theme = state.store.theme(auth.tenant_id).await?;
-    let require_check_code = state
-        .store
-        .tenant_requires_check_code(auth.tenant_id)
-        .await?;
+    let theme = state.tenants.get(&state.store, auth.tenant_id).await?;
+    let require_check_code = theme.as_ref().is_some_and(|t| t.require_check_code);
     Ok(HttpResponse::Ok().json(json!({
         "tenant": {
             "id": auth.tenant_id,
@@ -86,5 +112,6 @@ pub async fn update(
             patch.require_check_code,
         )
         .await?;
+    state.tenants.forget(auth.tenant_id);
     show(auth, state).await
 }

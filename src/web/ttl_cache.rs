@@ -10,10 +10,21 @@ use std::time::{Duration, Instant};
 pub struct TtlCache<K, V> {
     fresh: Duration,
     max_entries: usize,
-    entries: Mutex<HashMap<K, (Instant, V)>>,
+    entries: Mutex<HashMap<K, Entry<V>>>,
 }
 
-impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
+struct Entry<V> {
+    at: Instant,
+    value: V,
+    /// When a caller started reloading this stale entry; others keep the stale value
+    /// meanwhile, so expiry under load costs one query, not one per waiting request.
+    refreshing: Option<Instant>,
+}
+
+/// A reload that has not finished in this long was abandoned (its caller went away).
+const REFRESH_GIVE_UP: Duration = Duration::from_secs(5);
+
+impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
     pub fn new(fresh: Duration, max_entries: usize) -> TtlCache<K, V> {
         TtlCache {
             fresh,
@@ -22,34 +33,62 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         }
     }
 
-    /// The cached value if it is still fresh, else `load`'s (which is then cached).
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached value if it is still fresh, else `load`'s (which is then cached). While
+    /// one caller reloads a stale value, the others get the stale one.
     pub async fn get_or_load<E, F, Fut>(&self, key: K, load: F) -> Result<V, E>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<V, E>>,
     {
-        if let Some(value) = self.fresh_value(&key) {
-            return Ok(value);
+        {
+            let mut entries = self.lock();
+            if let Some(e) = entries.get_mut(&key) {
+                if e.at.elapsed() < self.fresh {
+                    return Ok(e.value.clone());
+                }
+                match e.refreshing {
+                    Some(since) if since.elapsed() < REFRESH_GIVE_UP => {
+                        return Ok(e.value.clone())
+                    }
+                    _ => e.refreshing = Some(Instant::now()),
+                }
+            }
         }
-        let value = load().await?;
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= self.max_entries {
-            entries.retain(|_, (at, _)| at.elapsed() < self.fresh);
+        let value = match load().await {
+            Ok(value) => value,
+            Err(e) => {
+                if let Some(entry) = self.lock().get_mut(&key) {
+                    entry.refreshing = None;
+                }
+                return Err(e);
+            }
+        };
+        let mut entries = self.lock();
+        if entries.len() >= self.max_entries && !entries.contains_key(&key) {
+            entries.retain(|_, e| e.at.elapsed() < self.fresh);
             // Still full of fresh entries (a flood of distinct keys): start over.
             if entries.len() >= self.max_entries {
                 entries.clear();
             }
         }
-        entries.insert(key, (Instant::now(), value.clone()));
+        entries.insert(
+            key,
+            Entry {
+                at: Instant::now(),
+                value: value.clone(),
+                refreshing: None,
+            },
+        );
         Ok(value)
     }
 
-    fn fresh_value(&self, key: &K) -> Option<V> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < self.fresh)
-            .map(|(_, v)| v.clone())
+    /// Forgets `key`: the next caller loads it afresh (after a change made here).
+    pub fn invalidate(&self, key: &K) {
+        self.lock().remove(key);
     }
 }
 
@@ -75,12 +114,34 @@ mod tests {
         );
         cache.get_or_load("b", load(4)).await.unwrap();
         cache.get_or_load("c", load(5)).await.unwrap();
-        assert!(cache.entries.lock().unwrap().len() <= 2);
+        assert!(cache.lock().len() <= 2);
         assert_eq!(
             cache
                 .get_or_load("d", || async { Err::<u32, _>("db down") })
                 .await,
             Err("db down")
+        );
+    }
+
+    #[actix_web::test]
+    async fn while_one_caller_reloads_a_stale_value_the_others_get_it() {
+        let cache = TtlCache::new(Duration::from_millis(20), 10);
+        cache.get_or_load("k", || async { Ok::<_, ()>(1) }).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        let mut slow =
+            Box::pin(cache.get_or_load("k", || async move { Ok::<_, ()>(rx.await.unwrap()) }));
+        assert!(futures_util::poll!(&mut slow).is_pending(), "the reload waits");
+        assert_eq!(
+            cache.get_or_load("k", || async { Ok::<_, ()>(99) }).await,
+            Ok(1),
+            "the stale value meanwhile, and no second load"
+        );
+        tx.send(2).unwrap();
+        assert_eq!(slow.await, Ok(2));
+        assert_eq!(
+            cache.get_or_load("k", || async { Ok::<_, ()>(99) }).await,
+            Ok(2)
         );
     }
 }

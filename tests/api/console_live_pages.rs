@@ -288,7 +288,7 @@ async fn both_pages_carry_the_live_hooks_and_the_script() {
     );
 }
 
-mod in_browser {
+pub(crate) mod in_browser {
     //! The pages in headless Chromium against the real socket: the home counter follows an
     //! API claim within a second without a reload; the campaign page's counts, stock bar,
     //! chart, feed and sold-out marker follow claims and a redemption. Screenshots of both
@@ -306,11 +306,11 @@ mod in_browser {
 
     const DESK: (u32, u32) = (1280, 1400);
 
-    async fn js(client: &Client, script: &str) -> serde_json::Value {
+    pub(crate) async fn js(client: &Client, script: &str) -> serde_json::Value {
         client.execute(script, vec![]).await.unwrap()
     }
 
-    async fn text(client: &Client, css: &str) -> String {
+    pub(crate) async fn text(client: &Client, css: &str) -> String {
         let script = format!(
             "var e = document.querySelector({}); return e ? e.textContent.trim() : null;",
             serde_json::to_string(css).unwrap()
@@ -322,7 +322,7 @@ mod in_browser {
             .to_string()
     }
 
-    async fn wait_text(client: &Client, css: &str, want: &str, within: Duration) {
+    pub(crate) async fn wait_text(client: &Client, css: &str, want: &str, within: Duration) {
         eventually(within, &format!("{css} reads {want:?}"), async || {
             (text(client, css).await == want).then_some(())
         })
@@ -330,7 +330,7 @@ mod in_browser {
     }
 
     /// Opens `path` and waits until the socket's first snapshot has arrived.
-    async fn open_live(client: &Client, app: &TestApp, path: &str) {
+    pub(crate) async fn open_live(client: &Client, app: &TestApp, path: &str) {
         client.goto(&app.url(path)).await.unwrap();
         eventually(
             Duration::from_secs(10),
@@ -347,7 +347,7 @@ mod in_browser {
         .await;
     }
 
-    async fn sign_in(client: &Client, app: &TestApp, email: &str) {
+    pub(crate) async fn sign_in(client: &Client, app: &TestApp, email: &str) {
         client
             .goto(&app.url("/merchant/login?lang=ja"))
             .await
@@ -370,7 +370,7 @@ mod in_browser {
         .await;
     }
 
-    async fn look(client: &Client, name: &str) {
+    pub(crate) async fn look(client: &Client, name: &str) {
         let png = client.screenshot().await.expect("screenshot");
         std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
         assert_accessible(client, name).await;

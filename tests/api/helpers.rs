@@ -22,7 +22,7 @@ pub struct TestApp {
     pub db: TestDatabase,
     pub client: reqwest::Client,
     pub engine: ecoupon::engine::Engine,
-    handle: actix_web::dev::ServerHandle,
+    handle: ecoupon::startup::AppHandle,
 }
 
 impl TestApp {

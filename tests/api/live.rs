@@ -17,11 +17,11 @@ use crate::helpers::{
     test_settings, TestApp,
 };
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A console sign-in: the jar's `Cookie` header and a client that shares the jar.
-async fn signed_in(app: &TestApp, email: &str) -> (String, reqwest::Client) {
+pub(crate) async fn signed_in(app: &TestApp, email: &str) -> (String, reqwest::Client) {
     let jar = Arc::new(Jar::default());
     let client = reqwest::Client::builder()
         .cookie_provider(jar.clone())
@@ -40,12 +40,12 @@ async fn signed_in(app: &TestApp, email: &str) -> (String, reqwest::Client) {
     (cookie.to_str().unwrap().to_string(), client)
 }
 
-async fn cookie_of(app: &TestApp, role: &str) -> String {
+pub(crate) async fn cookie_of(app: &TestApp, role: &str) -> String {
     let email = app.add_user(role).await;
     signed_in(app, &email).await.0
 }
 
-async fn try_open(
+pub(crate) async fn try_open(
     app: &TestApp,
     cookie: Option<&str>,
     origin: Option<&str>,
@@ -63,7 +63,7 @@ async fn try_open(
         .map(|(ws, _)| ws)
 }
 
-async fn open(app: &TestApp, cookie: &str) -> Socket {
+pub(crate) async fn open(app: &TestApp, cookie: &str) -> Socket {
     try_open(app, Some(cookie), Some(&app.address))
         .await
         .expect("the socket opens")
@@ -78,7 +78,7 @@ fn refused_status(result: Result<Socket, WsError>) -> u16 {
 }
 
 /// The next JSON frame (pings are answered by the client library).
-async fn next_json(ws: &mut Socket, within: Duration) -> Option<Value> {
+pub(crate) async fn next_json(ws: &mut Socket, within: Duration) -> Option<Value> {
     let deadline = Instant::now() + within;
     loop {
         let left = deadline.checked_duration_since(Instant::now())?;
@@ -92,7 +92,7 @@ async fn next_json(ws: &mut Socket, within: Duration) -> Option<Value> {
 }
 
 /// Frames until one satisfies `want` (returned with all seen before it), within `within`.
-async fn until(
+pub(crate) async fn until(
     ws: &mut Socket,
     within: Duration,
     what: &str,
@@ -111,7 +111,7 @@ async fn until(
 }
 
 /// The close frame's (code, reason), reading past anything before it.
-async fn close_of(ws: &mut Socket) -> (CloseCode, String) {
+pub(crate) async fn close_of(ws: &mut Socket) -> (CloseCode, String) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -124,7 +124,7 @@ async fn close_of(ws: &mut Socket) -> (CloseCode, String) {
     }
 }
 
-async fn active_campaign(app: &TestApp, name: &str, limit: i64) -> String {
+pub(crate) async fn active_campaign(app: &TestApp, name: &str, limit: i64) -> String {
     app.create_campaign_id(json!({"name": name, "total_limit": limit, "status": "active"}))
         .await
 }

@@ -407,7 +407,23 @@ impl CampaignActor {
         }
     }
 
-    pub(super) fn publish_counters(&self) {
+    /// Tells readers the counters (see `engine::reads`).
+    pub(super) fn share_counters(&mut self) {
+        self.counters_version += 1;
+        if let Some(shared) = self.shared() {
+            shared.reads.set_live(
+                self.id,
+                crate::engine::reads::Counts {
+                    issued: self.counters.issued,
+                    redeemed: self.counters.redeemed,
+                },
+            );
+        }
+    }
+
+    /// Tells readers and dashboards the counters (after every change of them).
+    pub(super) fn publish_counters(&mut self) {
+        self.share_counters();
         let (Some(shared), Some(campaign)) = (self.shared(), self.campaign.as_ref()) else {
             return;
         };

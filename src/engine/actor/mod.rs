@@ -40,6 +40,9 @@ pub struct Adjust {
     pub issued: i64,
     pub redeemed: i64,
     pub reload: bool,
+    /// From another node's NOTIFY: such deltas can overlap the count the actor started
+    /// from (or be lost with a LISTEN connection), so the counts are re-read once quiet.
+    pub remote: bool,
     /// The campaign as just written, when the sender has it: applied before any later claim.
     pub record: Option<Box<CampaignRecord>>,
 }
@@ -50,6 +53,7 @@ impl Adjust {
             issued: 0,
             redeemed: 0,
             reload: true,
+            remote: false,
             record: None,
         }
     }
@@ -58,12 +62,14 @@ impl Adjust {
             issued,
             redeemed,
             reload: false,
+            remote: false,
             record: None,
         }
     }
     pub fn from_remote(change: &RemoteChange) -> Adjust {
         Adjust {
             reload: change.changed,
+            remote: true,
             ..Adjust::counts(change.issued, change.redeemed)
         }
     }
@@ -122,6 +128,10 @@ pub struct CampaignActor {
     /// None until loaded, and for a campaign that does not exist.
     campaign: Option<Loaded>,
     counters: Counters,
+    /// Bumped at every change of `counters`, so a re-read that raced a change is dropped.
+    counters_version: u64,
+    /// When to re-read the counts from the database (after other nodes' deltas, once quiet).
+    resync_at: Option<Instant>,
     stock: Stock,
     batcher: Batcher,
     /// Seqs each consumer holds or has in flight. A consumer missing here is unknown,
@@ -131,6 +141,9 @@ pub struct CampaignActor {
     last_activity: Instant,
     shutdown_waiters: Option<Vec<oneshot::Sender<()>>>,
 }
+
+/// How long a campaign must be still before its counts are re-read.
+const QUIET: Duration = Duration::from_secs(1);
 
 /// More consumers than this and the map is forgotten; the database still enforces limits.
 const MAX_REMEMBERED_CONSUMERS: usize = 1_000_000;
@@ -145,6 +158,8 @@ impl CampaignActor {
             settings,
             campaign: None,
             counters: Counters::default(),
+            counters_version: 0,
+            resync_at: None,
             consumers: HashMap::new(),
             rng: StdRng::from_entropy(),
             last_activity: Instant::now(),
@@ -185,6 +200,36 @@ impl CampaignActor {
             redeemed: stats.redeemed,
         };
         Ok(Some((Loaded::from_record(&record), counters)))
+    }
+
+    /// Re-reads the counts once nothing has moved for [`QUIET`] and no batch of ours is in
+    /// flight, so that counters, stats and the table agree after a sale.
+    fn maybe_resync(&mut self, ctx: &mut Context<Self>) {
+        let due = self.resync_at.is_some_and(|at| at <= Instant::now());
+        let Some(store) = self.store().filter(|_| due && self.batcher.is_empty()) else {
+            return;
+        };
+        let Some(limit) = self.campaign.as_ref().map(|c| c.rules.total_limit()) else {
+            return;
+        };
+        self.resync_at = None;
+        let (id, version) = (self.id, self.counters_version);
+        let read = async move { store.campaign_stats(id, limit).await };
+        ctx.spawn(read.into_actor(self).map(move |res, act, _| match res {
+            Ok(stats) if act.counters_version == version && act.batcher.is_empty() => {
+                act.counters = Counters {
+                    issued: stats.issued,
+                    redeemed: stats.redeemed,
+                };
+                act.publish_counters();
+            }
+            // Something moved meanwhile: try again once it is quiet.
+            Ok(_) => act.resync_at = Some(Instant::now() + QUIET),
+            Err(e) => {
+                tracing::warn!(error = %e, campaign = %act.id, "cannot re-read campaign counts");
+                act.resync_at = Some(Instant::now() + QUIET);
+            }
+        }));
     }
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
@@ -246,6 +291,7 @@ impl Actor for CampaignActor {
             Ok(Some((loaded, counters))) => {
                 act.campaign = Some(loaded);
                 act.counters = counters;
+                act.share_counters();
             }
             Ok(None) => act.campaign = None,
             Err(e) => {
@@ -256,9 +302,13 @@ impl Actor for CampaignActor {
         let every = (self.settings.actor_idle / 4)
             .clamp(Duration::from_millis(100), Duration::from_secs(30));
         ctx.run_interval(every, |act, ctx| act.check_idle(ctx));
+        ctx.run_interval(QUIET / 2, |act, ctx| act.maybe_resync(ctx));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(shared) = self.shared() {
+            shared.reads.end_live(self.id);
+        }
         // Anyone still waiting learns the claim did not happen.
         self.batcher.fail_all(ClaimError::Busy);
         self.stock.fail_waiting(ClaimError::Busy);
@@ -285,9 +335,14 @@ impl Handler<Adjust> for CampaignActor {
     type Result = ();
 
     fn handle(&mut self, msg: Adjust, ctx: &mut Context<Self>) {
-        self.counters.issued += msg.issued;
-        self.counters.redeemed += msg.redeemed;
-        self.publish_counters();
+        if msg.issued != 0 || msg.redeemed != 0 {
+            self.counters.issued += msg.issued;
+            self.counters.redeemed += msg.redeemed;
+            if msg.remote {
+                self.resync_at = Some(Instant::now() + QUIET);
+            }
+            self.publish_counters();
+        }
         if let Some(record) = msg.record {
             self.stock.clear_sold_out();
             self.campaign = Some(Loaded::from_record(&record));

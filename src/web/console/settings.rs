@@ -359,6 +359,7 @@ pub async fn save(
         .store
         .save_tenant_settings(console.user.tenant_id, &update)
         .await?;
+    state.tenants.forget(console.user.tenant_id);
     audit_changes(&console, &state, &current, &update, new_logo).await?;
     Ok(console.redirect("/merchant/settings?saved=1"))
 }

@@ -16,18 +16,18 @@ pub async fn uniform_errors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let wants_html = req
+    let res = next.call(req).await?.map_into_boxed_body();
+    let status = res.status();
+    // Successful answers pass untouched, at no cost: nothing below runs for them.
+    if !(status.is_client_error() || status.is_server_error()) {
+        return Ok(res);
+    }
+    let wants_html = res
+        .request()
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let lang = crate::web::i18n::Lang::negotiate(req.request()).0;
-    let res = next.call(req).await?.map_into_boxed_body();
-    let status = res.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return Ok(res);
-    }
     // A page we rendered ourselves with an error status (a form shown again with its
     // problems, 422) is already what the browser should see.
     let own_page = res
@@ -63,7 +63,10 @@ pub async fn uniform_errors(
     if !wants_html {
         return Ok(res);
     }
-    let Some(state) = state else { return Ok(res) };
+    let lang = crate::web::i18n::Lang::negotiate(res.request()).0;
+    let Some(state) = res.request().app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(res);
+    };
     let html = state
         .templates
         .render_error(lang, status, rendered.code, &rendered.message);
