@@ -456,4 +456,24 @@ mod tests {
         assert_eq!(s.engine.batch_linger, Duration::from_millis(2));
         assert_eq!(s.engine.undo_window, Duration::from_secs(300));
     }
+
+    #[test]
+    fn monitoring_settings_name_their_keys() {
+        let s = from_toml("metrics_listen = \"10.0.0.11:9464\"\n[report]\nprometheus_url = \"http://127.0.0.1:9090\"")
+            .unwrap();
+        assert_eq!(s.metrics_listen.unwrap().to_string(), "10.0.0.11:9464");
+        assert_eq!(
+            s.report.prometheus_url.as_deref(),
+            Some("http://127.0.0.1:9090")
+        );
+        assert!(from_toml("").unwrap().metrics_listen.is_none());
+        let err = from_toml("metrics_listen = \"nowhere\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metrics_listen"), "{err}");
+        let err = from_toml("[report]\nprometheus_url = \"prometheus:9090\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("report.prometheus_url"), "{err}");
+    }
 }
