@@ -13,7 +13,8 @@ pub mod engine;
 /// The live merchant dashboard (`/merchant/live`): a broker over the engine's events, one
 /// WebSocket actor per dashboard.
 pub mod live;
-/// Metric names and the Prometheus recorder.
+/// Metric names, the Prometheus recorder, and the sampler of what is looked at rather
+/// than counted (database pool, process, readiness, disk).
 pub mod metrics;
 /// The OpenID Connect client behind consumer sign-in (LINE, Google, Apple, generic).
 pub mod oidc;
