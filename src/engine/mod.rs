@@ -32,7 +32,8 @@ use crate::domain::coupon_code::CouponCode;
 use crate::domain::redemption::{RedeemRefusal, RedeemRejection};
 use crate::domain::verification::CheckCodeRejection;
 use crate::store::{
-    CampaignRecord, CampaignStats, RedeemInput, RedeemOutcome, RedemptionRecord, Store, StoreError, UndoOutcome,
+    CampaignRecord, CampaignStats, RedeemInput, RedeemOutcome, RedemptionRecord, Store, StoreError,
+    UndoOutcome,
 };
 use actor::{Adjust, Claim, Shutdown};
 use clock::Clock;

@@ -47,8 +47,11 @@ pub struct Reads {
     /// Set by running actors; authoritative while the actor lives.
     live: Mutex<HashMap<Uuid, Counts>>,
     counted: Mutex<HashMap<Uuid, (Instant, Counts)>>,
-    rows: Mutex<HashMap<Uuid, (Instant, Option<Arc<CampaignRecord>>)>>,
+    /// `None`: no such campaign (remembered for [`MISSING_FRESH`]).
+    rows: Mutex<HashMap<Uuid, (Instant, Row)>>,
 }
+
+type Row = Option<Arc<CampaignRecord>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())

@@ -50,6 +50,8 @@ struct Cached {
     remaining: i64,
 }
 
+type Summaries = Arc<Vec<CampaignSummary>>;
+
 struct Inner {
     store: Store,
     engine: Engine,
@@ -60,7 +62,7 @@ struct Inner {
     cache: Mutex<HashMap<Uuid, Cached>>,
     /// Each tenant's campaign list with database counts, shared by the sockets that open
     /// within [`SNAPSHOT_FRESH`]: a thousand dashboards reconnecting at once cost one query.
-    summaries: Mutex<HashMap<Uuid, (Instant, Arc<Vec<CampaignSummary>>)>>,
+    summaries: Mutex<HashMap<Uuid, (Instant, Summaries)>>,
     /// One snapshot read at a time, so a crowd waits for the first instead of querying.
     summaries_loading: tokio::sync::Mutex<()>,
     watches: Mutex<HashMap<u64, Watch>>,
@@ -180,7 +182,8 @@ impl Broker {
             .inner
             .store
             .live_sessions(&hashes, self.inner.idle_timeout)
-            .await {
+            .await
+        {
             Ok(rows) => rows,
             Err(e) => {
                 // The database hiccuped: try again next time.
@@ -309,7 +312,7 @@ impl Broker {
     fn send_stats(&self, campaign_id: Uuid, c: &Cached) {
         self.send(
             c.tenant_id,
-            Update::Frame(Frame::Stats {
+            Update::frame(Frame::Stats {
                 campaign_id,
                 issued: c.issued,
                 redeemed: c.redeemed,
@@ -399,10 +402,15 @@ impl Broker {
         }
         let b = self.clone();
         tokio::spawn(async move {
-            match b.inner.store.live_redemption(tenant_id, redemption_id).await {
+            match b
+                .inner
+                .store
+                .live_redemption(tenant_id, redemption_id)
+                .await
+            {
                 Ok(Some(place)) => b.send(
                     tenant_id,
-                    Update::Frame(Frame::Redemption {
+                    Update::frame(Frame::Redemption {
                         campaign_id,
                         at: place.at,
                         store: place.store,
@@ -465,7 +473,7 @@ impl Broker {
         if before.and_then(|b| b.status) != Some(counts.status) {
             self.send(
                 counts.tenant_id,
-                Update::Frame(Frame::Campaign {
+                Update::frame(Frame::Campaign {
                     campaign_id,
                     status: counts.status,
                 }),
@@ -485,7 +493,7 @@ impl Broker {
         if before != Some(status) {
             self.send(
                 tenant_id,
-                Update::Frame(Frame::Campaign {
+                Update::frame(Frame::Campaign {
                     campaign_id,
                     status,
                 }),

@@ -1,5 +1,6 @@
 //! The JSON text frames of `/merchant/live`, as the dashboard pages read them.
 
+use bytestring::ByteString;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -47,9 +48,28 @@ pub struct CampaignSnapshot {
 /// What the broker hands each socket of a tenant.
 #[derive(Debug, Clone)]
 pub enum Update {
-    Frame(Frame),
+    Frame(Encoded),
     /// The broker itself fell behind the engine: every socket takes a fresh snapshot.
     Resync,
+}
+
+impl Update {
+    /// Encodes the frame once for all the tenant's sockets (a thousand dashboards share
+    /// one JSON text; each socket only takes a reference to it).
+    pub fn frame(frame: Frame) -> Update {
+        let text = serde_json::to_string(&frame).unwrap_or_default();
+        Update::Frame(Encoded {
+            frame,
+            text: text.into(),
+        })
+    }
+}
+
+/// A frame and its JSON text.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub frame: Frame,
+    pub text: ByteString,
 }
 
 /// A frame from the client. Only `{"type":"snapshot"}` (send me a fresh snapshot) is

@@ -9,11 +9,12 @@ use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, StreamHandler, WrapFuture,
 };
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use bytestring::ByteString;
 use tokio::sync::broadcast::{self, error::TryRecvError};
 use uuid::Uuid;
 
 use super::broker::{Broker, Revoked, OUTBOX};
-use super::messages::{ClientFrame, Frame, Update};
+use super::messages::{ClientFrame, Encoded, Frame, Update};
 
 /// How often a socket's updates are read and sent (so stats are at most 10/s per campaign).
 pub const TICK: Duration = Duration::from_millis(100);
@@ -33,10 +34,10 @@ pub struct LiveSession {
     user_id: Uuid,
     session_hash: Vec<u8>,
     updates: Option<broadcast::Receiver<Arc<Update>>>,
-    /// Latest stats per campaign not yet sent.
-    stats: HashMap<Uuid, Frame>,
+    /// Latest stats per campaign not yet sent (their encoded text).
+    stats: HashMap<Uuid, ByteString>,
     /// Redemption and status frames not yet sent, in order.
-    others: Vec<Frame>,
+    others: Vec<Encoded>,
     snapshot_pending: bool,
     snapshot_in_flight: bool,
     watch: Option<u64>,
@@ -92,12 +93,15 @@ impl LiveSession {
         loop {
             match rx.try_recv() {
                 Ok(update) => match &*update {
-                    Update::Frame(frame @ Frame::Stats { campaign_id, .. }) => {
-                        self.stats.insert(*campaign_id, frame.clone());
+                    Update::Frame(Encoded {
+                        frame: Frame::Stats { campaign_id, .. },
+                        text,
+                    }) => {
+                        self.stats.insert(*campaign_id, text.clone());
                     }
-                    Update::Frame(frame) => {
+                    Update::Frame(encoded) => {
                         if self.others.len() < OUTBOX {
-                            self.others.push(frame.clone());
+                            self.others.push(encoded.clone());
                         } else {
                             // Behind on feed lines too: a fresh snapshot, not a backlog.
                             self.snapshot_pending = true;
@@ -121,11 +125,11 @@ impl LiveSession {
             self.start_snapshot(ctx);
             return;
         }
-        for frame in self.stats.drain().map(|(_, f)| f) {
-            Self::send(ctx, &frame);
+        for text in self.stats.drain().map(|(_, t)| t) {
+            ctx.text(text);
         }
-        for frame in std::mem::take(&mut self.others) {
-            Self::send(ctx, &frame);
+        for encoded in std::mem::take(&mut self.others) {
+            ctx.text(encoded.text);
         }
     }
 
@@ -135,7 +139,7 @@ impl LiveSession {
         self.snapshot_in_flight = true;
         self.stats.clear();
         self.others
-            .retain(|f| matches!(f, Frame::Redemption { .. }));
+            .retain(|e| matches!(e.frame, Frame::Redemption { .. }));
         let broker = self.broker.clone();
         let tenant_id = self.tenant_id;
         ctx.spawn(

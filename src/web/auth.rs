@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
@@ -21,13 +22,21 @@ use crate::web::error::{AppError, ErrorCode};
 pub struct ApiAuth {
     pub key_id: Uuid,
     pub tenant_id: Uuid,
-    pub tenant_name: String,
-    pub scopes: Vec<String>,
+    /// Shared with the key cache: a request copies nothing of it.
+    key: Arc<ApiKeyRecord>,
 }
 
 impl ApiAuth {
+    pub fn tenant_name(&self) -> &str {
+        &self.key.tenant_name
+    }
+
+    pub fn scopes(&self) -> &[String] {
+        &self.key.scopes
+    }
+
     pub fn require_scope(&self, scope: &str) -> Result<(), AppError> {
-        if self.scopes.iter().any(|s| s == scope) {
+        if self.key.scopes.iter().any(|s| s == scope) {
             Ok(())
         } else {
             Err(AppError::new(
@@ -99,8 +108,7 @@ impl FromRequest for ApiAuth {
             Ok(ApiAuth {
                 key_id: record.key_id,
                 tenant_id: record.tenant_id,
-                tenant_name: record.tenant_name,
-                scopes: record.scopes,
+                key: record,
             })
         })
     }
@@ -110,7 +118,7 @@ impl FromRequest for ApiAuth {
 /// requests a second with one key; without this each would cost a query (and the
 /// `last_used_at` write) before reaching the engine. The price: a revoked key keeps
 /// working for up to [`ApiKeyCache::FRESH`] on a node that used it just before.
-pub struct ApiKeyCache(TtlCache<Vec<u8>, Option<ApiKeyRecord>>);
+pub struct ApiKeyCache(TtlCache<Vec<u8>, Option<Arc<ApiKeyRecord>>>);
 
 impl Default for ApiKeyCache {
     fn default() -> Self {
@@ -122,7 +130,11 @@ impl Default for ApiKeyCache {
 impl ApiKeyCache {
     pub const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
-    async fn lookup(&self, store: &Store, hash: Vec<u8>) -> Result<Option<ApiKeyRecord>, AppError> {
+    async fn lookup(
+        &self,
+        store: &Store,
+        hash: Vec<u8>,
+    ) -> Result<Option<Arc<ApiKeyRecord>>, AppError> {
         let load = || async {
             let record = store.find_api_key(&hash).await?;
             if let Some(r) = record.as_ref().filter(|r| r.revoked_at.is_none()) {
@@ -131,7 +143,7 @@ impl ApiKeyCache {
                     tracing::warn!(error = %e, "could not record API key use");
                 }
             }
-            Ok::<_, AppError>(record)
+            Ok::<_, AppError>(record.map(Arc::new))
         };
         self.0.get_or_load(hash.clone(), load).await
     }

@@ -1,8 +1,7 @@
 //! `POST /api/v1/campaigns/{id}/claims`: the flash-sale path, straight into the engine.
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::auth::ApiAuth;
@@ -41,12 +40,26 @@ pub async fn create(
         .claim(auth.tenant_id, *campaign_id, consumer)
         .await
         .map_err(claim_error)?;
-    Ok(HttpResponse::Created().json(json!({
-        "coupon": {
-            "id": coupon.id,
-            "code": coupon.code,
-            "expires_at": coupon.expires_at,
-            "uses_left": coupon.uses_left,
-        }
-    })))
+    Ok(HttpResponse::Created().json(Claimed {
+        coupon: ClaimedCoupon {
+            id: coupon.id,
+            code: &coupon.code,
+            expires_at: coupon.expires_at,
+            uses_left: coupon.uses_left,
+        },
+    }))
+}
+
+/// The 201 body. A struct rather than `json!`: no map is built per claim.
+#[derive(Serialize)]
+struct Claimed<'a> {
+    coupon: ClaimedCoupon<'a>,
+}
+
+#[derive(Serialize)]
+struct ClaimedCoupon<'a> {
+    id: Uuid,
+    code: &'a str,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    uses_left: i32,
 }

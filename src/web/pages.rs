@@ -96,7 +96,6 @@ impl PageCtx {
     }
 }
 
-
 /// Japan first: times are shown and typed in JST, the zone of every merchant today.
 pub fn jst() -> FixedOffset {
     // 9 h is within the ±24 h east_opt accepts, so the fallback is unreachable.

@@ -46,14 +46,14 @@ pub async fn show(auth: ApiAuth, state: web::Data<AppState>) -> AppResult<HttpRe
     Ok(HttpResponse::Ok().json(json!({
         "tenant": {
             "id": auth.tenant_id,
-            "name": auth.tenant_name,
+            "name": auth.tenant_name(),
             "brand_color": theme.as_ref().map(|t| t.brand_color.clone()),
             "accent_color": theme.as_ref().map(|t| t.accent_color.clone()),
             "logo_url": theme.as_ref().and_then(|t| t.logo_image_id).map(super::images::image_url),
             "signin_providers": theme.map(|t| t.signin_providers).unwrap_or_default(),
             "require_check_code": require_check_code,
         },
-        "key": {"id": auth.key_id, "scopes": auth.scopes},
+        "key": {"id": auth.key_id, "scopes": auth.scopes()},
     })))
 }
 

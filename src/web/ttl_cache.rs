@@ -51,9 +51,7 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
                     return Ok(e.value.clone());
                 }
                 match e.refreshing {
-                    Some(since) if since.elapsed() < REFRESH_GIVE_UP => {
-                        return Ok(e.value.clone())
-                    }
+                    Some(since) if since.elapsed() < REFRESH_GIVE_UP => return Ok(e.value.clone()),
                     _ => e.refreshing = Some(Instant::now()),
                 }
             }
@@ -126,12 +124,18 @@ mod tests {
     #[actix_web::test]
     async fn while_one_caller_reloads_a_stale_value_the_others_get_it() {
         let cache = TtlCache::new(Duration::from_millis(20), 10);
-        cache.get_or_load("k", || async { Ok::<_, ()>(1) }).await.unwrap();
+        cache
+            .get_or_load("k", || async { Ok::<_, ()>(1) })
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(30)).await;
         let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
         let mut slow =
             Box::pin(cache.get_or_load("k", || async move { Ok::<_, ()>(rx.await.unwrap()) }));
-        assert!(futures_util::poll!(&mut slow).is_pending(), "the reload waits");
+        assert!(
+            futures_util::poll!(&mut slow).is_pending(),
+            "the reload waits"
+        );
         assert_eq!(
             cache.get_or_load("k", || async { Ok::<_, ()>(99) }).await,
             Ok(1),

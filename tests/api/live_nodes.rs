@@ -135,10 +135,14 @@ async fn a_change_is_seen_at_once_on_its_node_and_within_a_second_on_the_other()
     );
     assert_eq!(on_a["stats"]["remaining"], 24);
     let started = Instant::now();
-    eventually(Duration::from_secs(1), "node b sees the change", async || {
-        let on_b = read(&b).await;
-        (on_b["status"] == "paused" && on_b["stats"]["remaining"] == 24).then_some(())
-    })
+    eventually(
+        Duration::from_secs(1),
+        "node b sees the change",
+        async || {
+            let on_b = read(&b).await;
+            (on_b["status"] == "paused" && on_b["stats"]["remaining"] == 24).then_some(())
+        },
+    )
     .await;
     assert!(started.elapsed() < Duration::from_secs(1));
 }
@@ -160,9 +164,12 @@ async fn a_redemption_on_node_b_is_a_feed_line_on_node_a_within_a_second() {
 
     let started = Instant::now();
     redeem_on(&b, &a.api_key, &code, "Umeda").await;
-    let (feed, _) = until(&mut ws, Duration::from_secs(1), "a remote redemption", |v| {
-        v["type"] == "redemption"
-    })
+    let (feed, _) = until(
+        &mut ws,
+        Duration::from_secs(1),
+        "a remote redemption",
+        |v| v["type"] == "redemption",
+    )
     .await;
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(feed["campaign_id"], id.as_str());
@@ -190,15 +197,15 @@ async fn an_idle_console_session_loses_its_socket() {
 }
 
 /// `close_of`, after waiting out `wait` (pings keep arriving meanwhile).
-async fn close_of_within(
-    ws: &mut crate::live::Socket,
-    wait: Duration,
-) -> (CloseCode, String) {
+async fn close_of_within(ws: &mut crate::live::Socket, wait: Duration) -> (CloseCode, String) {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
     let deadline = Instant::now() + wait;
-    while let Ok(Some(Ok(msg))) =
-        tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), ws.next()).await
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(
+        deadline.saturating_duration_since(Instant::now()),
+        ws.next(),
+    )
+    .await
     {
         if let Message::Close(Some(f)) = msg {
             return (f.code, f.reason.to_string());

@@ -45,9 +45,10 @@ pub async fn observe(
     let route = route.as_deref().unwrap_or("unmatched");
     record(method, route, status, started);
     if status.is_server_error() {
-        let error = result
-            .as_ref()
-            .map_or_else(|e| Some(e.to_string()), |res| res.response().error().map(|e| e.to_string()));
+        let error = result.as_ref().map_or_else(
+            |e| Some(e.to_string()),
+            |res| res.response().error().map(|e| e.to_string()),
+        );
         span.in_scope(|| {
             tracing::error!(
                 status = status.as_u16(),
