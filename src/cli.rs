@@ -58,6 +58,9 @@ pub enum Command {
     /// Erasure certificates.
     #[command(subcommand)]
     Certificate(crate::ops::cli::CertificateCommand),
+    /// Maintenance windows and incidents: mailed, shown as banners and on /status.
+    #[command(subcommand)]
+    Notice(crate::ops::cli::NoticeCommand),
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -211,6 +214,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => crate::ops::cli::restore(args).await,
         Command::Audit(command) => crate::ops::cli::audit(settings, command).await,
         Command::Certificate(command) => crate::ops::cli::certificate(settings, command),
+        Command::Notice(command) => crate::ops::cli::notice(settings, command).await,
         Command::Tenant(TenantCommand::Export(args)) => {
             crate::ops::cli::tenant_export(settings, args).await
         }

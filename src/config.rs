@@ -16,7 +16,7 @@ mod ops;
 mod secrets;
 mod signin;
 pub use console::ConsoleSettings;
-pub use ops::{BackupSettings, RetentionSettings};
+pub use ops::{BackupSettings, MailSettings, MailTls, RetentionSettings};
 pub use secrets::{Secret, Secrets};
 pub use signin::{
     read_apple_key, AppleSettings, ClientSettings, OidcSettings, SigninSettings, APPLE_ISSUER,
@@ -57,6 +57,9 @@ pub struct Settings {
     /// How long usage, access and audit logs are kept.
     #[serde(default)]
     pub retention: RetentionSettings,
+    /// SMTP for maintenance and incident notices.
+    #[serde(default)]
+    pub mail: MailSettings,
 }
 
 /// The monthly report (`ecoupon report monthly`).
@@ -236,6 +239,7 @@ impl Default for Settings {
             report: ReportSettings::default(),
             backup: BackupSettings::default(),
             retention: RetentionSettings::default(),
+            mail: MailSettings::default(),
         }
     }
 }

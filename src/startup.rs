@@ -82,7 +82,9 @@ impl Application {
             settings.console.idle_timeout,
         );
         // Daily backup, retention and the audit-chain check (one node of many does each).
-        let jobs = crate::ops::jobs::Jobs::start(store.clone(), &settings, &secrets);
+        let board = crate::ops::notices::NoticeBoard::default();
+        let jobs = crate::ops::jobs::Jobs::start(store.clone(), &settings, &secrets, board.clone());
+        let board = web::Data::new(board);
         let state = web::Data::new(AppState {
             store: store.clone(),
             settings,
@@ -105,11 +107,14 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(board.clone())
                 .app_data(json_config())
                 .app_data(path_config())
                 .app_data(query_config())
                 .configure(routes::configure)
                 .default_service(web::to(not_found))
+                // Innermost: maintenance 503s and banners see the handlers' own answers.
+                .wrap(from_fn(middleware::notice_gate))
                 // Outermost last: the tracing span and request id cover everything inside.
                 .wrap(from_fn(middleware::uniform_errors))
                 .wrap(middleware::security_headers())

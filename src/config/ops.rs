@@ -113,3 +113,43 @@ pub(super) fn check(
     }
     Ok(())
 }
+
+/// Outgoing mail (notices to merchants' owners and admins), over SMTP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSettings {
+    /// Without a host, mail waits in the outbox (and a warning says so).
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    /// `opportunistic`: STARTTLS when the server offers it; `required`; or `none`.
+    pub tls: MailTls,
+    pub username: Option<String>,
+    pub password: Option<super::Secret>,
+    /// The From address, e.g. `ecoupon <noreply@coupons.example.jp>`.
+    pub from: String,
+    /// How often the outbox is looked at.
+    #[serde(with = "humantime_serde")]
+    pub poll: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTls {
+    Opportunistic,
+    Required,
+    None,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        MailSettings {
+            smtp_host: None,
+            smtp_port: 587,
+            tls: MailTls::Opportunistic,
+            username: None,
+            password: None,
+            from: "ecoupon <noreply@localhost>".into(),
+            poll: Duration::from_secs(5),
+        }
+    }
+}

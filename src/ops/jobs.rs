@@ -8,6 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::keys::InstallationKey;
+use super::mail::Mailer;
+use super::notices::{NoticeBoard, BOARD_REFRESH};
 use super::progress::Progress;
 use crate::config::{BackupSettings, RetentionSettings, Secrets, Settings};
 use crate::store::backups::{BACKUP_LOCK, RETENTION_LOCK};
@@ -19,9 +21,19 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    pub fn start(store: Store, settings: &Settings, secrets: &Secrets) -> Jobs {
+    pub fn start(store: Store, settings: &Settings, secrets: &Secrets, board: NoticeBoard) -> Jobs {
         let started = Utc::now();
-        let mut tasks = Vec::new();
+        let mut tasks = vec![tokio::spawn(board_loop(store.clone(), board))];
+        match Mailer::new(&settings.mail) {
+            Ok(mailer) => tasks.push(tokio::spawn(mail_loop(
+                store.clone(),
+                mailer,
+                settings.mail.poll,
+            ))),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "mail settings unusable; notices stay in the outbox")
+            }
+        }
         if settings.backup.enabled {
             let dir = settings.backup.dir(&settings.data_dir);
             tasks.push(tokio::spawn(backup_loop(
@@ -164,6 +176,39 @@ async fn audit_check_loop(store: Store, every: Duration, key: std::sync::Arc<Ins
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "audit chain check could not run"),
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// Keeps this node's copy of the notices current (maintenance gate, banners, /status).
+async fn board_loop(store: Store, board: NoticeBoard) {
+    loop {
+        if let Err(e) = board.refresh(&store).await {
+            tracing::warn!(error = %format!("{e:#}"), "notices not refreshed");
+        }
+        tokio::time::sleep(BOARD_REFRESH).await;
+    }
+}
+
+/// Sends the outbox. Without an SMTP host mail waits, and a warning says how much.
+async fn mail_loop(store: Store, mailer: Option<Mailer>, poll: Duration) {
+    let mut warned_backlog = 0;
+    loop {
+        match &mailer {
+            Some(mailer) => match super::mail::send_due(&store, mailer).await {
+                Ok((0, 0)) => {}
+                Ok((sent, failed)) => tracing::info!(sent, failed, "outbox"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "outbox not sent"),
+            },
+            None => {
+                if let Ok(backlog) = store.mail_backlog().await {
+                    if backlog > warned_backlog {
+                        tracing::warn!(backlog, "mail waits in the outbox: set mail.smtp_host");
+                        warned_backlog = backlog;
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(poll).await;
     }
 }
 

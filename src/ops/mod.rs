@@ -8,6 +8,8 @@ pub mod certificate;
 pub mod cli;
 pub mod jobs;
 pub mod keys;
+pub mod mail;
+pub mod notices;
 pub mod pg_tools;
 pub mod progress;
 pub mod report;

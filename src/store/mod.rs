@@ -22,6 +22,7 @@ mod leases;
 mod live;
 mod merchants;
 mod migrate;
+pub mod notices;
 mod notify;
 mod pool;
 mod report;

@@ -28,6 +28,7 @@ mod redemptions;
 pub mod routes;
 pub mod session;
 pub mod signin;
+mod status;
 pub mod templates;
 mod tenant;
 mod ttl_cache;

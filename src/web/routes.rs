@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, Resource};
 use super::middleware::rate_limit;
 use super::{
     assets, campaigns, claim_page, claims, console, health, images, metrics_endpoint, pages, qr,
-    redemptions, signin, tenant, wallet,
+    redemptions, signin, status, tenant, wallet,
 };
 use crate::web::error::{AppError, ErrorCode};
 
@@ -16,6 +16,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // Operations
         .service(at("/livez").route(get().to(health::livez)))
         .service(at("/readyz").route(get().to(health::readyz)))
+        .service(at("/status").route(get().to(status::page)))
+        .service(at("/status.json").route(get().to(status::json)))
         .service(at("/metrics").route(get().to(metrics_endpoint::render)))
         // Merchant API (API-key auth)
         .service(

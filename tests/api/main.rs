@@ -31,6 +31,7 @@ mod metrics;
 mod monitoring;
 mod ops_audit;
 mod ops_backup;
+mod ops_notices;
 mod ops_tenant;
 mod pages;
 mod prometheus_server;
