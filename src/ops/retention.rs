@@ -45,6 +45,13 @@ pub async fn run(
             break;
         }
     }
+    loop {
+        let n = store.delete_old_mail(usage, batch).await?;
+        report.deleted.mail_outbox += n;
+        if n < batch as u64 {
+            break;
+        }
+    }
     let audit = now - TimeDelta::from_std(settings.audit)?;
     report.audit_rows_cut = super::audit::cut(store, key, audit).await?;
     Ok(report)

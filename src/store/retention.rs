@@ -7,7 +7,8 @@
 //!   that takes no more claims and on a lease already given back (so per-consumer limits
 //!   and stock accounting never see it go);
 //! - console sign-ins (`merchant_sessions`) and consumer sign-ins (`signin_requests`)
-//!   started before the cut-off.
+//!   started before the cut-off;
+//! - notice mail (`mail_outbox`, which names its recipients) sent before the cut-off.
 
 use chrono::{DateTime, Utc};
 
@@ -20,6 +21,7 @@ pub struct RetentionCounts {
     pub redemptions: u64,
     pub merchant_sessions: u64,
     pub signin_requests: u64,
+    pub mail_outbox: u64,
 }
 
 const OLD_CLAIMS: &str = "SELECT k.id FROM coupons k
@@ -87,6 +89,22 @@ impl Store {
             .execute(
                 "DELETE FROM signin_requests WHERE state_hash IN
                      (SELECT state_hash FROM signin_requests WHERE created_at < $1 LIMIT $2)",
+                &[&before, &batch],
+            )
+            .await?)
+    }
+
+    /// One batch of notice mail sent long ago.
+    pub async fn delete_old_mail(
+        &self,
+        before: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .execute(
+                "DELETE FROM mail_outbox WHERE id IN
+                     (SELECT id FROM mail_outbox WHERE sent_at < $1 LIMIT $2)",
                 &[&before, &batch],
             )
             .await?)
