@@ -185,6 +185,10 @@ pub struct EngineSettings {
     /// An idle campaign actor stops after this long.
     #[serde(with = "humantime_serde")]
     pub actor_idle: Duration,
+    /// Campaign actors one node runs at once; claims for one more campaign get `busy`
+    /// until idle ones leave (each costs a few KiB; claims only start actors for
+    /// campaigns that exist).
+    pub max_actors: usize,
     /// Largest block of stock one node leases from a campaign at once.
     pub max_lease: i64,
     /// A node whose leases have not heart-beaten for this long is presumed dead.
@@ -252,6 +256,7 @@ impl Default for EngineSettings {
             max_inflight_batches: 4,
             max_queued_claims: 20_000,
             actor_idle: Duration::from_secs(300),
+            max_actors: 100_000,
             max_lease: 10_000,
             lease_ttl: Duration::from_secs(15),
             undo_window: Duration::from_secs(600),

@@ -36,10 +36,22 @@ impl Directory {
         self.actors.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get_or_start(&self, campaign_id: Uuid, shared: &Arc<Shared>) -> Addr<CampaignActor> {
+    /// The campaign's actor, started if need be; None when `max_actors` already run.
+    pub fn get_or_start(
+        &self,
+        campaign_id: Uuid,
+        shared: &Arc<Shared>,
+    ) -> Option<Addr<CampaignActor>> {
         let mut map = self.map();
         if let Some(addr) = map.get(&campaign_id).filter(|a| a.connected()) {
-            return addr.clone();
+            return Some(addr.clone());
+        }
+        if map.len() >= shared.settings.max_actors {
+            // Stopped actors leave the map when they stop; count only the live ones.
+            map.retain(|_, a| a.connected());
+            if map.len() >= shared.settings.max_actors {
+                return None;
+            }
         }
         let arbiter =
             &self.arbiters[self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len()];
@@ -48,7 +60,7 @@ impl Directory {
         let addr = CampaignActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
         map.insert(campaign_id, addr.clone());
         metrics::gauge!(ACTIVE_ACTORS).set(map.len() as f64);
-        addr
+        Some(addr)
     }
 
     pub fn running(&self, campaign_id: Uuid) -> Option<Addr<CampaignActor>> {

@@ -207,12 +207,30 @@ impl Engine {
             tenant_id,
             consumer: consumer.into_string(),
         };
+        // Only a campaign that exists (and is the tenant's) gets an actor: made-up ids are
+        // answered from the read cache, which remembers misses for a second.
+        if self.shared.directory.running(campaign_id).is_none()
+            && self
+                .campaign(tenant_id, campaign_id)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "cannot look up a campaign to claim from");
+                    ClaimError::Busy
+                })?
+                .is_none()
+        {
+            metrics::counter!(crate::metrics::CLAIMS, "result" => "not_found").increment(1);
+            return Err(ClaimError::NotFound);
+        }
         // A stopped actor (idle, or crashed) is replaced once, transparently.
         for _ in 0..2 {
-            let addr = self
+            let Some(addr) = self
                 .shared
                 .directory
-                .get_or_start(campaign_id, &self.shared);
+                .get_or_start(campaign_id, &self.shared)
+            else {
+                return Err(ClaimError::Busy);
+            };
             match addr.send(msg.clone()).await {
                 Ok(answer) => return answer,
                 Err(actix::MailboxError::Closed) => {

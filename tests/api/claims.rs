@@ -192,3 +192,32 @@ async fn a_campaign_chooses_how_its_codes_look() {
         assert_eq!((status, error_code(&err)), (422, code), "{field}");
     }
 }
+
+#[actix_web::test]
+async fn made_up_or_foreign_campaign_ids_start_no_actor() {
+    let app = spawn_app().await;
+    for _ in 0..200 {
+        let (status, body) = app
+            .claim(&uuid::Uuid::new_v4().to_string(), "someone")
+            .await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(error_code(&body), "not_found");
+    }
+    assert_eq!(app.engine.active_actors(), 0, "no actor for an unknown id");
+
+    // Another tenant's campaign is as unknown to this key.
+    let other = crate::helpers::spawn_app_on(app.db.clone(), crate::helpers::test_settings).await;
+    let theirs = other
+        .create_campaign_id(json!({"name": "theirs", "total_limit": 5, "status": "active"}))
+        .await;
+    let (status, _) = app.claim(&theirs, "someone").await;
+    assert_eq!(status, 404);
+    assert_eq!(app.engine.active_actors(), 0);
+
+    // A real one starts exactly one.
+    let ours = app
+        .create_campaign_id(json!({"name": "ours", "total_limit": 5, "status": "active"}))
+        .await;
+    assert_eq!(app.claim(&ours, "someone").await.0, 201);
+    assert_eq!(app.engine.active_actors(), 1);
+}
