@@ -61,6 +61,9 @@ pub enum Command {
     /// Maintenance windows and incidents: mailed, shown as banners and on /status.
     #[command(subcommand)]
     Notice(crate::ops::cli::NoticeCommand),
+    /// Operator accounts: request, approval by another operator, disable.
+    #[command(subcommand)]
+    Operator(crate::ops::cli::OperatorCommand),
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -215,6 +218,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(command) => crate::ops::cli::audit(settings, command).await,
         Command::Certificate(command) => crate::ops::cli::certificate(settings, command),
         Command::Notice(command) => crate::ops::cli::notice(settings, command).await,
+        Command::Operator(command) => crate::ops::cli::operator(settings, command).await,
         Command::Tenant(TenantCommand::Export(args)) => {
             crate::ops::cli::tenant_export(settings, args).await
         }

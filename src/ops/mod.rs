@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod keys;
 pub mod mail;
 pub mod notices;
+pub mod operators;
 pub mod pg_tools;
 pub mod progress;
 pub mod report;

@@ -24,6 +24,7 @@ mod merchants;
 mod migrate;
 pub mod notices;
 mod notify;
+pub mod operators;
 mod pool;
 mod report;
 pub mod retention;

@@ -32,6 +32,7 @@ mod monitoring;
 mod ops_audit;
 mod ops_backup;
 mod ops_notices;
+mod ops_operators;
 mod ops_retention;
 mod ops_tenant;
 mod pages;
