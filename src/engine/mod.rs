@@ -371,6 +371,17 @@ impl Engine {
             .await
     }
 
+    /// A campaign by its public slug, for the claim page (see [`reads`]).
+    pub async fn campaign_by_slug(
+        &self,
+        slug: &str,
+    ) -> Result<Option<Arc<CampaignRecord>>, StoreError> {
+        self.shared
+            .reads
+            .campaign_by_slug(&self.shared.store, slug)
+            .await
+    }
+
     /// Issued, redeemed and remaining, from the actor's counters where it runs here.
     pub async fn stats(&self, record: &CampaignRecord) -> Result<CampaignStats, StoreError> {
         self.shared

@@ -49,6 +49,8 @@ pub struct Reads {
     counted: Mutex<HashMap<Uuid, (Instant, Counts)>>,
     /// `None`: no such campaign (remembered for [`MISSING_FRESH`]).
     rows: Mutex<HashMap<Uuid, (Instant, Row)>>,
+    /// Slug → id. A slug never changes once given, so only misses expire.
+    slugs: Mutex<HashMap<String, (Instant, Option<Uuid>)>>,
 }
 
 type Row = Option<Arc<CampaignRecord>>;
@@ -98,6 +100,46 @@ impl Reads {
             }
         };
         Ok(row.filter(|r| r.tenant_id == tenant_id))
+    }
+
+    /// A campaign by its public slug (the claim page), from memory like [`Reads::campaign`].
+    pub async fn campaign_by_slug(
+        &self,
+        store: &Store,
+        slug: &str,
+    ) -> Result<Option<Arc<CampaignRecord>>, StoreError> {
+        let known = lock(&self.slugs).get(slug).and_then(|(at, id)| match id {
+            Some(id) => Some(Some(*id)),
+            None => (at.elapsed() < MISSING_FRESH).then_some(None),
+        });
+        let id = match known {
+            Some(Some(id)) => id,
+            Some(None) => return Ok(None),
+            None => {
+                let row = store.campaign_by_slug(slug).await?.map(Arc::new);
+                let id = row.as_ref().map(|r| r.id);
+                bounded_insert(&mut lock(&self.slugs), slug.to_owned(), id, MISSING_FRESH);
+                match row {
+                    Some(row) => {
+                        bounded_insert(&mut lock(&self.rows), row.id, Some(row.clone()), ROW_FRESH);
+                        return Ok(Some(row));
+                    }
+                    None => return Ok(None),
+                }
+            }
+        };
+        let cached = lock(&self.rows)
+            .get(&id)
+            .filter(|(at, _)| at.elapsed() < ROW_FRESH)
+            .map(|(_, row)| row.clone());
+        match cached {
+            Some(row) => Ok(row),
+            None => {
+                let row = store.campaign_by_id(id).await?.map(Arc::new);
+                bounded_insert(&mut lock(&self.rows), id, row.clone(), ROW_FRESH);
+                Ok(row)
+            }
+        }
     }
 
     /// The campaign changed on this node: readers see the new row at once.

@@ -210,7 +210,11 @@ impl Store {
     ) -> Result<Option<CampaignRecord>, StoreError> {
         let client = self.pool.get().await?;
         let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1 AND tenant_id = $2");
-        maybe_record(client.query_opt(&sql, &[&id, &tenant_id]).await?)
+        maybe_record(
+            client
+                .query_opt(&client.prepare_cached(&sql).await?, &[&id, &tenant_id])
+                .await?,
+        )
     }
 
     /// Any campaign by id, for the engine (which checks the tenant itself).
@@ -218,14 +222,22 @@ impl Store {
     pub async fn campaign_by_id(&self, id: Uuid) -> Result<Option<CampaignRecord>, StoreError> {
         let client = self.pool.get().await?;
         let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1");
-        maybe_record(client.query_opt(&sql, &[&id]).await?)
+        maybe_record(
+            client
+                .query_opt(&client.prepare_cached(&sql).await?, &[&id])
+                .await?,
+        )
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn campaign_by_slug(&self, slug: &str) -> Result<Option<CampaignRecord>, StoreError> {
         let client = self.pool.get().await?;
         let sql = format!("SELECT {COLUMNS} FROM campaigns WHERE slug = $1");
-        maybe_record(client.query_opt(&sql, &[&slug]).await?)
+        maybe_record(
+            client
+                .query_opt(&client.prepare_cached(&sql).await?, &[&slug])
+                .await?,
+        )
     }
 
     /// Issued and redeemed as the database knows them, across every node.
@@ -292,13 +304,13 @@ pub(super) async fn stats(
     id: Uuid,
     total_limit: i64,
 ) -> Result<CampaignStats, StoreError> {
-    let row = client
-        .query_one(
+    let stmt = client
+        .prepare_cached(
             "SELECT (SELECT count(*) FROM coupons WHERE campaign_id = $1 AND won),
                     (SELECT count(*) FROM redemptions WHERE campaign_id = $1 AND undone_at IS NULL)",
-            &[&id],
         )
         .await?;
+    let row = client.query_one(&stmt, &[&id]).await?;
     let issued: i64 = row.get(0);
     Ok(CampaignStats {
         issued,

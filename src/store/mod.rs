@@ -16,6 +16,7 @@ mod campaign_edit;
 mod campaigns;
 mod claims;
 mod consumers;
+mod coupon_lookup;
 mod export;
 mod images;
 mod leases;
@@ -49,6 +50,7 @@ pub use campaigns::{
 pub use claims::{BatchOutcome, ClaimRow, RedeemOutcome, RedemptionRecord, UndoOutcome};
 pub use claims::{RedeemInput, StaffCouponView};
 pub use consumers::{CompletedSignin, NewSigninRequest, PendingSignin, TakeSignin};
+pub use coupon_lookup::{CouponLookup, CouponRedemption};
 pub use export::{Cell, Dataset, ExportRange, ExportRows};
 pub use leases::{Lease, ReapedLease};
 pub use live::{LiveCounts, LiveRedemption, LiveSessionRow};

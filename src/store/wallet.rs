@@ -82,12 +82,12 @@ impl Store {
         consumer: &str,
     ) -> Result<Vec<(Uuid, bool)>, StoreError> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
+        let stmt = client
+            .prepare_cached(
                 "SELECT id, won FROM coupons WHERE campaign_id = $1 AND consumer = $2 ORDER BY seq",
-                &[&campaign_id, &consumer],
             )
             .await?;
+        let rows = client.query(&stmt, &[&campaign_id, &consumer]).await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 

@@ -59,9 +59,10 @@ pub fn page_state(
     }
 }
 
-async fn load(state: &AppState, slug: &str) -> AppResult<CampaignRecord> {
+/// The campaign from memory while unchanged (a flash sale's crowd opens this page at once).
+async fn load(state: &AppState, slug: &str) -> AppResult<std::sync::Arc<CampaignRecord>> {
     state
-        .store
+        .engine
         .campaign_by_slug(slug)
         .await?
         .ok_or_else(|| AppError::not_found("campaign"))

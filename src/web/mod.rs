@@ -16,6 +16,7 @@ mod claim_page;
 mod claims;
 pub mod client_ip;
 pub mod console;
+mod coupons;
 pub mod error;
 mod health;
 pub mod i18n;

@@ -6,8 +6,8 @@ use actix_web::{HttpResponse, Resource};
 
 use super::middleware::rate_limit;
 use super::{
-    assets, campaigns, claim_page, claims, console, health, images, metrics_endpoint, pages, qr,
-    redemptions, signin, status, tenant, wallet,
+    assets, campaigns, claim_page, claims, console, coupons, health, images, metrics_endpoint,
+    pages, qr, redemptions, signin, status, tenant, wallet,
 };
 use crate::web::error::{AppError, ErrorCode};
 
@@ -42,6 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(patch().to(campaigns::update)),
         )
         .service(at("/api/v1/campaigns/{id}/claims").route(post().to(claims::create)))
+        .service(at("/api/v1/campaigns/{id}/coupons").route(get().to(coupons::for_consumer)))
+        .service(at("/api/v1/coupons/{code}").route(get().to(coupons::show)))
         .service(at("/api/v1/coupons/{code}/redemptions").route(post().to(redemptions::create)))
         .service(at("/api/v1/redemptions/{id}").route(delete().to(redemptions::undo)))
         // Static files and merchant themes
