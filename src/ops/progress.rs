@@ -18,12 +18,11 @@ impl Progress {
             return Progress::lines(what);
         }
         let bar = match total {
-            Some(n) => ProgressBar::new(n).with_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {wide_msg}")
-                    .expect("constant template")
-                    .progress_chars("=> "),
+            Some(n) => ProgressBar::new(n).with_style(bar_style()),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} {prefix} {elapsed} {wide_msg}")
+                    .expect("constant template"),
             ),
-            None => ProgressBar::new_spinner(),
         };
         bar.set_prefix(what);
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -38,8 +37,10 @@ impl Progress {
         Progress { bar: None, what }
     }
 
+    /// Once the number of steps is known, the spinner becomes a bar.
     pub fn set_total(&self, total: u64) {
         if let Some(bar) = &self.bar {
+            bar.set_style(bar_style());
             bar.set_length(total);
         }
     }
@@ -62,6 +63,12 @@ impl Progress {
             None => tracing::info!(task = self.what, "{message}"),
         }
     }
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed} {wide_msg}")
+        .expect("constant template")
+        .progress_chars("=> ")
 }
 
 impl Drop for Progress {

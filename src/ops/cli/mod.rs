@@ -73,19 +73,28 @@ pub async fn backup(settings: Settings, args: BackupArgs) -> anyhow::Result<()> 
                 .dir
                 .unwrap_or_else(|| settings.backup.dir(&settings.data_dir));
             let keep = settings.backup.keep;
+            // A backup never changes the schema (not even by migrating), so a binary of
+            // another version can still take one; the record of it is best-effort.
             with_store(&settings, |store| async move {
-                crate::store::run_migrations(&store).await?;
                 let progress = Progress::new("backup", None);
                 let slot = chrono::Utc::now();
-                store.claim_backup_slot(slot, "cli").await?;
+                let recorded = match store.claim_backup_slot(slot, "cli").await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %crate::store::describe_pg_error(&e), "this backup is not recorded in backup_runs");
+                        false
+                    }
+                };
                 let outcome = super::backup::backup(&store, &dir, keep, &progress).await;
                 let (file, error) = match &outcome {
                     Ok(o) => (Some(o.path.display().to_string()), None),
                     Err(e) => (None, Some(format!("{e:#}"))),
                 };
-                store
-                    .finish_backup_run(slot, file.as_deref(), error.as_deref())
-                    .await?;
+                if recorded {
+                    store
+                        .finish_backup_run(slot, file.as_deref(), error.as_deref())
+                        .await?;
+                }
                 drop(progress);
                 let outcome = outcome?;
                 for old in &outcome.removed {
@@ -178,8 +187,8 @@ pub async fn audit(settings: Settings, command: AuditCommand) -> anyhow::Result<
                 settings.data_dir = d;
             }
             let key = installation_key(&settings)?;
+            // Read-only: verifying must not change the database it judges.
             with_store(&settings, |store| async move {
-                crate::store::run_migrations(&store).await?;
                 let report = super::audit::verify(&store, &key).await?;
                 if !report.intact() {
                     anyhow::bail!("{}", report.summary());
