@@ -119,7 +119,7 @@ fn describe() {
     describe_gauge!(LIVE_SOCKETS, "Live dashboard WebSockets open on this node.");
     describe_gauge!(
         MAILBOX_DEPTH,
-        "Claims waiting in campaign queues on this node."
+        "Claims waiting in this node's longest campaign queue."
     );
     describe_counter!(
         LEASES_TAKEN,

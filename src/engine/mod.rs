@@ -123,9 +123,28 @@ pub(crate) struct Shared {
     pub check_codes: check_code_guard::CheckCodeGuard,
     /// Campaign rows and counts for readers, kept current by actors and NOTIFY.
     pub reads: reads::Reads,
+    /// The node's longest campaign queue, for the queue-near-full alert.
+    pub largest_queue: LargestQueue,
     /// Background loops (clock sync, NOTIFY, LISTEN, lease keeper), ended on shutdown so
     /// nothing talks to a database that is going away.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// The longest queue any campaign actor of this node reported, and whose it is. The holder
+/// lowers it when its queue drains; a busier actor raises it on its next flush (every few
+/// milliseconds while busy), so the gauge follows the node's worst queue, not the last
+/// actor to flush.
+#[derive(Default)]
+pub(crate) struct LargestQueue(std::sync::Mutex<(Uuid, usize)>);
+
+impl LargestQueue {
+    pub fn report(&self, campaign: Uuid, depth: usize) -> usize {
+        let mut max = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if depth >= max.1 || max.0 == campaign {
+            *max = (campaign, depth);
+        }
+        max.1
+    }
 }
 
 #[derive(Clone)]
@@ -147,6 +166,7 @@ impl Engine {
             directory: Directory::new(),
             check_codes: Default::default(),
             reads: Default::default(),
+            largest_queue: Default::default(),
             notifier: Notifier::new(node_id),
             events: EventBus::default(),
             clock: clock.clone(),
@@ -428,5 +448,24 @@ impl Engine {
     /// Campaign actors running on this node.
     pub fn active_actors(&self) -> usize {
         self.shared.directory.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_gauge_follows_the_longest_queue_not_the_last_report() {
+        let q = LargestQueue::default();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(q.report(a, 500), 500);
+        assert_eq!(
+            q.report(b, 3),
+            500,
+            "a shorter queue does not hide the longest"
+        );
+        assert_eq!(q.report(a, 10), 10, "the holder's queue drained");
+        assert_eq!(q.report(b, 40), 40);
     }
 }

@@ -215,8 +215,10 @@ impl CampaignActor {
     }
 
     pub(super) fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
-        metrics::gauge!(MAILBOX_DEPTH)
-            .set((self.batcher.queued() + self.stock.waiting.len()) as f64);
+        if let Some(shared) = self.shared() {
+            let depth = self.batcher.queued() + self.stock.waiting.len();
+            metrics::gauge!(MAILBOX_DEPTH).set(shared.largest_queue.report(self.id, depth) as f64);
+        }
         if self.batcher.rows.is_empty()
             || self.batcher.in_flight_batches >= self.settings.max_inflight_batches
         {
