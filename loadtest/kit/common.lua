@@ -39,12 +39,13 @@ local function kit_json_object(t)
 end
 
 function done(summary, latency, requests)
-  local status, first, last = {}, nil, 0
+  local status, first, last, parked = {}, nil, 0, 0
   for _, thread in ipairs(kit_threads) do
     local counts = thread:get("kit_status") or {}
     for code, n in pairs(counts) do
       status[code] = (status[code] or 0) + n
     end
+    parked = parked + (thread:get("kit_parked_408") or 0)
     local f, l = thread:get("kit_first") or 0, thread:get("kit_last") or 0
     if f > 0 and (first == nil or f < first) then first = f end
     if l > last then last = l end
@@ -53,11 +54,11 @@ function done(summary, latency, requests)
   if first ~= nil and last > first then window = last - first end
   local e = summary.errors
   io.write(string.format(
-    "KIT-JSON {\"requests\":%d,\"duration_us\":%d,\"window_s\":%.6f," ..
+    "KIT-JSON {\"requests\":%d,\"parked_408\":%d,\"duration_us\":%d,\"window_s\":%.6f," ..
     "\"errors\":{\"connect\":%d,\"read\":%d,\"write\":%d,\"status\":%d,\"timeout\":%d}," ..
     "\"latency_us\":{\"p50\":%d,\"p90\":%d,\"p99\":%d,\"p999\":%d,\"max\":%d,\"mean\":%.1f}," ..
     "\"status\":%s}\n",
-    summary.requests, summary.duration, window,
+    summary.requests, parked, summary.duration, window,
     e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99),
     latency:percentile(99.9), latency.max, latency.mean,

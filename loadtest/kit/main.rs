@@ -98,7 +98,7 @@ fn main() -> ExitCode {
         .build()
         .expect("a tokio runtime");
     // Nothing may hang the run: every phase has its own limit, and so has the whole.
-    let whole = Duration::from_secs(if opts.quick { 600 } else { 1800 });
+    let whole = Duration::from_secs(if opts.quick { 900 } else { 3600 });
     match runtime.block_on(async { tokio::time::timeout(whole, run(opts)).await }) {
         Ok(Ok(true)) => ExitCode::SUCCESS,
         Ok(Ok(false)) => ExitCode::FAILURE,
@@ -132,6 +132,7 @@ async fn phase(
     run: impl Future<Output = anyhow::Result<Row>>,
 ) {
     println!("… {name}");
+    let started = std::time::Instant::now();
     let row = run.await.unwrap_or_else(|e| {
         let mut row = Row::new(key, name, None);
         row.error = Some(format!("{e:#}"));
@@ -143,9 +144,10 @@ async fn phase(
     if let Some(c) = row.check.as_ref().filter(|c| !c.ok) {
         eprintln!("!!! {name}: INVARIANT VIOLATED: {}", c.detail);
     }
-    if let Some(rate) = row.rate {
-        println!("    {} answers/s", report::thousands(rate));
-    }
+    let rate = row.rate.map_or("no rate".into(), |r| {
+        format!("{} answers/s", report::thousands(r))
+    });
+    println!("    {rate} (took {:.1} s)", started.elapsed().as_secs_f64());
     rows.push(row);
 }
 
@@ -220,7 +222,9 @@ async fn measure(
 
     let mut rows = Vec::new();
     let mut memory = json!(null);
-    let outcome: anyhow::Result<()> = async {
+    // Past this the phases stop, and what was measured is still reported and cleaned up.
+    let limit = Duration::from_secs(if opts.quick { 300 } else { 1500 });
+    let phases = async {
         phase(&mut rows, "livez", "GET /livez", phases::livez(&kit)).await;
         phase(
             &mut rows,
@@ -292,14 +296,24 @@ async fn measure(
             memory = m;
         }
         ensure_alive(&mut srv)
-    }
-    .await;
+    };
+    let outcome = match tokio::time::timeout(limit, phases).await {
+        Ok(done) => done,
+        Err(_) => Err(anyhow::anyhow!(
+            "the phases did not finish within {} s; the table has those that did",
+            limit.as_secs()
+        )),
+    };
 
     let targets = report::targets(&rows, &memory);
     let table = report::table(&rows);
     println!("\n{table}");
     if !memory.is_null() {
         println!("{}\n", memory::describe(&memory));
+    }
+    let capacity = report::capacity(&rows);
+    if !capacity.is_null() {
+        println!("{}\n", report::describe_capacity(&capacity));
     }
     println!("{}", report::targets_table(&targets));
     let result = json!({
@@ -314,6 +328,7 @@ async fn measure(
         "binary": server::BINARY,
         "rows": report::rows_json(&rows),
         "memory": memory,
+        "capacity": capacity,
         "targets": targets.iter().map(|(what, measured, wanted, met)| json!({
             "target": what, "measured": measured, "wanted": wanted, "met": met,
         })).collect::<Vec<_>>(),

@@ -65,23 +65,36 @@ pub fn memory_bytes(pid: u32, field: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The PostgreSQL processes doing the kit's work: backends of its database and the
-/// server's shared helpers (WAL writer, checkpointer …, which have no database).
-pub async fn postgres_pids(db: &tokio_postgres::Client) -> Vec<u32> {
-    let sql = "SELECT pid FROM pg_stat_activity \
+/// One look at PostgreSQL's processes doing the kit's work: backends of its database and
+/// the server's shared helpers (WAL writer, checkpointer …, which have no database).
+/// `(pid, what an active backend of the run's database waits for)`, the latter "CPU" when
+/// it waits for nothing and None for idle backends and helpers.
+async fn postgres_now(db: &tokio_postgres::Client) -> Vec<(u32, Option<String>)> {
+    let sql = "SELECT pid, CASE WHEN datname IS NOT NULL AND state = 'active' \
+                 THEN coalesce(wait_event_type || ':' || wait_event, 'CPU') END \
+               FROM pg_stat_activity \
                WHERE (datname = current_database() OR datname IS NULL) AND pid <> pg_backend_pid()";
     match db.query(sql, &[]).await {
         Ok(rows) => rows
             .iter()
-            .map(|r| r.get::<_, i32>(0))
-            .filter_map(|p| u32::try_from(p).ok())
+            .filter_map(|r| Some((u32::try_from(r.get::<_, i32>(0)).ok()?, r.get(1))))
             .collect(),
         Err(_) => Vec::new(),
     }
 }
 
-/// CPU used during a phase, in cores (CPU seconds per wall second).
-#[derive(Debug, Clone, Copy, Default)]
+/// The run's database's commits and the server's WAL fsyncs so far (PostgreSQL 14+).
+async fn postgres_counters(db: &tokio_postgres::Client) -> Option<(i64, i64)> {
+    let sql =
+        "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()), \
+                      (SELECT wal_sync FROM pg_stat_wal)";
+    let row = db.query_one(sql, &[]).await.ok()?;
+    Some((row.get(0), row.get(1)))
+}
+
+/// CPU used during a phase, in cores (CPU seconds per wall second), and what PostgreSQL
+/// was doing.
+#[derive(Debug, Clone, Default)]
 pub struct Usage {
     pub wall_s: f64,
     pub ecoupon: f64,
@@ -90,6 +103,13 @@ pub struct Usage {
     pub generator: f64,
     /// The whole machine's busy cores.
     pub machine: f64,
+    /// Commits in the run's database per second (statistics may lag a second).
+    pub commits_per_s: Option<f64>,
+    /// WAL fsyncs per second, server-wide (other databases' too).
+    pub wal_syncs_per_s: Option<f64>,
+    /// What the run's database's active backends waited for, as shares of 200 ms samples
+    /// (e.g. `IO:WalSync`, `Lock:transactionid`, `CPU`), largest first.
+    pub waits: Vec<(String, f64)>,
 }
 
 impl Usage {
@@ -109,7 +129,22 @@ impl Usage {
         }
     }
 
-    pub fn to_json(self) -> serde_json::Value {
+    /// The two largest waits, e.g. "IO:WalSync 60 %, CPU 30 %".
+    pub fn top_waits(&self) -> String {
+        let top: Vec<String> = self
+            .waits
+            .iter()
+            .take(2)
+            .map(|(w, share)| format!("{w} {:.0} %", share * 100.0))
+            .collect();
+        if top.is_empty() {
+            "idle".into()
+        } else {
+            top.join(", ")
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
         json!({
             "wall_s": self.wall_s,
             "ecoupon_cores": self.ecoupon,
@@ -118,24 +153,38 @@ impl Usage {
             "generator_share": self.generator_share(),
             "machine_busy_cores": self.machine,
             "other_cores": self.other(),
+            "postgres_commits_per_s": self.commits_per_s,
+            "wal_fsyncs_per_s": self.wal_syncs_per_s,
+            "postgres_waits": self.waits.iter().map(|(w, s)| json!({"wait": w, "share": s})).collect::<Vec<_>>(),
         })
     }
 }
 
-/// PostgreSQL's CPU ticks per process: (at the phase's start or 0 for a process that
-/// started during it, latest seen).
-type PgTicks = Arc<Mutex<HashMap<u32, (u64, u64)>>>;
+/// What the sampler saw of PostgreSQL.
+#[derive(Default)]
+struct PgSamples {
+    /// CPU ticks per process: (at the phase's start, or 0 for a process that started
+    /// during it; latest seen).
+    ticks: HashMap<u32, (u64, u64)>,
+    /// Active backends of the run's database by what they waited for, summed over samples.
+    waits: HashMap<String, u64>,
+}
 
-/// Reads the ticks of the current PostgreSQL processes into `seen`.
-async fn sample_postgres(db: &tokio_postgres::Client, seen: &PgTicks, baseline: bool) {
-    let pids = postgres_pids(db).await;
+type Shared = Arc<Mutex<PgSamples>>;
+
+async fn sample_postgres(db: &tokio_postgres::Client, seen: &Shared, baseline: bool) {
+    let now = postgres_now(db).await;
     let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-    for pid in pids {
+    for (pid, wait) in now {
         if let Some((own, _)) = cpu_ticks(&pid.to_string()) {
             let entry = seen
+                .ticks
                 .entry(pid)
                 .or_insert((if baseline { own } else { 0 }, own));
             entry.1 = own;
+        }
+        if let (Some(wait), false) = (wait, baseline) {
+            *seen.waits.entry(wait).or_default() += 1;
         }
     }
 }
@@ -148,15 +197,17 @@ pub struct Meter {
     server_pid: u32,
     server: u64,
     generator: u64,
-    postgres: PgTicks,
+    postgres: Shared,
+    counters: Option<(i64, i64)>,
     sampler: tokio::task::JoinHandle<()>,
     machine: u64,
 }
 
 impl Meter {
     pub async fn start(server_pid: u32, db: &Arc<tokio_postgres::Client>) -> Meter {
-        let postgres = PgTicks::default();
+        let postgres = Shared::default();
         sample_postgres(db, &postgres, true).await;
+        let counters = postgres_counters(db).await;
         let sampler = {
             let (db, postgres) = (db.clone(), postgres.clone());
             tokio::spawn(async move {
@@ -173,6 +224,7 @@ impl Meter {
             server: cpu_ticks(&server_pid.to_string()).map_or(0, |t| t.0),
             generator: own + children,
             postgres,
+            counters,
             sampler,
             machine: machine_ticks().0,
         }
@@ -186,19 +238,32 @@ impl Meter {
         let machine = machine_ticks().0;
         self.sampler.abort();
         sample_postgres(db, &self.postgres, false).await;
+        let counters = postgres_counters(db).await;
+        let per_s = |d: i64| d as f64 / wall;
         let seen = self.postgres.lock().unwrap_or_else(|p| p.into_inner());
         let pg_ticks: u64 = seen
+            .ticks
             .values()
             .map(|(first, last)| last.saturating_sub(*first))
             .sum();
+        let samples: u64 = seen.waits.values().sum();
+        let mut waits: Vec<(String, f64)> = seen
+            .waits
+            .iter()
+            .map(|(w, n)| (w.clone(), *n as f64 / samples.max(1) as f64))
+            .collect();
+        waits.sort_by(|a, b| b.1.total_cmp(&a.1));
         let hz = ticks_per_second();
         let cores = |ticks: u64| ticks as f64 / hz / wall;
         Usage {
             wall_s: wall,
             ecoupon: cores(server.saturating_sub(self.server)),
-            postgres: (!seen.is_empty()).then(|| cores(pg_ticks)),
+            postgres: (!seen.ticks.is_empty()).then(|| cores(pg_ticks)),
             generator: cores((own + children).saturating_sub(self.generator)),
             machine: cores(machine.saturating_sub(self.machine)),
+            commits_per_s: self.counters.zip(counters).map(|(a, b)| per_s(b.0 - a.0)),
+            wal_syncs_per_s: self.counters.zip(counters).map(|(a, b)| per_s(b.1 - a.1)),
+            waits,
         }
     }
 }

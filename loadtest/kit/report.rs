@@ -44,7 +44,8 @@ impl Row {
         self.latency = Some(result.latency_us);
         self.usage = Some(usage);
         self.extra = json!({
-            "answers": result.requests,
+            "answers": result.answers(),
+            "parked_408": result.parked_408,
             "status": result.status,
             "non_2xx": result.errors.status,
             "socket_errors": result.socket_errors(),
@@ -92,8 +93,8 @@ pub fn rate_of<'a>(rows: &'a [Row], key: &str) -> Option<&'a Row> {
 pub fn table(rows: &[Row]) -> String {
     let livez = rate_of(rows, "livez").and_then(|r| r.rate);
     let mut out = String::from(
-        "| request | conns | answers/s | p50 | p90 | p99 | p99.9 | vs `/livez` | ecoupon cores | PostgreSQL cores | generator cores (share) | other cores | invariants |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| request | conns | answers/s | p50 | p90 | p99 | p99.9 | vs `/livez` | ecoupon cores | PostgreSQL cores | generator cores (share) | other cores | PG commits/s | PG backends wait for | invariants |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let dash = || "–".to_string();
@@ -102,8 +103,8 @@ pub fn table(rows: &[Row]) -> String {
             (Some(rate), Some(l), true) if l > 0.0 => format!("{:.2}", rate / l),
             _ => dash(),
         };
-        let (eco, pg, generator, other) = r.usage.map_or_else(
-            || (dash(), dash(), dash(), dash()),
+        let (eco, pg, generator, other, commits, waits) = r.usage.as_ref().map_or_else(
+            || (dash(), dash(), dash(), dash(), dash(), dash()),
             |u| {
                 (
                     cores(u.ecoupon),
@@ -114,6 +115,8 @@ pub fn table(rows: &[Row]) -> String {
                         u.generator_share() * 100.0
                     ),
                     cores(u.other()),
+                    u.commits_per_s.map_or_else(dash, thousands),
+                    u.top_waits(),
                 )
             },
         );
@@ -124,7 +127,7 @@ pub fn table(rows: &[Row]) -> String {
             (None, None) => dash(),
         };
         out += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.name,
             r.connections.map_or_else(dash, |c| c.to_string()),
             r.rate.map_or_else(dash, thousands),
@@ -137,6 +140,8 @@ pub fn table(rows: &[Row]) -> String {
             pg,
             generator,
             other,
+            commits,
+            waits,
             check,
         );
     }
@@ -243,12 +248,46 @@ pub fn rows_json(rows: &[Row]) -> Value {
                         (Some(rate), Some(l), true) if l > 0.0 => Some(rate / l),
                         _ => None,
                     },
-                    "cpu": r.usage.map(Usage::to_json),
+                    "cpu": r.usage.as_ref().map(Usage::to_json),
                     "invariants": r.check.as_ref().map(Check::to_json),
                     "error": r.error,
                     "detail": r.extra,
                 })
             })
             .collect(),
+    )
+}
+
+/// Claims per second per core of ecoupon and of PostgreSQL, and claims per commit, from
+/// the 200-connection hot-campaign phase: the figures a capacity plan starts from.
+pub fn capacity(rows: &[Row]) -> Value {
+    let Some(row) = rate_of(rows, "claims_hot_200") else {
+        return Value::Null;
+    };
+    let (Some(rate), Some(u)) = (row.rate, row.usage.as_ref()) else {
+        return Value::Null;
+    };
+    let per = |cores: f64| (cores > 0.0).then(|| rate / cores);
+    json!({
+        "claims_per_s": rate,
+        "claims_per_ecoupon_core_s": per(u.ecoupon),
+        "claims_per_postgres_core_s": u.postgres.and_then(per),
+        "claims_per_commit": u.commits_per_s.filter(|c| *c > 0.0).map(|c| rate / c),
+        "cpu_us_per_claim_ecoupon": (rate > 0.0).then(|| u.ecoupon / rate * 1e6),
+        "cpu_us_per_claim_postgres": u.postgres.filter(|_| rate > 0.0).map(|p| p / rate * 1e6),
+    })
+}
+
+pub fn describe_capacity(c: &Value) -> String {
+    let n = |k: &str| c[k].as_f64().map_or("?".into(), thousands);
+    let f = |k: &str| c[k].as_f64().map_or("?".into(), |v| format!("{v:.1}"));
+    format!(
+        "Capacity (200-connection claim phase): {} claims/s per ecoupon core ({} µs of CPU a \
+         claim), {} per PostgreSQL core ({} µs), {} claims per PostgreSQL commit.",
+        n("claims_per_ecoupon_core_s"),
+        f("cpu_us_per_claim_ecoupon"),
+        n("claims_per_postgres_core_s"),
+        f("cpu_us_per_claim_postgres"),
+        f("claims_per_commit"),
     )
 }

@@ -25,7 +25,11 @@ pub const DRAIN: Duration = Duration::from_secs(3);
 /// What the Lua `done()` reports.
 #[derive(Debug, Clone, Deserialize)]
 pub struct WrkResult {
+    /// Answers, the parked connections' 408s included (see `parked_408`).
     pub requests: u64,
+    /// actix-web's 408 to connections parked for more than 5 s ("once" phases only).
+    #[serde(default)]
+    pub parked_408: u64,
     pub duration_us: u64,
     /// First claim sent to last answer (claim scripts only; 0 otherwise).
     pub window_s: f64,
@@ -63,7 +67,12 @@ impl WrkResult {
         } else {
             self.duration_us as f64 / 1e6
         };
-        self.requests as f64 / secs.max(1e-9)
+        self.answers() as f64 / secs.max(1e-9)
+    }
+
+    /// Answers to the phase's requests.
+    pub fn answers(&self) -> u64 {
+        self.requests.saturating_sub(self.parked_408)
     }
 
     pub fn count(&self, status: u16) -> u64 {
