@@ -18,6 +18,7 @@ mod claims;
 mod consumers;
 mod coupon_lookup;
 mod export;
+mod idempotency;
 mod images;
 mod leases;
 mod live;
@@ -52,6 +53,7 @@ pub use claims::{RedeemInput, StaffCouponView};
 pub use consumers::{CompletedSignin, NewSigninRequest, PendingSignin, TakeSignin};
 pub use coupon_lookup::{CouponLookup, CouponRedemption};
 pub use export::{Cell, Dataset, ExportRange, ExportRows};
+pub use idempotency::IdempotencyBegin;
 pub use leases::{Lease, ReapedLease};
 pub use live::{LiveCounts, LiveRedemption, LiveSessionRow};
 pub use merchants::{

@@ -1,10 +1,11 @@
 //! `POST /api/v1/campaigns/{id}/claims`: the flash-sale path, straight into the engine.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::auth::ApiAuth;
+use super::idempotency;
 use super::AppState;
 use crate::domain::consumer::ConsumerRef;
 use crate::engine::ClaimError;
@@ -26,7 +27,27 @@ pub(super) fn claim_error(e: ClaimError) -> AppError {
     }
 }
 
+/// With an `Idempotency-Key` header the claim runs under it (see `web::idempotency`);
+/// without one this costs a header lookup.
 pub async fn create(
+    req: HttpRequest,
+    auth: ApiAuth,
+    state: web::Data<AppState>,
+    campaign_id: web::Path<Uuid>,
+    body: web::Json<ClaimRequest>,
+) -> AppResult<HttpResponse> {
+    match idempotency::key(&req)? {
+        None => claim(auth, state, campaign_id, body).await,
+        Some(key) => {
+            let fingerprint = body.consumer.as_bytes().to_vec();
+            let (a, s) = (auth.clone(), state.clone());
+            let go = move || claim(auth, state, campaign_id, body);
+            idempotency::run(&req, key, &a, &s, &fingerprint, go).await
+        }
+    }
+}
+
+async fn claim(
     auth: ApiAuth,
     state: web::Data<AppState>,
     campaign_id: web::Path<Uuid>,

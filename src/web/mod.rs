@@ -20,6 +20,7 @@ mod coupons;
 pub mod error;
 mod health;
 pub mod i18n;
+pub mod idempotency;
 mod images;
 pub mod metrics_endpoint;
 pub mod middleware;

@@ -7,12 +7,13 @@
 //! without one. `"store"` is free text, kept as given and matched onto one of the tenant's
 //! stores by code (any case) or exact name.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::auth::ApiAuth;
+use super::idempotency;
 use super::AppState;
 use crate::domain::coupon_code::CouponCode;
 use crate::domain::verification::{CheckCode, CheckCodePolicy, CheckCodeRejection};
@@ -49,7 +50,26 @@ fn wrong_check_code() -> AppError {
     AppError::conflict(r.code(), r.to_string())
 }
 
+/// With an `Idempotency-Key` header the redemption runs under it (see `web::idempotency`).
 pub async fn create(
+    req: HttpRequest,
+    auth: ApiAuth,
+    state: web::Data<AppState>,
+    code: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    match idempotency::key(&req)? {
+        None => redeem(auth, state, code, body).await,
+        Some(key) => {
+            let fingerprint = body.clone();
+            let (a, s) = (auth.clone(), state.clone());
+            let go = move || redeem(auth, state, code, body);
+            idempotency::run(&req, key, &a, &s, &fingerprint, go).await
+        }
+    }
+}
+
+async fn redeem(
     auth: ApiAuth,
     state: web::Data<AppState>,
     code: web::Path<String>,

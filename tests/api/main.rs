@@ -2,6 +2,7 @@
 //! One binary for all of them, so the build links once.
 
 mod api_coupons;
+mod api_idempotency;
 mod auth;
 mod axe;
 mod backpressure;

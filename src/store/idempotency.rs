@@ -1,0 +1,128 @@
+//! Idempotency keys (`idempotency_keys`): the first request with a key claims the row, runs,
+//! and stores its answer; retries compare request hashes and replay that answer.
+
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+
+/// What a request carrying an idempotency key should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// This request holds the key: run it, then [`Store::finish_idempotent`].
+    Started,
+    /// The key's first request finished: answer what it answered.
+    Replay { status: i16, body: Vec<u8> },
+    /// The key was used for a different request.
+    Reused,
+    /// The key's first request is still running.
+    InUse,
+}
+
+/// Rows purged per opportunistic sweep: small, so no request waits long on it.
+const PURGE_BATCH: i64 = 1000;
+
+impl Store {
+    /// Claims `key` for this request, or reports what it was used for. An expired row (over
+    /// 24 hours old) is taken over as if it did not exist. Concurrent first requests
+    /// serialise on the primary key: exactly one gets `Started`.
+    #[tracing::instrument(level = "debug", skip_all, fields(api_key_id = %api_key_id))]
+    pub async fn begin_idempotent(
+        &self,
+        api_key_id: Uuid,
+        key: &str,
+        request_hash: &[u8],
+    ) -> Result<IdempotencyBegin, StoreError> {
+        let client = self.pool.get().await?;
+        let claimed = client
+            .query_opt(
+                "INSERT INTO idempotency_keys (api_key_id, key, request_hash)
+                 VALUES ($1, $2, $3)
+                 ON CONFLICT (api_key_id, key) DO UPDATE
+                    SET request_hash = EXCLUDED.request_hash, status = NULL, body = NULL,
+                        created_at = now()
+                    WHERE idempotency_keys.created_at < now() - interval '24 hours'
+                 RETURNING 1",
+                &[&api_key_id, &key, &request_hash],
+            )
+            .await?;
+        if claimed.is_some() {
+            return Ok(IdempotencyBegin::Started);
+        }
+        let row = client
+            .query_opt(
+                "SELECT request_hash, status, body FROM idempotency_keys
+                 WHERE api_key_id = $1 AND key = $2",
+                &[&api_key_id, &key],
+            )
+            .await?;
+        // Gone between the two statements (abandoned by a failed first request): the
+        // caller may simply try again, which is what a 409 tells it.
+        let Some(row) = row else {
+            return Ok(IdempotencyBegin::InUse);
+        };
+        let stored_hash: Vec<u8> = row.get(0);
+        if stored_hash != request_hash {
+            return Ok(IdempotencyBegin::Reused);
+        }
+        match (
+            row.get::<_, Option<i16>>(1),
+            row.get::<_, Option<Vec<u8>>>(2),
+        ) {
+            (Some(status), body) => Ok(IdempotencyBegin::Replay {
+                status,
+                body: body.unwrap_or_default(),
+            }),
+            (None, _) => Ok(IdempotencyBegin::InUse),
+        }
+    }
+
+    /// Stores the first request's answer for replay.
+    #[tracing::instrument(level = "debug", skip_all, fields(api_key_id = %api_key_id))]
+    pub async fn finish_idempotent(
+        &self,
+        api_key_id: Uuid,
+        key: &str,
+        status: i16,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE idempotency_keys SET status = $3, body = $4
+                 WHERE api_key_id = $1 AND key = $2 AND status IS NULL",
+                &[&api_key_id, &key, &status, &body],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Frees a key whose request changed nothing and should be retried (a 5xx or 429), so
+    /// the retry runs instead of replaying the failure.
+    #[tracing::instrument(level = "debug", skip_all, fields(api_key_id = %api_key_id))]
+    pub async fn abandon_idempotent(&self, api_key_id: Uuid, key: &str) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "DELETE FROM idempotency_keys
+                 WHERE api_key_id = $1 AND key = $2 AND status IS NULL",
+                &[&api_key_id, &key],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes up to a batch of keys older than 24 hours; returns how many went.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn purge_idempotency_keys(&self) -> Result<u64, StoreError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "DELETE FROM idempotency_keys WHERE ctid IN (
+                    SELECT ctid FROM idempotency_keys
+                    WHERE created_at < now() - interval '24 hours' LIMIT $1)",
+                &[&PURGE_BATCH],
+            )
+            .await?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,182 @@
+//! `Idempotency-Key` on API POSTs, Stripe's model. The first request with a key runs and
+//! its answer (status and body) is kept for 24 hours, per API key; a retry with the same
+//! key and the same request gets that answer again with `Idempotent-Replayed: true`; the
+//! same key with another request is 422 `idempotency_key_reused`; while the first request
+//! is still running, 409 `idempotency_key_in_use`.
+//!
+//! Without the header nothing here costs more than the header lookup: the flash-sale claim
+//! path stays as it was.
+
+use std::future::Future;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+
+use super::auth::ApiAuth;
+use super::AppState;
+use crate::domain::token::sha256;
+use crate::store::IdempotencyBegin;
+use crate::web::error::{AppError, AppResult, RenderedError};
+
+pub const HEADER: &str = "Idempotency-Key";
+pub const REPLAYED: &str = "Idempotent-Replayed";
+const MAX_LEN: usize = 255;
+
+/// The request's idempotency key, if it sent one. Only this runs on a request without
+/// the header.
+pub fn key(req: &HttpRequest) -> AppResult<Option<String>> {
+    let Some(value) = req.headers().get(HEADER) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= MAX_LEN)
+        .ok_or_else(|| {
+            AppError::invalid(
+                "invalid_idempotency_key",
+                format!("{HEADER} must be 1 to {MAX_LEN} visible ASCII characters"),
+            )
+        })?;
+    Ok(Some(key.to_string()))
+}
+
+/// Runs `run` under `key`. `fingerprint` is the request's content as the handler
+/// understood it; with the method and path it decides whether a retry is "the same
+/// request".
+pub async fn run<F, Fut>(
+    req: &HttpRequest,
+    key: String,
+    auth: &ApiAuth,
+    state: &web::Data<AppState>,
+    fingerprint: &[u8],
+    run: F,
+) -> AppResult<HttpResponse>
+where
+    F: FnOnce() -> Fut + 'static,
+    Fut: Future<Output = AppResult<HttpResponse>> + 'static,
+{
+    let mut hashed = Vec::with_capacity(fingerprint.len() + 64);
+    hashed.extend_from_slice(req.method().as_str().as_bytes());
+    hashed.push(b' ');
+    hashed.extend_from_slice(req.path().as_bytes());
+    hashed.push(b'\n');
+    hashed.extend_from_slice(fingerprint);
+    let request_hash = sha256(&hashed);
+
+    let store = state.store.clone();
+    let api_key_id = auth.key_id;
+    maybe_purge(&store);
+    match store
+        .begin_idempotent(api_key_id, &key, &request_hash)
+        .await?
+    {
+        IdempotencyBegin::Started => {}
+        IdempotencyBegin::Replay { status, body } => {
+            let status = u16::try_from(status)
+                .ok()
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("stored status {status}")))?;
+            let rendered = status
+                .is_client_error()
+                .then(|| rendered_error(&body))
+                .flatten();
+            let mut response = HttpResponse::build(status)
+                .insert_header((REPLAYED, "true"))
+                .content_type("application/json")
+                .body(body);
+            // Without this the error middleware would take a replayed error for one of
+            // actix's own and rewrite it.
+            if let Some(rendered) = rendered {
+                response.extensions_mut().insert(rendered);
+            }
+            return Ok(response);
+        }
+        IdempotencyBegin::Reused => {
+            return Err(AppError::invalid(
+                "idempotency_key_reused",
+                format!("this {HEADER} was used for a different request"),
+            ))
+        }
+        IdempotencyBegin::InUse => {
+            return Err(AppError::conflict(
+                "idempotency_key_in_use",
+                format!("a request with this {HEADER} is still in progress; retry shortly"),
+            )
+            .with_retry_after(1))
+        }
+    }
+
+    // Its own task: if the client goes away, actix drops this handler, but the request and
+    // the recording of its answer still finish, so a retry replays what happened rather
+    // than finding the key held forever.
+    let task = actix_web::rt::spawn(async move {
+        let response = match run().await {
+            Ok(r) => r,
+            Err(e) => e.error_response(),
+        };
+        let status = response.status();
+        let (head, body) = response.into_parts();
+        let body = match actix_web::body::to_bytes(body).await {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = store.abandon_idempotent(api_key_id, &key).await;
+                return Err(AppError::internal(anyhow::anyhow!("response body: {e}")));
+            }
+        };
+        // 5xx and 429 changed nothing and say "try again": the retry must run, not replay.
+        let recorded = if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            store.abandon_idempotent(api_key_id, &key).await
+        } else {
+            let code = i16::try_from(status.as_u16()).unwrap_or(500);
+            store.finish_idempotent(api_key_id, &key, code, &body).await
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "could not record an idempotent answer");
+        }
+        Ok(head.set_body(body).map_into_boxed_body())
+    });
+    task.await
+        .map_err(|e| AppError::internal(anyhow::anyhow!("idempotent request task: {e}")))?
+}
+
+/// The code and message of a stored error body, as the error middleware expects them.
+fn rendered_error(body: &[u8]) -> Option<RenderedError> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let error = value.get("error")?;
+    Some(RenderedError {
+        code: intern(error.get("code")?.as_str()?),
+        message: error.get("message")?.as_str()?.to_string(),
+    })
+}
+
+/// Error codes are `&'static str`; a replayed one is read back from the database. Each
+/// distinct code is leaked once, and there are only as many as the API has codes (bounded
+/// anyway, should stored bodies have been edited by hand).
+fn intern(code: &str) -> &'static str {
+    static CODES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut codes = CODES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(known) = codes.iter().find(|c| **c == code) {
+        return known;
+    }
+    if codes.len() >= 256 {
+        return "replayed_error";
+    }
+    let leaked: &'static str = Box::leak(code.to_string().into_boxed_str());
+    codes.push(leaked);
+    leaked
+}
+
+/// Expired keys go in small sweeps riding on about one keyed request in 256, so no job
+/// needs to exist for them and no request waits on one.
+fn maybe_purge(store: &crate::store::Store) {
+    if rand::random::<u8>() == 0 {
+        let store = store.clone();
+        actix_web::rt::spawn(async move {
+            if let Err(e) = store.purge_idempotency_keys().await {
+                tracing::warn!(error = %e, "could not purge old idempotency keys");
+            }
+        });
+    }
+}
