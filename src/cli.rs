@@ -64,6 +64,9 @@ pub enum Command {
     /// Operator accounts: request, approval by another operator, disable.
     #[command(subcommand)]
     Operator(crate::ops::cli::OperatorCommand),
+    /// API keys: create (printed once), list, revoke by prefix.
+    #[command(subcommand)]
+    Key(crate::cli_keys::KeyCommand),
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -219,6 +222,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Certificate(command) => crate::ops::cli::certificate(settings, command),
         Command::Notice(command) => crate::ops::cli::notice(settings, command).await,
         Command::Operator(command) => crate::ops::cli::operator(settings, command).await,
+        Command::Key(command) => crate::cli_keys::run(&settings, command).await,
         Command::Tenant(TenantCommand::Export(args)) => {
             crate::ops::cli::tenant_export(settings, args).await
         }

@@ -4,6 +4,8 @@
 /// What `main` runs: `serve`, `migrate`, `tenant …`, `user invite`, and the operations
 /// commands of [`ops`].
 pub mod cli;
+/// `key create|list|revoke`: API keys from the command line.
+pub mod cli_keys;
 /// Settings from a TOML file, `ECOUPON_*` variables and flags; generated secrets.
 pub mod config;
 /// Pure business rules: parsing, limits, windows, codes. No IO.

@@ -17,6 +17,35 @@ pub const SCOPES_ALL: &[&str] = &[
     "redemptions:write",
 ];
 
+/// Every scope there is (`SCOPES_ALL` is what a tenant's first key gets).
+pub const SCOPES_KNOWN: &[&str] = &[
+    "campaigns:read",
+    "campaigns:write",
+    "claims:write",
+    "redemptions:write",
+    "export:read",
+    "keys:admin",
+];
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scope {0:?}; the scopes are: campaigns:read, campaigns:write, claims:write, redemptions:write, export:read, keys:admin")]
+pub struct UnknownScope(pub String);
+
+/// Checks and de-duplicates requested scopes, keeping their order.
+pub fn parse_scopes(raw: &[String]) -> Result<Vec<String>, UnknownScope> {
+    let mut scopes: Vec<String> = Vec::new();
+    for s in raw {
+        let s = s.trim();
+        if !SCOPES_KNOWN.contains(&s) {
+            return Err(UnknownScope(s.to_string()));
+        }
+        if !scopes.iter().any(|known| known == s) {
+            scopes.push(s.to_string());
+        }
+    }
+    Ok(scopes)
+}
+
 /// A freshly generated key: shown once, then only its hash exists.
 pub struct NewApiKey {
     pub plaintext: String,
@@ -87,6 +116,19 @@ mod tests {
         assert_eq!(presented.hash(), key.hash);
         assert!(key.plaintext.starts_with(&key.prefix));
         assert_ne!(NewApiKey::generate().plaintext, key.plaintext);
+    }
+
+    #[test]
+    fn scopes_are_checked_and_deduplicated() {
+        let raw = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_scopes(&raw(&["claims:write", "keys:admin", "claims:write"])).unwrap(),
+            raw(&["claims:write", "keys:admin"])
+        );
+        assert_eq!(
+            parse_scopes(&raw(&["claims:write", "claims:delete"])).unwrap_err(),
+            UnknownScope("claims:delete".into())
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use tokio_postgres::NoTls;
 use crate::config::DatabaseSettings;
 
 mod admin;
+mod api_keys;
 mod audit;
 pub mod backups;
 mod campaign_activity;
@@ -37,6 +38,7 @@ mod tenants;
 mod wallet;
 
 pub use admin::{ensure_database, AdminError};
+pub use api_keys::{ApiKeyListing, PrefixRevoke};
 pub use audit::{
     declared_erasures, AuditCut, AuditEntry, AuditRecord, ChainEvent, ChainHead, ChainRow,
     Checkpoint, PURGE_ACTION,

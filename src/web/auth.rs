@@ -40,7 +40,7 @@ impl ApiAuth {
             Ok(())
         } else {
             Err(AppError::new(
-                ErrorCode::Forbidden,
+                ErrorCode::Denied("insufficient_scope"),
                 format!("this API key lacks the {scope} scope"),
             ))
         }

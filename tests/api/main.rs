@@ -11,6 +11,7 @@ mod campaigns;
 mod check_codes;
 mod claims;
 mod cli;
+mod cli_keys;
 mod console_browser;
 mod console_campaigns;
 mod console_export;
