@@ -208,6 +208,10 @@ async fn mail_loop(store: Store, mailer: Option<Mailer>, poll: Duration) {
                 }
             }
         }
+        // For the outbox-lag alert: mail due but not accepted, whatever the reason.
+        if let Ok(lag) = store.mail_lag_seconds().await {
+            crate::metrics::outbox_lag("mail", lag);
+        }
         tokio::time::sleep(poll).await;
     }
 }

@@ -322,6 +322,19 @@ impl Store {
         Ok(())
     }
 
+    /// How long the oldest message that is due has been waiting (0 when none is).
+    pub async fn mail_lag_seconds(&self) -> Result<f64, StoreError> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .query_one(
+                "SELECT coalesce(extract(epoch FROM now() - min(send_after)), 0)::float8
+                 FROM mail_outbox WHERE sent_at IS NULL AND send_after <= now()",
+                &[],
+            )
+            .await?
+            .get(0))
+    }
+
     /// Messages not yet accepted by the mail server.
     pub async fn mail_backlog(&self) -> Result<i64, StoreError> {
         let client = self.pool.get().await?;

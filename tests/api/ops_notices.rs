@@ -202,6 +202,21 @@ async fn maintenance_mail_reaches_owners_even_when_the_smtp_server_was_down() {
         )
         .await;
     assert_eq!(unsent, 1);
+    // The outbox-lag gauge shows mail waiting (other tests' nodes set it too, so only
+    // that it appears is checked).
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("ecoupon_outbox_lag_seconds{kind=\"mail\"}"),
+        "{metrics}"
+    );
 
     let started = std::time::Instant::now();
     let smtp = Smtp::start(port);
