@@ -68,6 +68,10 @@ function response(status)
   kit_last = kit_now()
   if mode == "once" then
     pending = pending - 1
+    if (#paths - pending) % 5000 == 0 then
+      io.write("KIT-PROGRESS " .. (#paths - pending) .. "\n")
+      io.flush()
+    end
     if pending == 0 then
       -- wrk's main thread sleeps for the whole -d; the kit interrupts it (SIGINT) once
       -- every thread has said this.

@@ -209,6 +209,7 @@ async fn measure(
         pg: std::sync::Arc::new(db.client().await?),
         pg_config: db.config.clone(),
         server_pid: srv.pid,
+        log: srv.log.clone(),
         scripts: wrk::Scripts::write(scratch)?,
         scratch: scratch.to_path_buf(),
         seconds,

@@ -75,11 +75,17 @@ pub async fn idle_campaigns(
     let row = kit.claim_phase(row, NAME, &ids, true, 0).await?;
     tokio::time::sleep(settle).await;
     let after = rss();
+    // Per campaign that was claimed (all of them, unless the phase was cut short).
+    let claimed: u64 = row.extra["status"]
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
     let growth = before
         .zip(after)
-        .map(|(b, a)| (a as f64 - b as f64) / count as f64);
+        .filter(|_| claimed > 0)
+        .map(|(b, a)| (a as f64 - b as f64) / claimed as f64);
     let memory = json!({
         "campaigns": count,
+        "campaigns_claimed": claimed,
         "insert_seconds": insert_s,
         "rss_at_start_of_phase_mib": mib(at_start),
         "rss_before_claims_mib": mib(before),
@@ -99,9 +105,11 @@ pub fn describe(memory: &Value) -> String {
             .map_or("?".into(), |v| format!("{v:.1} MiB"))
     };
     format!(
-        "Memory with {} idle campaigns (each claimed once, then {} s to settle): VmRSS {} before \
-         the claims, {} after ({} per campaign); peak {}. The {} rows were inserted in {:.1} s.",
+        "Memory with {} idle campaigns ({} claimed once, then {} s to settle): VmRSS {} before \
+         the claims, {} after ({} per claimed campaign); peak {}. The {} rows were inserted in \
+         {:.1} s.",
         crate::report::thousands(memory["campaigns"].as_f64().unwrap_or(0.0)),
+        crate::report::thousands(memory["campaigns_claimed"].as_f64().unwrap_or(0.0)),
         memory["settle_seconds"].as_f64().unwrap_or(0.0),
         f("rss_before_claims_mib"),
         f("rss_after_claims_mib"),

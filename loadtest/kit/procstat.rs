@@ -3,6 +3,7 @@
 //! children it reaped during the phase, i.e. wrk) and the rest of the machine.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -110,6 +111,8 @@ pub struct Usage {
     /// What the run's database's active backends waited for, as shares of 200 ms samples
     /// (e.g. `IO:WalSync`, `Lock:transactionid`, `CPU`), largest first.
     pub waits: Vec<(String, f64)>,
+    /// Lines the server wrote to its log.
+    pub log_lines: u64,
 }
 
 impl Usage {
@@ -155,6 +158,7 @@ impl Usage {
             "other_cores": self.other(),
             "postgres_commits_per_s": self.commits_per_s,
             "wal_fsyncs_per_s": self.wal_syncs_per_s,
+            "server_log_lines": self.log_lines,
             "postgres_waits": self.waits.iter().map(|(w, s)| json!({"wait": w, "share": s})).collect::<Vec<_>>(),
         })
     }
@@ -201,10 +205,17 @@ pub struct Meter {
     counters: Option<(i64, i64)>,
     sampler: tokio::task::JoinHandle<()>,
     machine: u64,
+    log: PathBuf,
+    log_lines: u64,
+}
+
+/// Lines in a file so far.
+fn lines(path: &Path) -> u64 {
+    std::fs::read(path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count() as u64)
 }
 
 impl Meter {
-    pub async fn start(server_pid: u32, db: &Arc<tokio_postgres::Client>) -> Meter {
+    pub async fn start(server_pid: u32, db: &Arc<tokio_postgres::Client>, log: &Path) -> Meter {
         let postgres = Shared::default();
         sample_postgres(db, &postgres, true).await;
         let counters = postgres_counters(db).await;
@@ -227,6 +238,8 @@ impl Meter {
             counters,
             sampler,
             machine: machine_ticks().0,
+            log: log.to_path_buf(),
+            log_lines: lines(log),
         }
     }
 
@@ -264,6 +277,7 @@ impl Meter {
             commits_per_s: self.counters.zip(counters).map(|(a, b)| per_s(b.0 - a.0)),
             wal_syncs_per_s: self.counters.zip(counters).map(|(a, b)| per_s(b.1 - a.1)),
             waits,
+            log_lines: lines(&self.log).saturating_sub(self.log_lines),
         }
     }
 }

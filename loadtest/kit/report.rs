@@ -194,6 +194,16 @@ pub fn targets(rows: &[Row], memory: &Value) -> Vec<(String, String, String, Opt
         hot,
         0.8,
     );
+    let logged = rate_of(rows, "sold_out").and_then(|r| {
+        let answers = r.extra["answers"].as_f64()?;
+        Some(r.usage.as_ref()?.log_lines as f64 / answers.max(1.0))
+    });
+    out.push((
+        "server log lines per sold-out answer (default level)".into(),
+        logged.map_or("–".into(), |l| format!("{l:.3}")),
+        "≈ 0 (< 0.001)".into(),
+        logged.map(|l| l < 0.001),
+    ));
     let p99 = rate_of(rows, "claims_hot_200")
         .and_then(|r| r.latency)
         .map(|l| l.p99 as f64 / 1000.0);

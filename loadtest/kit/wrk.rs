@@ -190,6 +190,7 @@ async fn run(
         .spawn()
         .context("running wrk (Debian package `wrk`; .ci/install-deps installs it)")?;
     let pid = child.id().context("wrk exited at once")?;
+    let started = std::time::Instant::now();
     let mut stdout = BufReader::new(child.stdout.take().context("wrk's stdout")?).lines();
     let mut stderr = child.stderr.take().context("wrk's stderr")?;
     let limit = Duration::from_secs_f64(seconds.ceil() + 60.0);
@@ -197,7 +198,12 @@ async fn run(
         let mut lines = Vec::new();
         let mut done = 0;
         while let Some(line) = stdout.next_line().await? {
-            if line == "KIT-THREAD-DONE" {
+            if let Some(n) = line.strip_prefix("KIT-PROGRESS ") {
+                println!(
+                    "    {n} campaigns answered ({:.0} s)",
+                    started.elapsed().as_secs_f64()
+                );
+            } else if line == "KIT-THREAD-DONE" {
                 done += 1;
                 if Some(done) == once_threads {
                     let _ = kill(Pid::from_raw(pid as i32), Signal::SIGINT);
