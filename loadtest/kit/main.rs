@@ -327,6 +327,7 @@ async fn measure(
         "database": db.describe(),
         "server_log": srv.log,
         "binary": server::BINARY,
+        "server_settings": server::SETTINGS,
         "rows": report::rows_json(&rows),
         "memory": memory,
         "capacity": capacity,

@@ -75,10 +75,9 @@ pub async fn idle_campaigns(
     let row = kit.claim_phase(row, NAME, &ids, true, 0).await?;
     tokio::time::sleep(settle).await;
     let after = rss();
-    // Per campaign that was claimed (all of them, unless the phase was cut short).
-    let claimed: u64 = row.extra["status"]
-        .as_object()
-        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+    // Per campaign claimed (201): all of them, unless the phase was cut short or the
+    // server refused to start more actors (503 `busy` beyond `engine.max_actors`).
+    let claimed = row.extra["status"]["201"].as_u64().unwrap_or(0);
     let growth = before
         .zip(after)
         .filter(|_| claimed > 0)
@@ -86,6 +85,7 @@ pub async fn idle_campaigns(
     let memory = json!({
         "campaigns": count,
         "campaigns_claimed": claimed,
+        "answers_by_status": row.extra["status"],
         "insert_seconds": insert_s,
         "rss_at_start_of_phase_mib": mib(at_start),
         "rss_before_claims_mib": mib(before),

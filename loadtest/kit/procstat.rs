@@ -111,6 +111,8 @@ pub struct Usage {
     /// What the run's database's active backends waited for, as shares of 200 ms samples
     /// (e.g. `IO:WalSync`, `Lock:transactionid`, `CPU`), largest first.
     pub waits: Vec<(String, f64)>,
+    /// How many active-backend samples `waits` is made of.
+    pub wait_samples: u64,
     /// Lines the server wrote to its log.
     pub log_lines: u64,
 }
@@ -140,8 +142,9 @@ impl Usage {
             .take(2)
             .map(|(w, share)| format!("{w} {:.0} %", share * 100.0))
             .collect();
-        if top.is_empty() {
-            "idle".into()
+        // A handful of samples is a backend caught in passing, not what a phase waits for.
+        if self.wait_samples < 5 {
+            "mostly idle".into()
         } else {
             top.join(", ")
         }
@@ -159,6 +162,7 @@ impl Usage {
             "postgres_commits_per_s": self.commits_per_s,
             "wal_fsyncs_per_s": self.wal_syncs_per_s,
             "server_log_lines": self.log_lines,
+            "postgres_wait_samples": self.wait_samples,
             "postgres_waits": self.waits.iter().map(|(w, s)| json!({"wait": w, "share": s})).collect::<Vec<_>>(),
         })
     }
@@ -277,6 +281,7 @@ impl Meter {
             commits_per_s: self.counters.zip(counters).map(|(a, b)| per_s(b.0 - a.0)),
             wal_syncs_per_s: self.counters.zip(counters).map(|(a, b)| per_s(b.1 - a.1)),
             waits,
+            wait_samples: samples,
             log_lines: lines(&self.log).saturating_sub(self.log_lines),
         }
     }

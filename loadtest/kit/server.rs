@@ -169,11 +169,17 @@ fn ecoupon(db: &Database, scratch: &Path, config: &Path) -> Command {
     cmd
 }
 
-/// The settings file: the consumer scenario sends each simulated phone's address in
-/// `X-Forwarded-For` (as a reverse proxy would), so the per-IP limit sees many phones.
+/// The settings that differ from the defaults, and why:
+/// - the consumer scenario sends each simulated phone's address in `X-Forwarded-For` (as
+///   a reverse proxy would), so the per-IP limit sees many phones, not one machine;
+/// - no actor stops for idleness during the run, so the memory phase measures every idle
+///   campaign having had an actor however long its claims take (the default is 5 min).
+pub const SETTINGS: &str = "[pages]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\n\
+                            [engine]\nactor_idle = \"2h\"\n";
+
 fn write_config(scratch: &Path) -> anyhow::Result<PathBuf> {
     let path = scratch.join("ecoupon.toml");
-    std::fs::write(&path, "[pages]\ntrusted_proxies = [\"127.0.0.1/32\"]\n")?;
+    std::fs::write(&path, SETTINGS)?;
     Ok(path)
 }
 
