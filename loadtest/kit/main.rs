@@ -4,8 +4,8 @@
 //! else a private cluster in a temp directory):
 //! 1. starts ecoupon's release binary as a separate process (`serve --no-demo`, logs to a
 //!    file), makes a merchant with `ecoupon tenant create --json`;
-//! 2. measures the ceiling (`GET /livez`) and the naive row-lock baseline
-//!    (`loadtest/baselines.rs`, 16 clients);
+//! 2. measures the ceiling (`GET /livez`, once more later in the run: ratios use the better
+//!    of the two) and the naive row-lock baseline (`loadtest/baselines.rs`, 16 clients);
 //! 3. durable claims/s with p50/p90/p99/p99.9 at 50, 200 and 1,000 connections (one hot
 //!    campaign, a new consumer per request), sold-out answers, authenticated reads, and
 //!    claims spread over 1,000 campaigns: all with wrk and the Lua scripts beside this file;
@@ -259,6 +259,13 @@ async fn measure(
             "read_campaign",
             "GET /api/v1/campaigns/{id}",
             phases::read_campaign(&kit),
+        )
+        .await;
+        phase(
+            &mut rows,
+            "livez_again",
+            "GET /livez again",
+            phases::livez_again(&kit),
         )
         .await;
         phase(

@@ -158,6 +158,16 @@ pub async fn livez(kit: &Kit) -> anyhow::Result<Row> {
     get_phase(kit, row, "/livez", false).await
 }
 
+/// The ceiling again, later in the run (the ratios use the better of the two).
+pub async fn livez_again(kit: &Kit) -> anyhow::Result<Row> {
+    let row = Row::new(
+        "livez_again",
+        "`GET /livez` again (later in the run)",
+        Some(200),
+    );
+    get_phase(kit, row, "/livez", false).await
+}
+
 /// The naive design: one transaction per claim holding the counter row's lock (16
 /// clients through tokio-postgres, from `loadtest/baselines.rs`, on this run's database).
 pub async fn row_lock(kit: &Kit) -> anyhow::Result<Row> {

@@ -89,9 +89,18 @@ pub fn rate_of<'a>(rows: &'a [Row], key: &str) -> Option<&'a Row> {
     rows.iter().find(|r| r.key == key && r.error.is_none())
 }
 
+/// The HTTP ceiling: the better of the two `GET /livez` phases (one first, one later), so
+/// a ceiling measured while the shared machine was busier does not flatter the ratios.
+pub fn ceiling(rows: &[Row]) -> Option<f64> {
+    rows.iter()
+        .filter(|r| r.key.starts_with("livez") && r.error.is_none())
+        .filter_map(|r| r.rate)
+        .reduce(f64::max)
+}
+
 /// The markdown table.
 pub fn table(rows: &[Row]) -> String {
-    let livez = rate_of(rows, "livez").and_then(|r| r.rate);
+    let livez = ceiling(rows);
     let mut out = String::from(
         "| request | conns | answers/s | p50 | p90 | p99 | p99.9 | vs `/livez` | ecoupon cores | PostgreSQL cores | generator cores (share) | other cores | PG commits/s | PG backends wait for | invariants |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
@@ -151,7 +160,7 @@ pub fn table(rows: &[Row]) -> String {
 /// Issue 11's targets, each as a ratio measured in this run.
 pub fn targets(rows: &[Row], memory: &Value) -> Vec<(String, String, String, Option<bool>)> {
     let rate = |key: &str| rate_of(rows, key).and_then(|r| r.rate);
-    let livez = rate("livez");
+    let livez = ceiling(rows);
     let hot = rate("claims_hot_200");
     let mut out = Vec::new();
     let mut ratio = |what: &str, a: Option<f64>, b: Option<f64>, target: f64| {
@@ -240,7 +249,7 @@ pub fn targets_table(targets: &[(String, String, String, Option<bool>)]) -> Stri
 }
 
 pub fn rows_json(rows: &[Row]) -> Value {
-    let livez = rate_of(rows, "livez").and_then(|r| r.rate);
+    let livez = ceiling(rows);
     Value::Array(
         rows.iter()
             .map(|r| {
