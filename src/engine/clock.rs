@@ -11,6 +11,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::metrics::CLOCK_SKEW;
 use crate::store::Store;
 
+const SAMPLES: usize = 3;
+
 #[derive(Clone, Default)]
 pub struct Clock {
     /// Database time minus local time, in microseconds.
@@ -27,10 +29,18 @@ impl Clock {
         TimeDelta::microseconds(self.offset_us.load(Ordering::Relaxed))
     }
 
-    /// Measures the offset once: the database time against the midpoint of the round trip.
+    /// Measures the offset: the database time against the midpoint of the round trip.
+    /// The error is at most half the round trip, so of a few samples the shortest trip
+    /// wins (as NTP does); one slow trip on a busy machine does not move the clock.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn sync(&self, store: &Store) -> Result<(), crate::store::StoreError> {
-        let sample = store.clock_sample().await?;
+        let mut sample = store.clock_sample().await?;
+        for _ in 1..SAMPLES {
+            let next = store.clock_sample().await?;
+            if next.round_trip < sample.round_trip {
+                sample = next;
+            }
+        }
         let half_trip = TimeDelta::from_std(sample.round_trip / 2).unwrap_or_default();
         let midpoint = sample.local_before + half_trip;
         let offset = (sample.database - midpoint).num_microseconds().unwrap_or(0);

@@ -18,7 +18,8 @@ pub struct RulesParams {
     pub total_limit: i64,
     #[serde(default = "one")]
     pub per_consumer_limit: i64,
-    /// None: claims open as soon as the campaign is active (resolved to "now" at parse).
+    /// None: claims open as soon as the campaign is active (resolved at parse to "now",
+    /// less [`OPEN_NOW_SLACK`]).
     #[serde(default)]
     pub claim_starts_at: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -43,11 +44,17 @@ pub struct CampaignRules {
     claim_starts_at: DateTime<Utc>,
 }
 
+/// "Open now" is stored a little in the past. Each node judges windows on its estimate of
+/// the database clock, and two estimates differ by up to half a round trip (more on a
+/// loaded machine); a start of exactly "now" on one node could still be in the future on
+/// another, which would refuse the first claims with `not_started`.
+pub const OPEN_NOW_SLACK: Duration = Duration::seconds(5);
+
 impl CampaignRules {
-    /// `now` stands in for an absent `claim_starts_at`.
+    /// `now` (less [`OPEN_NOW_SLACK`]) stands in for an absent `claim_starts_at`.
     pub fn parse(mut p: RulesParams, now: DateTime<Utc>) -> Result<CampaignRules> {
         use CampaignError as E;
-        let claim_starts_at = *p.claim_starts_at.get_or_insert(now);
+        let claim_starts_at = *p.claim_starts_at.get_or_insert(now - OPEN_NOW_SLACK);
         ranged::<i64>(p.total_limit, 1..=10_000_000, E::InvalidTotalLimit)?;
         ranged::<i32>(p.per_consumer_limit, 1..=1000, E::InvalidPerConsumerLimit)?;
         if matches!(p.claim_ends_at, Some(end) if end <= claim_starts_at) {
@@ -138,13 +145,15 @@ mod tests {
     #[test]
     fn limits_and_windows() {
         let r = create("").unwrap().rules().clone();
-        assert_eq!((r.claim_starts_at(), r.per_consumer_limit()), (t(1000), 1));
+        // Created at t(1000) without a start: open from a little earlier.
+        assert_eq!((r.claim_starts_at(), r.per_consumer_limit()), (t(995), 1));
         assert_eq!((r.uses_per_coupon(), r.valid_for()), (1, None));
         let code = |s: CampaignStatus, at| r.check_claim_window(s, t(at)).unwrap_err().code();
         assert_eq!(code(CampaignStatus::Draft, 2000), "not_active");
         assert_eq!(code(CampaignStatus::Paused, 2000), "paused");
         assert_eq!(code(CampaignStatus::Ended, 2000), "ended");
-        assert_eq!(code(CampaignStatus::Active, 999), "not_started");
+        assert_eq!(code(CampaignStatus::Active, 994), "not_started");
+        assert!(r.check_claim_window(CampaignStatus::Active, t(995)).is_ok());
         assert_eq!(r.validate_limit_change(20, 15), Ok(()));
         assert_eq!(r.validate_limit_change(15, 15), Ok(()));
         let refused = |n, issued| r.validate_limit_change(n, issued).unwrap_err().code();
