@@ -25,6 +25,7 @@ mod console_settings;
 mod console_stores;
 mod console_users;
 mod flash_sale;
+mod hardening;
 mod health;
 mod helpers;
 mod live;
