@@ -115,8 +115,8 @@ pub async fn show(
         .map(|(id, _)| format!("/my/coupons/{id}"));
     let theme = state.tenants.get(&state.store, campaign.tenant_id).await?;
     let accepted = theme.as_ref().map_or(&[][..], |t| &t.signin_providers[..]);
-    let needs_signin = campaign.signin == SigninMode::Required
-        && !signed_in_acceptably(&page.session, accepted);
+    let needs_signin =
+        campaign.signin == SigninMode::Required && !signed_in_acceptably(&page.session, accepted);
     let logo_url = theme
         .as_ref()
         .and_then(|t| t.logo_image_id)

@@ -173,8 +173,8 @@ impl Session {
     pub fn cookie(&self, cookies: &SessionCookies) -> Cookie<'static> {
         let name = cookies.name();
         let value = serde_json::to_string(self).unwrap_or_default();
-        let left = cookies.lifetime_secs()
-            - now().saturating_sub(self.issued_at.unwrap_or_else(now));
+        let left =
+            cookies.lifetime_secs() - now().saturating_sub(self.issued_at.unwrap_or_else(now));
         let mut jar = CookieJar::new();
         jar.private_mut(&cookies.key).add(
             Cookie::build(name, value)

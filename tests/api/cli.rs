@@ -445,7 +445,10 @@ async fn first_serve_prints_three_lines_that_work() {
     let secrets = std::fs::read_to_string(&file).unwrap();
     let password = field(&secrets, "owner_password").to_string();
     let api_key = field(&secrets, "api_key").to_string();
-    assert!(!printed.contains(&password) && !printed.contains(&api_key), "{printed}");
+    assert!(
+        !printed.contains(&password) && !printed.contains(&api_key),
+        "{printed}"
+    );
     let console = line("Console sign-in:");
     assert!(
         console.starts_with(&format!("{base}/merchant/login ")),

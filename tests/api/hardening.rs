@@ -60,7 +60,10 @@ fn read_to_close(stream: &mut TcpStream) -> (String, Duration) {
             Err(e) => panic!("the server kept the connection open past 20 s: {e}"),
         }
     }
-    (String::from_utf8_lossy(&got).into_owned(), started.elapsed())
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+    )
 }
 
 /// Sends `bytes` one at a time, a pause between each, until the server closes the
@@ -89,7 +92,8 @@ async fn slow_headers_and_slow_bodies_are_cut_off() {
         let address = address.clone();
         move || {
             let mut stream = TcpStream::connect(&address).unwrap();
-            let request = b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+            let request =
+                b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
             let writer = stream.try_clone().unwrap();
             let sender = std::thread::spawn(move || {
                 let mut writer = writer;
@@ -108,7 +112,10 @@ async fn slow_headers_and_slow_bodies_are_cut_off() {
         answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
         "{answer}"
     );
-    assert!(sent < total, "the whole request went through at a byte per 300 ms");
+    assert!(
+        sent < total,
+        "the whole request went through at a byte per 300 ms"
+    );
     assert!(took < Duration::from_secs(10), "{took:?}");
 
     // A body announced as 1000 bytes, sent a byte every 200 ms: cut off after the body
@@ -214,7 +221,11 @@ async fn public_pages_are_rate_limited_ipv6_by_its_64_and_the_api_is_not() {
             .send()
     };
     // Pages beyond /c and /my: the status page, images, sign-in.
-    for path in ["/status", "/i/00000000-0000-0000-0000-000000000000", "/auth/signin"] {
+    for path in [
+        "/status",
+        "/i/00000000-0000-0000-0000-000000000000",
+        "/auth/signin",
+    ] {
         let ip = format!("198.51.100.{}", path.len());
         let mut statuses = Vec::new();
         for _ in 0..12 {
@@ -267,14 +278,20 @@ async fn readyz_names_no_database_detail_and_metrics_stay_on_this_host() {
     let app = spawn_app().await;
     let name: String = app.db_value("SELECT current_database()", &[]).await;
     // From another database of the server: one cannot lock out the database one is in.
-    let url = app.db.url.replace(&format!("dbname={name}"), "dbname=postgres");
+    let url = app
+        .db
+        .url
+        .replace(&format!("dbname={name}"), "dbname=postgres");
     assert_ne!(url, app.db.url);
     let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .unwrap();
     actix_web::rt::spawn(conn);
     admin
-        .execute(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false"), &[])
+        .execute(
+            &format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false"),
+            &[],
+        )
         .await
         .unwrap();
     admin
@@ -288,7 +305,10 @@ async fn readyz_names_no_database_detail_and_metrics_stay_on_this_host() {
     assert_eq!(res.status(), 503);
     let text = res.text().await.unwrap();
     admin
-        .execute(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"), &[])
+        .execute(
+            &format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"),
+            &[],
+        )
         .await
         .unwrap();
     assert!(text.contains("not_ready"), "{text}");
@@ -324,7 +344,12 @@ async fn images_are_cached_by_etag_and_replaced_ones_are_deleted() {
             .body(png_bytes())
             .send()
     };
-    let first: serde_json::Value = put("/api/v1/tenant/logo").await.unwrap().json().await.unwrap();
+    let first: serde_json::Value = put("/api/v1/tenant/logo")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let first = first["logo_url"].as_str().unwrap().to_string();
     let res = app.client.get(app.url(&first)).send().await.unwrap();
     assert_eq!(res.status(), 200);
@@ -346,7 +371,12 @@ async fn images_are_cached_by_etag_and_replaced_ones_are_deleted() {
 
     let id: uuid::Uuid = first.trim_start_matches("/i/").parse().unwrap();
     // A replacement deletes the old logo, and this node forgets it at once.
-    let second: serde_json::Value = put("/api/v1/tenant/logo").await.unwrap().json().await.unwrap();
+    let second: serde_json::Value = put("/api/v1/tenant/logo")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let second = second["logo_url"].as_str().unwrap().to_string();
     assert_ne!(first, second);
     let left: i64 = app
@@ -412,7 +442,10 @@ async fn the_session_cookie_expires_has_the_host_prefix_under_tls_and_signs_out(
         .unwrap()
         .parse()
         .unwrap();
-    assert!((7 * 86_400 - 60..=7 * 86_400).contains(&max_age), "{cookie}");
+    assert!(
+        (7 * 86_400 - 60..=7 * 86_400).contains(&max_age),
+        "{cookie}"
+    );
 
     // Sign-out without TLS (this client would not send a Secure cookie over http).
     let app = spawn_app().await;
@@ -420,7 +453,11 @@ async fn the_session_cookie_expires_has_the_host_prefix_under_tls_and_signs_out(
         .create_campaign(json!({"name": "Open", "total_limit": 5, "status": "active"}))
         .await;
     let b = html_client(None);
-    let (_, html) = page(&b, &app.url(&format!("/c/{}", campaign["slug"].as_str().unwrap()))).await;
+    let (_, html) = page(
+        &b,
+        &app.url(&format!("/c/{}", campaign["slug"].as_str().unwrap())),
+    )
+    .await;
     let csrf = csrf_of(&html);
     let me: serde_json::Value = b
         .get(app.url("/auth/me"))

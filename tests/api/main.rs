@@ -30,6 +30,7 @@ mod health;
 mod helpers;
 mod live;
 mod live_nodes;
+mod log_secrets;
 mod merchant_settings;
 mod metrics;
 mod monitoring;

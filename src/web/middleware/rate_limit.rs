@@ -46,8 +46,8 @@ impl RateLimits {
     pub fn new(settings: &PageSettings, console: &ConsoleSettings) -> RateLimits {
         let per_minute =
             NonZeroU32::new(console.sign_ins_per_ip_per_minute).unwrap_or(NonZeroU32::MIN);
-        let starts = NonZeroU32::new(settings.signin_starts_per_ip_per_minute)
-            .unwrap_or(NonZeroU32::MIN);
+        let starts =
+            NonZeroU32::new(settings.signin_starts_per_ip_per_minute).unwrap_or(NonZeroU32::MIN);
         let limits = RateLimits {
             by_ip: Arc::new(RateLimiter::keyed(quota(settings.per_ip_per_second))),
             by_device: Arc::new(RateLimiter::keyed(quota(settings.per_device_per_second))),
@@ -81,7 +81,11 @@ impl RateLimits {
     }
 }
 
-fn check(limiter: &DefaultKeyedRateLimiter<IpAddr>, ip: IpAddr, kind: &'static str) -> Result<(), u64> {
+fn check(
+    limiter: &DefaultKeyedRateLimiter<IpAddr>,
+    ip: IpAddr,
+    kind: &'static str,
+) -> Result<(), u64> {
     limiter.check_key(&rate_key(ip)).map_err(|not_until| {
         crate::metrics::rate_limited(kind);
         not_until
@@ -154,7 +158,10 @@ mod tests {
     fn ipv6_counts_by_its_64_and_ipv4_by_the_address() {
         let key = |s: &str| rate_key(s.parse().unwrap());
         assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff:1:2:3"));
-        assert_eq!(key("2001:db8:1:2::9"), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            key("2001:db8:1:2::9"),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
         assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
         assert_ne!(key("203.0.113.1"), key("203.0.113.2"));
         assert_eq!(key("::ffff:203.0.113.1"), key("203.0.113.1"));
@@ -165,7 +172,16 @@ mod tests {
         for path in ["/api/v1/campaigns", "/livez", "/readyz", "/metrics"] {
             assert!(exempt(path), "{path}");
         }
-        for path in ["/", "/c/x", "/my", "/auth/google/start", "/i/x", "/status", "/merchant/login", "/apix"] {
+        for path in [
+            "/",
+            "/c/x",
+            "/my",
+            "/auth/google/start",
+            "/i/x",
+            "/status",
+            "/merchant/login",
+            "/apix",
+        ] {
             assert!(!exempt(path), "{path}");
         }
     }
