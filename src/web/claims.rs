@@ -26,6 +26,9 @@ pub(super) fn claim_error(e: ClaimError) -> AppError {
         ClaimError::NotFound => AppError::not_found("campaign"),
         ClaimError::Busy => AppError::busy(1),
         ClaimError::Failed => AppError::new(ErrorCode::Busy, e.to_string()).with_retry_after(1),
+        ClaimError::OutcomeUnknown => {
+            AppError::new(ErrorCode::OutcomeUnknown, e.to_string()).with_retry_after(1)
+        }
     }
 }
 

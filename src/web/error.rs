@@ -36,6 +36,9 @@ pub enum ErrorCode {
     /// 429 with its own code: a limit on one kind of attempt (check-code guesses).
     Limited(&'static str),
     Busy,
+    /// 503: the request reached the database and its answer was lost; it may have taken
+    /// effect. Retry with the same `Idempotency-Key`.
+    OutcomeUnknown,
     NotReady,
     // 500 / 502.
     Internal,
@@ -56,7 +59,7 @@ impl ErrorCode {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Conflict(_) => StatusCode::CONFLICT,
             RateLimited | Limited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Busy | NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Busy | OutcomeUnknown | NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Upstream(_) => StatusCode::BAD_GATEWAY,
         }
@@ -79,6 +82,7 @@ impl ErrorCode {
             MethodNotAllowed => "method_not_allowed",
             RateLimited => "rate_limited",
             Busy => "busy",
+            OutcomeUnknown => "outcome_unknown",
             NotReady => "not_ready",
             Internal => "internal_error",
         }
@@ -207,6 +211,8 @@ impl From<crate::store::StoreError> for AppError {
             crate::store::StoreError::Pool(deadpool_postgres::PoolError::Timeout(_)) => {
                 AppError::busy(1)
             }
+            // The database is away (restarting, unreachable): a clean 503, never a 500.
+            other if other.is_unavailable() => AppError::busy(1),
             other => AppError::internal(other),
         }
     }

@@ -121,6 +121,15 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// A database this harness did not create (on a private cluster a test runs and
+    /// restarts itself): nothing is dropped when the last handle goes.
+    pub fn external(url: String) -> TestDatabase {
+        TestDatabase {
+            url,
+            _drop: std::sync::Arc::new(DropDatabase(String::new())),
+        }
+    }
+
     pub async fn client(&self) -> tokio_postgres::Client {
         let (client, conn) = tokio_postgres::connect(&self.url, NoTls)
             .await
@@ -330,6 +339,9 @@ struct DropDatabase(String);
 impl Drop for DropDatabase {
     fn drop(&mut self) {
         let name = self.0.clone();
+        if name.is_empty() {
+            return;
+        }
         let Some(admin) = SERVER.get().map(|s| s.admin.clone()) else {
             return;
         };
@@ -370,7 +382,7 @@ fn migrations_fingerprint() -> String {
 }
 
 /// libpq key=value form, which `Settings::database_url` accepts.
-fn to_conninfo(config: &tokio_postgres::Config) -> String {
+pub fn to_conninfo(config: &tokio_postgres::Config) -> String {
     let mut parts = Vec::new();
     if let Some(host) = config.get_hosts().first() {
         match host {
