@@ -110,9 +110,12 @@ pub fn rate_key(ip: IpAddr) -> IpAddr {
 }
 
 /// Left to their own limits: the API (API keys, and tills that claim fast), health checks
-/// and metrics (load balancers and Prometheus poll them).
+/// and metrics (load balancers and Prometheus poll them), and the static assets (compiled
+/// in, cheap, and a page needs them all at once).
 fn exempt(path: &str) -> bool {
-    path.starts_with("/api/") || matches!(path, "/livez" | "/readyz" | "/metrics")
+    path.starts_with("/api/")
+        || path.starts_with("/assets/")
+        || matches!(path, "/livez" | "/readyz" | "/metrics")
 }
 
 fn device_key(req: &ServiceRequest, state: &AppState) -> Option<u64> {
@@ -169,7 +172,13 @@ mod tests {
 
     #[test]
     fn the_api_health_and_metrics_are_exempt_and_pages_are_not() {
-        for path in ["/api/v1/campaigns", "/livez", "/readyz", "/metrics"] {
+        for path in [
+            "/api/v1/campaigns",
+            "/livez",
+            "/readyz",
+            "/metrics",
+            "/assets/app.css",
+        ] {
             assert!(exempt(path), "{path}");
         }
         for path in [
