@@ -24,6 +24,7 @@ pub mod idempotency;
 mod images;
 pub mod metrics_endpoint;
 pub mod middleware;
+pub mod ops;
 pub mod pages;
 mod qr;
 mod redemptions;
