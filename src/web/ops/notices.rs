@@ -93,7 +93,9 @@ fn title_problem(title: &str) -> Option<&'static str> {
 fn notice_view(ops: &OpsConsole, n: &Notice, now: DateTime<Utc>) -> Value {
     let when = match n.ends_at {
         Some(end) => format!("{} – {}", show_time(n.starts_at), show_time(end)),
-        None => format!("{} –", show_time(n.starts_at)),
+        None => ops
+            .t("ops.notices.since")
+            .replace("{at}", &show_time(n.starts_at)),
     };
     let next: Vec<Value> = next_statuses(n, now)
         .iter()
