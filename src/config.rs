@@ -11,11 +11,13 @@ use figment::Figment;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+mod api;
 mod console;
 mod http;
 mod ops;
 mod secrets;
 mod signin;
+pub use api::ApiSettings;
 pub use console::ConsoleSettings;
 pub use http::HttpSettings;
 pub use ops::{BackupSettings, MailSettings, MailTls, RetentionSettings};
@@ -50,6 +52,9 @@ pub struct Settings {
     /// Header, body and keep-alive timeouts (against slow clients).
     #[serde(default)]
     pub http: HttpSettings,
+    /// The merchant API's rate limits.
+    #[serde(default)]
+    pub api: ApiSettings,
     pub secrets: SecretSettings,
     /// Consumer sign-in providers (none by default).
     pub signin: SigninSettings,
@@ -259,6 +264,7 @@ impl Default for Settings {
             pages: PageSettings::default(),
             console: ConsoleSettings::default(),
             http: HttpSettings::default(),
+            api: ApiSettings::default(),
             secrets: SecretSettings::default(),
             signin: SigninSettings::default(),
             report: ReportSettings::default(),
@@ -364,6 +370,18 @@ impl Settings {
             (
                 "pages.per_device_per_second",
                 self.pages.per_device_per_second as usize,
+            ),
+            (
+                "api.requests_per_key_per_second",
+                self.api.requests_per_key_per_second as usize,
+            ),
+            (
+                "api.auth_failures_per_ip_per_minute",
+                self.api.auth_failures_per_ip_per_minute as usize,
+            ),
+            (
+                "api.unknown_key_lookups_per_second",
+                self.api.unknown_key_lookups_per_second as usize,
             ),
         ];
         for (key, value) in positive {
