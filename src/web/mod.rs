@@ -36,6 +36,9 @@ mod tenant;
 mod ttl_cache;
 mod wallet;
 
+/// `POST /api/v1/campaigns`' body, for the fuzz targets and property tests of parsers.
+pub use campaigns::NewCampaignRequest;
+
 /// Shared by every request handler through `web::Data`.
 pub struct AppState {
     pub store: Store,
