@@ -47,7 +47,8 @@ pub fn coupon_code(data: &[u8]) {
     // The first byte picks a length, the rest is a prefix and a custom charset.
     let (length, rest) = data.split_first().map_or((0, data), |(b, r)| (*b, r));
     let rest = String::from_utf8_lossy(rest);
-    let (prefix, charset) = rest.split_at(rest.char_indices().nth(4).map_or(rest.len(), |(i, _)| i));
+    let (prefix, charset) =
+        rest.split_at(rest.char_indices().nth(4).map_or(rest.len(), |(i, _)| i));
     for setting in [charset, "unambiguous", "digits"] {
         let Ok(charset) = Charset::parse(setting) else {
             continue;
@@ -63,7 +64,10 @@ pub fn coupon_code(data: &[u8]) {
             "a generated code does not read back as itself"
         );
         assert!(generated.as_str().starts_with(format.prefix()));
-        assert_eq!(generated.as_str().len(), format.prefix().len() + format.length());
+        assert_eq!(
+            generated.as_str().len(),
+            format.prefix().len() + format.length()
+        );
     }
 }
 
@@ -75,7 +79,10 @@ pub fn consumer_ref(data: &[u8]) {
         let s = consumer.as_str();
         let chars = s.chars().count();
         assert!((1..=200).contains(&chars), "{chars} characters");
-        assert!(!s.chars().any(char::is_control), "control character in {s:?}");
+        assert!(
+            !s.chars().any(char::is_control),
+            "control character in {s:?}"
+        );
         assert_eq!(s, s.trim(), "not trimmed");
         assert_eq!(ConsumerRef::parse(s).as_ref(), Ok(&consumer));
     }
@@ -155,7 +162,10 @@ pub fn campaign_form(data: &[u8]) {
     for lang in [Lang::Ja, Lang::En] {
         if let Ok(errors) = judge_form(data, lang) {
             for (field, message) in errors {
-                assert!(!field.is_empty() && !message.is_empty(), "{field}: {message:?}");
+                assert!(
+                    !field.is_empty() && !message.is_empty(),
+                    "{field}: {message:?}"
+                );
             }
         }
     }

@@ -27,12 +27,43 @@ fn text(pattern: &'static str) -> impl Strategy<Value = Vec<u8>> {
 fn value() -> impl Strategy<Value = String> {
     prop_oneof![
         select(vec![
-            "", "0", "1", "-1", "10", "100", "1e308", "NaN", "inf", "-0", "9223372036854775807",
-            "9223372036854775808", "-9223372036854775809", "0.5", "50.5", "100.0000001",
-            "2026-11-27T12:00", "2026-02-30T25:61", "9999-12-31T23:59", "0000-01-01T00:00",
-            "none", "required", "draft", "active", "ended", "digits", "unambiguous",
-            "ABCDEFGHJK", "amount_off_yen", "percent_off", "free_item", "free_text",
-            "<script>alert(1)</script>", "\u{0}", "\u{202e}", "クーポン", "ー－　",
+            "",
+            "0",
+            "1",
+            "-1",
+            "10",
+            "100",
+            "1e308",
+            "NaN",
+            "inf",
+            "-0",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "0.5",
+            "50.5",
+            "100.0000001",
+            "2026-11-27T12:00",
+            "2026-02-30T25:61",
+            "9999-12-31T23:59",
+            "0000-01-01T00:00",
+            "none",
+            "required",
+            "draft",
+            "active",
+            "ended",
+            "digits",
+            "unambiguous",
+            "ABCDEFGHJK",
+            "amount_off_yen",
+            "percent_off",
+            "free_item",
+            "free_text",
+            "<script>alert(1)</script>",
+            "\u{0}",
+            "\u{202e}",
+            "クーポン",
+            "ー－　",
         ])
         .prop_map(String::from),
         any::<String>(),
@@ -250,7 +281,10 @@ proptest! {
 fn campaign_form_bodies_reach_the_rules() {
     let field = |k: &str, v: &str| (k.to_owned(), v.to_owned());
     let good = checks::multipart_body(&[field("name", "Spring sale"), field("total_limit", "100")]);
-    assert_eq!(checks::judge_form(&good, ecoupon::web::i18n::Lang::En).unwrap(), vec![]);
+    assert_eq!(
+        checks::judge_form(&good, ecoupon::web::i18n::Lang::En).unwrap(),
+        vec![]
+    );
     let bad = checks::multipart_body(&[
         field("name", "Spring sale"),
         field("total_limit", "lots"),

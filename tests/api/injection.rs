@@ -44,7 +44,10 @@ async fn quotes_and_sql_in_input_are_stored_verbatim_and_run_nothing() {
         .get(0);
     assert_eq!(coupons, 2, "the coupons table is intact");
     let name: String = db
-        .query_one("SELECT name FROM campaigns WHERE id = $1::text::uuid", &[&id])
+        .query_one(
+            "SELECT name FROM campaigns WHERE id = $1::text::uuid",
+            &[&id],
+        )
         .await
         .unwrap()
         .get(0);
