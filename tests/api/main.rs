@@ -47,7 +47,7 @@ mod ops_tenant;
 mod pages;
 mod prometheus_server;
 mod redemptions;
-mod schemathesis;
 mod report;
+mod schemathesis;
 mod signin;
 mod slo_rules;
