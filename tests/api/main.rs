@@ -1,6 +1,7 @@
 //! Integration tests: the real server over real HTTP against real PostgreSQL.
 //! One binary for all of them, so the build links once.
 
+mod api_consumers;
 mod api_coupons;
 mod api_idempotency;
 mod api_key_flood;
