@@ -38,6 +38,7 @@ mod metrics;
 mod monitoring;
 mod ops_audit;
 mod ops_backup;
+mod ops_cli_output;
 mod ops_console;
 mod ops_notices;
 mod ops_operators;
