@@ -11,10 +11,12 @@ use figment::Figment;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+mod api;
 mod console;
 mod ops;
 mod secrets;
 mod signin;
+pub use api::ApiSettings;
 pub use console::ConsoleSettings;
 pub use ops::{BackupSettings, MailSettings, MailTls, RetentionSettings};
 pub use secrets::{Secret, Secrets};
@@ -45,6 +47,9 @@ pub struct Settings {
     /// The merchant console: session timeouts, invitations, sign-in throttling.
     #[serde(default)]
     pub console: ConsoleSettings,
+    /// The merchant API's rate limits.
+    #[serde(default)]
+    pub api: ApiSettings,
     pub secrets: SecretSettings,
     /// Consumer sign-in providers (none by default).
     pub signin: SigninSettings,
@@ -243,6 +248,7 @@ impl Default for Settings {
             engine: EngineSettings::default(),
             pages: PageSettings::default(),
             console: ConsoleSettings::default(),
+            api: ApiSettings::default(),
             secrets: SecretSettings::default(),
             signin: SigninSettings::default(),
             report: ReportSettings::default(),
@@ -348,6 +354,18 @@ impl Settings {
             (
                 "pages.per_device_per_second",
                 self.pages.per_device_per_second as usize,
+            ),
+            (
+                "api.requests_per_key_per_second",
+                self.api.requests_per_key_per_second as usize,
+            ),
+            (
+                "api.auth_failures_per_ip_per_minute",
+                self.api.auth_failures_per_ip_per_minute as usize,
+            ),
+            (
+                "api.unknown_key_lookups_per_second",
+                self.api.unknown_key_lookups_per_second as usize,
             ),
         ];
         for (key, value) in positive {

@@ -3,6 +3,7 @@
 
 mod api_coupons;
 mod api_idempotency;
+mod api_key_flood;
 mod api_keys;
 mod api_openapi;
 mod auth;
