@@ -15,6 +15,7 @@ mod console;
 mod ops;
 mod secrets;
 mod signin;
+mod webhooks;
 pub use console::ConsoleSettings;
 pub use ops::{BackupSettings, MailSettings, MailTls, RetentionSettings};
 pub use secrets::{Secret, Secrets};
@@ -22,6 +23,7 @@ pub use signin::{
     read_apple_key, AppleSettings, ClientSettings, OidcSettings, SigninSettings, APPLE_ISSUER,
     GOOGLE_ISSUER, LINE_ISSUER,
 };
+pub use webhooks::WebhookSettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +62,9 @@ pub struct Settings {
     /// SMTP for maintenance and incident notices.
     #[serde(default)]
     pub mail: MailSettings,
+    /// Outgoing webhooks to merchants' endpoints.
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
 }
 
 /// The monthly report (`ecoupon report monthly`).
@@ -244,6 +249,7 @@ impl Default for Settings {
             backup: BackupSettings::default(),
             retention: RetentionSettings::default(),
             mail: MailSettings::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -339,6 +345,7 @@ impl Settings {
                 "pages.per_device_per_second",
                 self.pages.per_device_per_second as usize,
             ),
+            ("webhooks.concurrency", self.webhooks.concurrency),
         ];
         for (key, value) in positive {
             if value == 0 {

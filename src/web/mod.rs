@@ -15,6 +15,7 @@ mod campaigns;
 mod claim_page;
 mod claims;
 pub mod client_ip;
+mod codes;
 pub mod console;
 mod coupons;
 pub mod error;
@@ -35,6 +36,7 @@ pub mod templates;
 mod tenant;
 mod ttl_cache;
 mod wallet;
+mod webhooks;
 
 /// Shared by every request handler through `web::Data`.
 pub struct AppState {

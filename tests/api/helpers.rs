@@ -594,3 +594,26 @@ pub async fn stock_counts(db: &TestDatabase, campaign: &str) -> (i64, i64, i64) 
         .unwrap();
     (row.get(0), row.get(1), row.get(2))
 }
+
+/// A new API key of `app`'s tenant with only these scopes (as `ecoupon key create` makes).
+pub async fn scoped_key(app: &TestApp, scopes: &[&str]) -> String {
+    let key = ecoupon::domain::api_key::NewApiKey::generate();
+    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    app.db
+        .client()
+        .await
+        .execute(
+            "INSERT INTO api_keys (id, tenant_id, name, prefix, key_hash, scopes)
+             VALUES ($1, $2, 'scoped', $3, $4, $5)",
+            &[
+                &Uuid::new_v4(),
+                &app.tenant_id,
+                &key.prefix,
+                &key.hash,
+                &scopes,
+            ],
+        )
+        .await
+        .expect("scoped key stored");
+    key.plaintext
+}
