@@ -20,7 +20,7 @@ use super::idempotency;
 use super::AppState;
 use crate::domain::bulk_codes::{parse_import, BulkSpec, LineError, IMPORT_MAX, SYNC_MAX};
 use crate::store::bulk_codes::{CodeJob, CodeSource, IssueOutcome, IssuedBatch};
-use crate::web::error::{AppError, AppResult, ErrorCode};
+use crate::web::error::{AppError, AppResult, ErrorCode, RenderedError};
 
 /// The largest import body (100,000 codes of up to 32 characters, with room to spare).
 pub const IMPORT_BODY_LIMIT: usize = 8 << 20;
@@ -275,7 +275,7 @@ pub async fn import(
 /// 422 or 409 with every bad line (the first [`LINES_SHOWN`]) next to the usual error.
 fn line_report(
     status: ErrorCode,
-    code: &str,
+    code: &'static str,
     message: String,
     lines: &[LineError],
 ) -> HttpResponse {
@@ -284,14 +284,17 @@ fn line_report(
         .take(LINES_SHOWN)
         .map(|l| serde_json::json!({"line": l.line, "value": l.value, "error": l.error}))
         .collect();
-    HttpResponse::build(status.status()).json(serde_json::json!({
+    let mut res = HttpResponse::build(status.status()).json(serde_json::json!({
         "error": {
             "code": code,
             "message": message,
             "line_count": lines.len(),
             "lines": shown,
         }
-    }))
+    }));
+    // Marks it as one of ours, so the uniform-errors middleware keeps the body.
+    res.extensions_mut().insert(RenderedError { code, message });
+    res
 }
 
 async fn import_codes(

@@ -453,6 +453,27 @@ async fn signed_events_arrive_after_failures_and_a_kill_9_loses_none() {
         .unwrap()
         .iter()
         .all(|d| !first.contains(d["id"].as_str().unwrap())));
+    // The sender keeps the outbox-lag gauge current (0 once everything is delivered).
+    let metrics_url = format!("{}/metrics", node.base);
+    eventually(
+        Duration::from_secs(10),
+        "the lag gauge reads 0",
+        async || {
+            let text = api
+                .client
+                .get(&metrics_url)
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            text.lines()
+                .any(|l| l == "ecoupon_outbox_lag_seconds{kind=\"webhook\"} 0")
+                .then_some(())
+        },
+    )
+    .await;
     drop(node);
 }
 
