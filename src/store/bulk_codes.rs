@@ -135,8 +135,9 @@ async fn issue(
     batch_id: Uuid,
     source: CodeSource<'_>,
 ) -> Result<IssueOutcome, StoreError> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1 AND tenant_id = $2 FOR UPDATE");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM campaigns WHERE id = $1 AND tenant_id = $2 FOR NO KEY UPDATE"
+    );
     let Some(row) = tx.query_opt(&sql, &[&campaign_id, &tenant_id]).await? else {
         return Ok(IssueOutcome::NotFound);
     };

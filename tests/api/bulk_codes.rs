@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::helpers::{error_code, eventually, scoped_key, spawn_app, stock_counts, TestApp};
+use crate::helpers::{error_code, eventually, key_with_scopes, spawn_app, stock_counts, TestApp};
 
 async fn post_codes(
     app: &TestApp,
@@ -289,7 +289,7 @@ async fn bulk_code_errors() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
-    let reader = scoped_key(&app, &["campaigns:read"]).await;
+    let reader = key_with_scopes(&app, &["campaigns:read"]).await;
     for req in [
         app.client
             .post(app.url(&format!("/api/v1/campaigns/{campaign}/codes")))

@@ -14,7 +14,7 @@ use serde_json::json;
 use sha2::Sha256;
 
 use crate::helpers::{
-    error_code, eventually, fresh_database, scoped_key, scratch_dir, spawn_app, spawn_app_on,
+    error_code, eventually, fresh_database, key_with_scopes, scratch_dir, spawn_app, spawn_app_on,
     test_settings, TestApp, TestDatabase,
 };
 
@@ -620,7 +620,7 @@ async fn the_endpoints_api_and_its_errors() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
-    let reader = scoped_key(&app, &["campaigns:read"]).await;
+    let reader = key_with_scopes(&app, &["campaigns:read"]).await;
     for req in [
         app.client.get(app.url("/api/v1/webhooks")),
         app.client
