@@ -11,11 +11,13 @@ use figment::Figment;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+mod api;
 mod console;
 mod ops;
 mod secrets;
 mod signin;
 mod webhooks;
+pub use api::ApiSettings;
 pub use console::ConsoleSettings;
 pub use ops::{BackupSettings, MailSettings, MailTls, RetentionSettings};
 pub use secrets::{Secret, Secrets};
@@ -47,6 +49,9 @@ pub struct Settings {
     /// The merchant console: session timeouts, invitations, sign-in throttling.
     #[serde(default)]
     pub console: ConsoleSettings,
+    /// The merchant API's rate limits.
+    #[serde(default)]
+    pub api: ApiSettings,
     pub secrets: SecretSettings,
     /// Consumer sign-in providers (none by default).
     pub signin: SigninSettings,
@@ -248,6 +253,7 @@ impl Default for Settings {
             engine: EngineSettings::default(),
             pages: PageSettings::default(),
             console: ConsoleSettings::default(),
+            api: ApiSettings::default(),
             secrets: SecretSettings::default(),
             signin: SigninSettings::default(),
             report: ReportSettings::default(),
@@ -356,6 +362,18 @@ impl Settings {
                 self.pages.per_device_per_second as usize,
             ),
             ("webhooks.concurrency", self.webhooks.concurrency),
+            (
+                "api.requests_per_key_per_second",
+                self.api.requests_per_key_per_second as usize,
+            ),
+            (
+                "api.auth_failures_per_ip_per_minute",
+                self.api.auth_failures_per_ip_per_minute as usize,
+            ),
+            (
+                "api.unknown_key_lookups_per_second",
+                self.api.unknown_key_lookups_per_second as usize,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {

@@ -85,6 +85,7 @@ impl Application {
         let board = crate::ops::notices::NoticeBoard::default();
         let jobs = crate::ops::jobs::Jobs::start(store.clone(), &settings, &secrets, board.clone());
         let board = web::Data::new(board);
+        let api_keys = crate::web::auth::ApiKeyCache::new(&settings.api);
         let state = web::Data::new(AppState {
             store: store.clone(),
             settings,
@@ -95,7 +96,7 @@ impl Application {
             cookie_key,
             secure_cookies,
             limits,
-            api_keys: Default::default(),
+            api_keys,
             tenants: Default::default(),
             signin,
             live: live.clone(),

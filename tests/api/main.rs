@@ -3,6 +3,7 @@
 
 mod api_coupons;
 mod api_idempotency;
+mod api_key_flood;
 mod api_keys;
 mod api_openapi;
 mod auth;
@@ -39,6 +40,7 @@ mod metrics;
 mod monitoring;
 mod ops_audit;
 mod ops_backup;
+mod ops_console;
 mod ops_notices;
 mod ops_operators;
 mod ops_retention;
