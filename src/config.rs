@@ -13,12 +13,14 @@ use serde::{Deserialize, Serialize};
 
 mod api;
 mod console;
+mod http;
 mod ops;
 mod secrets;
 mod signin;
 mod webhooks;
 pub use api::ApiSettings;
 pub use console::ConsoleSettings;
+pub use http::HttpSettings;
 pub use ops::{BackupSettings, MailSettings, MailTls, RetentionSettings};
 pub use secrets::{Secret, Secrets};
 pub use signin::{
@@ -49,6 +51,9 @@ pub struct Settings {
     /// The merchant console: session timeouts, invitations, sign-in throttling.
     #[serde(default)]
     pub console: ConsoleSettings,
+    /// Header, body and keep-alive timeouts (against slow clients).
+    #[serde(default)]
+    pub http: HttpSettings,
     /// The merchant API's rate limits.
     #[serde(default)]
     pub api: ApiSettings,
@@ -93,6 +98,14 @@ pub struct PageSettings {
     pub per_ip_per_second: u32,
     /// The same for one device (its session cookie).
     pub per_device_per_second: u32,
+    /// A consumer session cookie is refused this long after it was issued. A sign-in
+    /// lasts this long; a device identity is renewed while used, so it ends when unused
+    /// this long.
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
+    /// Consumer sign-ins one IP address (IPv6: one /64) may start per minute; each is a
+    /// stored row until it expires.
+    pub signin_starts_per_ip_per_minute: u32,
     /// Deprecated: trusts `X-Forwarded-For` from ANY peer, as if every address were a
     /// trusted proxy. Kept so old configurations keep working; use `trusted_proxies`.
     pub trust_forwarded_for: bool,
@@ -144,6 +157,8 @@ impl Default for PageSettings {
             code_step: Duration::from_secs(30),
             per_ip_per_second: 20,
             per_device_per_second: 5,
+            session_lifetime: Duration::from_secs(30 * 86_400),
+            signin_starts_per_ip_per_minute: 30,
             trust_forwarded_for: false,
             trusted_proxies: Vec::new(),
         }
@@ -253,6 +268,7 @@ impl Default for Settings {
             engine: EngineSettings::default(),
             pages: PageSettings::default(),
             console: ConsoleSettings::default(),
+            http: HttpSettings::default(),
             api: ApiSettings::default(),
             secrets: SecretSettings::default(),
             signin: SigninSettings::default(),

@@ -22,7 +22,7 @@ pub mod error;
 mod health;
 pub mod i18n;
 pub mod idempotency;
-mod images;
+pub mod images;
 mod keys;
 pub mod metrics_endpoint;
 pub mod middleware;
@@ -53,7 +53,11 @@ pub struct AppState {
     pub cookie_key: actix_web::cookie::Key,
     /// Cookies get `Secure` when the public URL is https.
     pub secure_cookies: bool,
+    /// The consumer session cookie's key, name and lifetime.
+    pub sessions: session::SessionCookies,
     pub limits: middleware::RateLimits,
+    /// Images served lately (`/i/{id}`), bounded in bytes.
+    pub images: images::ImageCache,
     pub api_keys: auth::ApiKeyCache,
     /// Tenants' settings for pages and the API, believed for a second.
     pub tenants: tenant::TenantCache,

@@ -1,10 +1,8 @@
 //! Every URL the service answers, in one table. Find a URL here, then follow the handler.
 
-use actix_web::middleware::from_fn;
 use actix_web::web::{self, delete, get, patch, post, put};
 use actix_web::{HttpResponse, Resource};
 
-use super::middleware::rate_limit;
 use super::{
     assets, campaigns, claim_page, claims, codes, console, coupons, health, images, keys,
     metrics_endpoint, openapi, ops, pages, qr, redemptions, signin, status, tenant, wallet,
@@ -80,11 +78,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(at("/assets/{name}").route(get().to(assets::serve)))
         .service(at("/t/{tenant}/theme.css").route(get().to(pages::theme_css)))
         .service(at("/i/{id}").route(get().to(images::serve)))
-        // Consumer pages (rate limited per IP and device)
+        // Consumer pages (rate limited per IP and device, like every page: see
+        // middleware/rate_limit.rs)
         .service(at("/").route(get().to(home)))
         .service(
             web::scope("/c")
-                .wrap(from_fn(rate_limit))
                 .service(at("/{slug}").route(get().to(claim_page::show)))
                 .service(at("/{slug}/claim").route(post().to(claim_page::claim)))
                 .service(at("/{slug}/status").route(get().to(claim_page::status)))
@@ -93,7 +91,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::scope("/my")
-                .wrap(from_fn(rate_limit))
                 .service(at("").route(get().to(wallet::index)))
                 .service(at("/coupons/{id}").route(get().to(wallet::show)))
                 .service(at("/coupons/{id}/check-code").route(get().to(wallet::current_check_code)))
@@ -198,6 +195,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(at("/auth/signin").route(get().to(signin::page)))
         .service(at("/auth/complete").route(get().to(signin::complete)))
         .service(at("/auth/me").route(get().to(signin::me)))
+        .service(at("/auth/signout").route(post().to(signin::signout)))
         .service(at("/auth/{provider}/start").route(get().to(signin::start)))
         .service(
             at("/auth/{provider}/callback")
