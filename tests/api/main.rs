@@ -1,6 +1,7 @@
 //! Integration tests: the real server over real HTTP against real PostgreSQL.
 //! One binary for all of them, so the build links once.
 
+mod api_consumers;
 mod api_coupons;
 mod api_idempotency;
 mod api_key_flood;
@@ -42,6 +43,7 @@ mod metrics;
 mod monitoring;
 mod ops_audit;
 mod ops_backup;
+mod ops_cli_output;
 mod ops_console;
 mod ops_notices;
 mod ops_operators;
