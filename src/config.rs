@@ -180,6 +180,11 @@ pub struct EngineSettings {
     pub batch_linger: Duration,
     /// Batches committing at once per campaign.
     pub max_inflight_batches: usize,
+    /// A claim batch (or lease request) with no answer from the database for this long
+    /// (a silent connection, a network partition) is given up: its claims are answered
+    /// `outcome_unknown` and its stock is counted back once the database answers.
+    #[serde(with = "humantime_serde", default = "default_batch_timeout")]
+    pub batch_timeout: Duration,
     /// Claims queued per campaign (waiting for a batch) before new ones get `busy`.
     pub max_queued_claims: usize,
     /// An idle campaign actor stops after this long.
@@ -254,6 +259,7 @@ impl Default for EngineSettings {
             max_batch: 512,
             batch_linger: Duration::from_millis(1),
             max_inflight_batches: 4,
+            batch_timeout: default_batch_timeout(),
             max_queued_claims: 20_000,
             actor_idle: Duration::from_secs(300),
             max_actors: 100_000,
@@ -262,6 +268,10 @@ impl Default for EngineSettings {
             undo_window: Duration::from_secs(600),
         }
     }
+}
+
+fn default_batch_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// A configuration problem, worded for the person starting the service.

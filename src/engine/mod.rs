@@ -63,6 +63,11 @@ pub enum ClaimError {
     /// The batch could not be saved. Nothing was acknowledged; the stock went back.
     #[error("the claim could not be saved; retry")]
     Failed,
+    /// The claim was sent to the database and its answer was lost (the connection broke
+    /// before the COMMIT's reply came, or the actor died mid-batch): it may have been saved.
+    /// Its stock is accounted for by counting coupons when the lease is released.
+    #[error("the claim may or may not have been saved; retry with the same Idempotency-Key")]
+    OutcomeUnknown,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -251,8 +256,14 @@ impl Engine {
             else {
                 return Err(ClaimError::Busy);
             };
+            // The actor answers at once with where the answer will come: a closed mailbox
+            // then means the claim was never looked at (safe to send again), while a
+            // dropped answer means the actor died holding it, perhaps mid-batch.
             match addr.send(msg.clone()).await {
-                Ok(answer) => return answer,
+                Ok(Ok(answer)) => {
+                    return answer.await.unwrap_or(Err(ClaimError::OutcomeUnknown));
+                }
+                Ok(Err(refused)) => return Err(refused),
                 Err(actix::MailboxError::Closed) => {
                     self.shared.directory.forget(campaign_id, &addr)
                 }

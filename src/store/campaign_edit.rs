@@ -77,25 +77,27 @@ impl Store {
     ) -> Result<EditOutcome, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let sql =
-            format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1 AND tenant_id = $2 FOR UPDATE");
+        // NO KEY UPDATE and revoke-then-count: see `Store::edit_campaign`.
+        let sql = format!(
+            "SELECT {COLUMNS} FROM campaigns WHERE id = $1 AND tenant_id = $2 FOR NO KEY UPDATE"
+        );
         let Some(current) = tx.query_opt(&sql, &[&id, &tenant_id]).await? else {
             return Ok(EditOutcome::NotFound);
         };
         let current = record(&current)?;
-        let counts = stats(&tx, id, current.rules.total_limit()).await?;
         let rules = fields.rules();
+        let returned = if rules.total_limit() < current.rules.total_limit() {
+            super::leases::revoke_campaign_leases(&tx, id).await?
+        } else {
+            0
+        };
+        let counts = stats(&tx, id, current.rules.total_limit()).await?;
         if let Err(e) = current
             .rules
             .validate_limit_change(rules.total_limit(), counts.issued)
         {
             return Ok(EditOutcome::Refused(e));
         }
-        let returned = if rules.total_limit() < current.rules.total_limit() {
-            super::leases::revoke_campaign_leases(&tx, id).await?
-        } else {
-            0
-        };
         let image_id = match &image {
             ImageUpdate::Keep => current.image_id,
             ImageUpdate::Replace(new) => Some(insert_image(&tx, tenant_id, new).await?),

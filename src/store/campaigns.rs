@@ -31,7 +31,7 @@ pub struct CampaignRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct CampaignStats {
     pub issued: i64,
     pub redeemed: i64,
@@ -262,12 +262,15 @@ impl Store {
     ) -> Result<EditOutcome, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let sql =
-            format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1 AND tenant_id = $2 FOR UPDATE");
+        // NO KEY UPDATE: claim batches (whose foreign key takes KEY SHARE here) go on
+        // meanwhile; taking, releasing and reaping leases wait. See `leases` on lock order.
+        let sql = format!(
+            "SELECT {COLUMNS} FROM campaigns WHERE id = $1 AND tenant_id = $2 FOR NO KEY UPDATE"
+        );
         let Some(current) = maybe_record(tx.query_opt(&sql, &[&id, &tenant_id]).await?)? else {
             return Ok(EditOutcome::NotFound);
         };
-        let stats = stats(&tx, id, current.rules.total_limit()).await?;
+        let mut stats = stats(&tx, id, current.rules.total_limit()).await?;
         let change = match edit(&current, &stats) {
             Ok(change) => change,
             Err(reason) => return Ok(EditOutcome::Refused(reason)),
@@ -275,7 +278,17 @@ impl Store {
         // Stock that nodes leased but have not used must fit under a lowered limit too:
         // revoke every live lease (their nodes notice at their next flush and lease anew).
         let returned = if change.total_limit < current.rules.total_limit() {
-            super::leases::revoke_campaign_leases(&tx, id).await?
+            let returned = super::leases::revoke_campaign_leases(&tx, id).await?;
+            // Batches in flight committed before their leases could be revoked: count again
+            // now that no coupon can be added, and judge the lowered limit against that.
+            stats = self::stats(&tx, id, current.rules.total_limit()).await?;
+            if let Err(reason) = current
+                .rules
+                .validate_limit_change(change.total_limit, stats.issued)
+            {
+                return Ok(EditOutcome::Refused(reason));
+            }
+            returned
         } else {
             0
         };

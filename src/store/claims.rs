@@ -39,6 +39,19 @@ pub struct BatchOutcome {
     pub consumer_seqs: HashMap<String, Vec<i32>>,
 }
 
+/// Why a batch has no outcome, and whether its rows may have been written.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchFailure {
+    /// Nothing was written: no connection, the statement never went out, or the server
+    /// refused it (one statement is its own transaction, so an error rolled it all back).
+    #[error("claim batch not written: {0}")]
+    NotWritten(StoreError),
+    /// The statement went out and no answer came back (the connection broke, or the caller
+    /// gave up waiting): it may have committed.
+    #[error("claim batch outcome unknown: {0}")]
+    Unknown(StoreError),
+}
+
 #[derive(Debug, Clone)]
 pub struct RedemptionRecord {
     pub id: Uuid,
@@ -117,8 +130,12 @@ impl Store {
         tenant_id: Uuid,
         campaign_id: Uuid,
         rows: &[ClaimRow],
-    ) -> Result<BatchOutcome, StoreError> {
-        let client = self.pool.get().await?;
+    ) -> Result<BatchOutcome, BatchFailure> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| BatchFailure::NotWritten(e.into()))?;
         let mut outcome = BatchOutcome::default();
         let leases: Vec<Uuid> = {
             let set: HashSet<Uuid> = rows.iter().filter_map(|r| r.lease_id).collect();
@@ -172,7 +189,8 @@ impl Store {
                  UNION ALL
                  SELECT 'l', id FROM live",
             )
-            .await?;
+            .await
+            .map_err(|e| BatchFailure::NotWritten(e.into()))?;
         let answer = client
             .query(
                 &stmt,
@@ -192,7 +210,14 @@ impl Store {
                     &leases,
                 ],
             )
-            .await?;
+            .await
+            .map_err(|e| {
+                if e.as_db_error().is_some() {
+                    BatchFailure::NotWritten(e.into())
+                } else {
+                    BatchFailure::Unknown(e.into())
+                }
+            })?;
         let mut live = HashSet::new();
         for row in &answer {
             let kind: &str = row.get(0);
@@ -216,15 +241,22 @@ impl Store {
             })
             .map(|r| r.consumer.as_str())
             .collect();
+        // The batch is committed by now: failing here must not make its rows look unwritten.
+        // Without the answer, those claims just try another number (bounded attempts).
         if !conflicted.is_empty() {
-            let rows = client
+            match client
                 .query(
                     "SELECT consumer, array_agg(seq ORDER BY seq) FROM coupons
                      WHERE campaign_id = $1 AND consumer = ANY($2) GROUP BY consumer",
                     &[&campaign_id, &conflicted],
                 )
-                .await?;
-            outcome.consumer_seqs = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+                .await
+            {
+                Ok(rows) => {
+                    outcome.consumer_seqs = rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read conflicting consumers' claims"),
+            }
         }
         Ok(outcome)
     }

@@ -5,6 +5,12 @@
 //! live; every release takes `FOR UPDATE` first. So a release waits for batches in flight
 //! and counts their coupons, and a batch that loses the race finds its lease released and
 //! rolls back instead of issuing stock that was given back.
+//!
+//! Lock order, one for everybody: the campaign row (`FOR NO KEY UPDATE`), then its leases
+//! (`FOR UPDATE`, by id). Taking a lease, releasing one, reaping and lowering a limit all
+//! follow it, so none of them can deadlock another. A claim batch locks only leases: the
+//! `FOR KEY SHARE` its foreign key takes on the campaign row never conflicts with
+//! `FOR NO KEY UPDATE`, so a batch never waits for the campaign row.
 
 use std::time::Duration;
 
@@ -30,10 +36,13 @@ pub struct ReapedLease {
 }
 
 impl Store {
-    /// Takes up to `want` units of stock. `None`: nothing is left to lease.
+    /// Takes up to `want` units of stock as lease `lease_id` (chosen by the caller, so that
+    /// after a failure whose outcome is unknown it can release the lease by id, a no-op
+    /// when it was never written). `None`: nothing is left to lease.
     #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = %campaign_id, want))]
     pub async fn take_lease(
         &self,
+        lease_id: Uuid,
         campaign_id: Uuid,
         node_id: Uuid,
         want: i64,
@@ -44,7 +53,7 @@ impl Store {
             .query_opt(
                 "WITH cur AS (
                      SELECT id, LEAST($2::bigint, total_limit - allocated) AS grant_size
-                     FROM campaigns WHERE id = $1 FOR UPDATE
+                     FROM campaigns WHERE id = $1 FOR NO KEY UPDATE
                  )
                  UPDATE campaigns c SET allocated = c.allocated + cur.grant_size
                  FROM cur WHERE c.id = cur.id AND cur.grant_size > 0
@@ -54,7 +63,7 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let lease = Lease {
-            id: Uuid::new_v4(),
+            id: lease_id,
             size: row.get(0),
             unallocated: row.get(1),
         };
@@ -99,12 +108,27 @@ impl Store {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let reaped = release_where(
             &tx,
-            "released_at IS NULL AND heartbeat_at < now() - make_interval(secs => $1::bigint / 1000.0)",
+            "heartbeat_at < now() - make_interval(secs => $1::bigint / 1000.0)",
             &ttl_ms,
         )
         .await?;
         tx.commit().await?;
         Ok(reaped)
+    }
+
+    /// This node's live leases, with their campaigns: the lease keeper releases those no
+    /// actor of this node holds any more (an actor that stopped while the database was
+    /// away could not return them, and nobody reaps the leases of a live node).
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn all_node_leases(&self, node_id: Uuid) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT id, campaign_id FROM campaign_leases WHERE node_id = $1 AND released_at IS NULL",
+                &[&node_id],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// This node's live leases on a campaign: an actor restarted after a crash releases
@@ -127,18 +151,18 @@ impl Store {
 }
 
 /// Revokes every live lease of a campaign (when its limit is lowered). Returns the units
-/// given back; the caller subtracts them from `allocated` under the campaign's lock.
+/// given back; the caller holds the campaign's row lock (the lock order: campaign, then
+/// leases) and subtracts them from `allocated`.
 pub(super) async fn revoke_campaign_leases(
     tx: &deadpool_postgres::Transaction<'_>,
     campaign_id: Uuid,
 ) -> Result<i64, StoreError> {
-    let released =
-        release_rows(tx, "campaign_id = $1 AND released_at IS NULL", &campaign_id).await?;
+    let released = release_rows(tx, "campaign_id = $1", &campaign_id, &[campaign_id]).await?;
     Ok(released.iter().map(|r| r.returned).sum())
 }
 
-/// Locks matching live leases, counts their coupons, marks them released and credits
-/// the unused units back to their campaigns.
+/// Locks the campaigns of matching live leases, then the leases (the one lock order),
+/// counts their coupons, marks them released and credits the unused units back.
 async fn release_where<P>(
     tx: &deadpool_postgres::Transaction<'_>,
     filter: &str,
@@ -147,7 +171,25 @@ async fn release_where<P>(
 where
     P: tokio_postgres::types::ToSql + Sync,
 {
-    let released = release_rows(tx, filter, param).await?;
+    // `filter` is one of the fixed strings above, never input.
+    let find = format!(
+        "SELECT DISTINCT campaign_id FROM campaign_leases WHERE {filter} AND released_at IS NULL"
+    );
+    let campaigns: Vec<Uuid> = tx
+        .query(&find, &[param])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if campaigns.is_empty() {
+        return Ok(Vec::new());
+    }
+    tx.query(
+        "SELECT 1 FROM campaigns WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        &[&campaigns],
+    )
+    .await?;
+    let released = release_rows(tx, filter, param, &campaigns).await?;
     for r in released.iter().filter(|r| r.returned > 0) {
         tx.execute(
             "UPDATE campaigns SET allocated = allocated - $2 WHERE id = $1",
@@ -158,10 +200,13 @@ where
     Ok(released)
 }
 
+/// Locks the matching live leases of `campaigns` (whose rows the caller has locked),
+/// counts their coupons and marks them released.
 async fn release_rows<P>(
     tx: &deadpool_postgres::Transaction<'_>,
     filter: &str,
     param: &P,
+    campaigns: &[Uuid],
 ) -> Result<Vec<ReapedLease>, StoreError>
 where
     P: tokio_postgres::types::ToSql + Sync,
@@ -169,10 +214,16 @@ where
     // Two statements on purpose. The lock waits for batches in flight on these leases; only
     // a statement started after it has a snapshot that sees their coupons. Counting in the
     // locking statement would miss them and give back stock that was already issued.
-    // `filter` is one of the fixed strings above, never input.
-    let lock = format!("SELECT id FROM campaign_leases WHERE {filter} AND released_at IS NULL ORDER BY id FOR UPDATE");
+    // `filter` is one of the fixed strings above, never input. A lease that matches only
+    // now, of a campaign not locked, waits for the next round: locking it here would break
+    // the lock order.
+    let lock = format!(
+        "SELECT id FROM campaign_leases WHERE {filter} AND released_at IS NULL
+         AND campaign_id = ANY($2) ORDER BY id FOR UPDATE"
+    );
+    let campaigns = campaigns.to_vec();
     let ids: Vec<Uuid> = tx
-        .query(&lock, &[param])
+        .query(&lock, &[param, &campaigns])
         .await?
         .iter()
         .map(|r| r.get(0))

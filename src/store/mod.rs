@@ -38,7 +38,7 @@ mod tenants;
 mod wallet;
 
 pub use admin::{ensure_database, AdminError};
-pub use api_keys::{ApiKeyListing, PrefixRevoke};
+pub use api_keys::{ApiKeyListing, KeyRevoke, PrefixRevoke};
 pub use audit::{
     declared_erasures, AuditCut, AuditEntry, AuditRecord, ChainEvent, ChainHead, ChainRow,
     Checkpoint, PURGE_ACTION,
@@ -50,7 +50,9 @@ pub use campaign_edit::{ImageUpdate, NewImage, PosterStore};
 pub use campaigns::{
     CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, CampaignSummary, EditOutcome,
 };
-pub use claims::{BatchOutcome, ClaimRow, RedeemOutcome, RedemptionRecord, UndoOutcome};
+pub use claims::{
+    BatchFailure, BatchOutcome, ClaimRow, RedeemOutcome, RedemptionRecord, UndoOutcome,
+};
 pub use claims::{RedeemInput, StaffCouponView};
 pub use consumers::{CompletedSignin, NewSigninRequest, PendingSignin, TakeSignin};
 pub use coupon_lookup::{CouponLookup, CouponRedemption};
@@ -75,6 +77,9 @@ pub enum StoreError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("database: {0}")]
     Db(#[from] tokio_postgres::Error),
+    /// The database did not answer in time (the caller gave up waiting).
+    #[error("no answer from the database within {0:?}")]
+    Timeout(std::time::Duration),
     #[error("migrations: {0}")]
     Migration(String),
     #[error("{0}")]
@@ -184,6 +189,32 @@ impl Store {
                 "migrations pending: schema at v{v}, this build needs v{expected}"
             )),
             None => Err("migrations not applied".into()),
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether this says the database is out of reach (no connection, a connection that
+    /// broke, a server shutting down or starting, no answer in time) rather than that the
+    /// request was wrong: such failures are answered 503, retry later.
+    pub fn is_unavailable(&self) -> bool {
+        let db = match self {
+            StoreError::Timeout(_) => return true,
+            StoreError::Pool(deadpool_postgres::PoolError::Backend(db)) | StoreError::Db(db) => db,
+            StoreError::Pool(_) => return true,
+            _ => return false,
+        };
+        match db.as_db_error() {
+            // Connection exceptions (08), operator intervention such as a shutdown (57P),
+            // insufficient resources (53), deadlocks and serialization failures (40).
+            Some(server) => {
+                let code = server.code().code();
+                ["08", "57P", "53", "40"]
+                    .iter()
+                    .any(|c| code.starts_with(c))
+            }
+            // No server error: the connection itself failed.
+            None => true,
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The one error type of the HTTP layer. Each [`ErrorCode`] is a stable, documented
 //! snake_case string with exactly one HTTP status; the table is [`ErrorCode::status`].
 //!
-//! Responses are JSON `{"error":{"code","message"}}`. The `html_errors` middleware turns
-//! them into an HTML page for browsers.
+//! Responses are JSON `{"error":{"code","message"}}`, with `"fields": {name: message}` when
+//! the error is about named input fields. The `html_errors` middleware turns them into an
+//! HTML page for browsers.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
@@ -35,6 +36,9 @@ pub enum ErrorCode {
     /// 429 with its own code: a limit on one kind of attempt (check-code guesses).
     Limited(&'static str),
     Busy,
+    /// 503: the request reached the database and its answer was lost; it may have taken
+    /// effect. Retry with the same `Idempotency-Key`.
+    OutcomeUnknown,
     NotReady,
     // 500 / 502.
     Internal,
@@ -55,7 +59,7 @@ impl ErrorCode {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Conflict(_) => StatusCode::CONFLICT,
             RateLimited | Limited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Busy | NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Busy | OutcomeUnknown | NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Upstream(_) => StatusCode::BAD_GATEWAY,
         }
@@ -78,6 +82,7 @@ impl ErrorCode {
             MethodNotAllowed => "method_not_allowed",
             RateLimited => "rate_limited",
             Busy => "busy",
+            OutcomeUnknown => "outcome_unknown",
             NotReady => "not_ready",
             Internal => "internal_error",
         }
@@ -91,6 +96,8 @@ pub struct AppError {
     pub message: String,
     /// Seconds, for 429 and 503.
     pub retry_after: Option<u64>,
+    /// Validation errors: what is wrong with each named input field.
+    pub fields: Option<std::collections::BTreeMap<String, String>>,
     /// The underlying failure of a 500; logged, never sent.
     #[source]
     source: Option<anyhow::Error>,
@@ -102,8 +109,19 @@ impl AppError {
             code,
             message: message.into(),
             retry_after: None,
+            fields: None,
             source: None,
         }
+    }
+
+    /// Names the input field this error is about: the answer gets
+    /// `"fields": {name: message}`.
+    pub fn field(mut self, name: &str) -> AppError {
+        let message = self.message.clone();
+        self.fields
+            .get_or_insert_with(Default::default)
+            .insert(name.to_string(), message);
+        self
     }
 
     pub fn invalid(code: &'static str, message: impl Into<String>) -> AppError {
@@ -147,6 +165,8 @@ struct Body<'a> {
 struct Detail<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a std::collections::BTreeMap<String, String>>,
 }
 
 /// Left in the response extensions so middleware can re-render the error for browsers.
@@ -173,6 +193,7 @@ impl ResponseError for AppError {
             error: Detail {
                 code: self.code.as_str(),
                 message: &self.message,
+                fields: self.fields.as_ref(),
             },
         });
         response.extensions_mut().insert(RenderedError {
@@ -190,6 +211,8 @@ impl From<crate::store::StoreError> for AppError {
             crate::store::StoreError::Pool(deadpool_postgres::PoolError::Timeout(_)) => {
                 AppError::busy(1)
             }
+            // The database is away (restarting, unreachable): a clean 503, never a 500.
+            other if other.is_unavailable() => AppError::busy(1),
             other => AppError::internal(other),
         }
     }

@@ -69,11 +69,12 @@ async fn a_failed_batch_fails_its_claims_and_gives_the_stock_back() {
     let (status, body) = app.claim(&id, "during").await;
     assert_eq!((status, error_code(&body)), (503, "busy"), "{body}");
 
-    // The abandoned lease is released by count, so nothing is stranded: what is allocated
-    // is exactly what was issued plus what live leases still hold.
+    // The database refused the batch, so nothing was written and its unit went straight
+    // back to the lease: what is allocated is exactly what was issued plus what live leases
+    // still hold, at once.
     let (allocated, issued, live_unused) = eventually(
         Duration::from_secs(10),
-        "the failed batch's lease is released",
+        "the stock is accounted for",
         async || {
             let row = admin
                 .query_one(
@@ -90,7 +91,7 @@ async fn a_failed_batch_fails_its_claims_and_gives_the_stock_back() {
                 .unwrap();
             let (allocated, issued, live_unused, released): (i64, i64, i64, i64) =
                 (row.get(0), row.get(1), row.get(2), row.get(3));
-            (released >= 1).then_some((allocated, issued, live_unused))
+            (released == 0).then_some((allocated, issued, live_unused))
         },
     )
     .await;

@@ -3,6 +3,8 @@
 
 mod api_coupons;
 mod api_idempotency;
+mod api_keys;
+mod api_openapi;
 mod auth;
 mod axe;
 mod backpressure;
@@ -24,9 +26,11 @@ mod console_redeem;
 mod console_settings;
 mod console_stores;
 mod console_users;
+mod faults;
 mod flash_sale;
 mod health;
 mod helpers;
+mod invariants;
 mod live;
 mod live_nodes;
 mod merchant_settings;

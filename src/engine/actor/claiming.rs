@@ -17,7 +17,7 @@ use crate::domain::campaign::{draw_lottery, ClaimRejection};
 use crate::engine::events::{ClaimedCoupon, EngineEvent};
 use crate::engine::{ClaimError, IssuedCoupon};
 use crate::metrics::{BATCH_SIZE, CLAIMS, CLAIM_DURATION, COMMIT_DURATION, MAILBOX_DEPTH};
-use crate::store::{BatchOutcome, ClaimRow, StoreError};
+use crate::store::{BatchFailure, BatchOutcome, ClaimRow, StoreError};
 
 pub(super) type Reply = oneshot::Sender<Result<IssuedCoupon, ClaimError>>;
 
@@ -77,6 +77,7 @@ pub(super) fn record(
         Err(ClaimError::NotFound) => "not_found",
         Err(ClaimError::Busy) => "busy",
         Err(ClaimError::Failed) => "failed",
+        Err(ClaimError::OutcomeUnknown) => "outcome_unknown",
     };
     metrics::counter!(CLAIMS, "result" => label).increment(1);
     metrics::histogram!(CLAIM_DURATION).record(started.elapsed().as_secs_f64());
@@ -255,9 +256,18 @@ impl CampaignActor {
         self.batcher.in_flight_batches += 1;
         self.batcher.in_flight_claims += n;
         let (tenant, id) = (campaign.tenant_id, self.id);
+        let timeout = self.settings.batch_timeout;
         let fut = async move {
             let started = Instant::now();
-            let result = store.insert_claim_batch(tenant, id, &rows).await;
+            // A connection that went silent (a network partition) must not hold claims
+            // forever: past the timeout the batch's outcome is unknown.
+            let result =
+                match tokio::time::timeout(timeout, store.insert_claim_batch(tenant, id, &rows))
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(BatchFailure::Unknown(StoreError::Timeout(timeout))),
+                };
             metrics::histogram!(COMMIT_DURATION).record(started.elapsed().as_secs_f64());
             (rows, result)
         };
@@ -274,7 +284,7 @@ impl CampaignActor {
         &mut self,
         rows: Vec<ClaimRow>,
         metas: Vec<Meta>,
-        result: Result<BatchOutcome, StoreError>,
+        result: Result<BatchOutcome, BatchFailure>,
         ctx: &mut Context<Self>,
     ) {
         self.batcher.in_flight_batches -= 1;
@@ -282,8 +292,24 @@ impl CampaignActor {
         metrics::histogram!(BATCH_SIZE).record(rows.len() as f64);
         match result {
             Ok(outcome) => self.settle(rows, metas, outcome, ctx),
-            Err(e) => {
-                tracing::error!(error = %e, campaign = %self.id, claims = rows.len(), "claim batch failed");
+            Err(BatchFailure::NotWritten(e)) => {
+                // Known not written: the units go straight back to their lease, so stats
+                // and stock never disagree (nothing to release, nothing stranded).
+                tracing::error!(error = %e, campaign = %self.id, claims = rows.len(), "claim batch failed; nothing written");
+                for (row, meta) in rows.into_iter().zip(metas) {
+                    if let Some(lease) = row.lease_id {
+                        self.stock.give_back(lease);
+                    }
+                    self.unreserve(&row.consumer, row.seq);
+                    let _ = meta.reply.send(record(Err(ClaimError::Busy), meta.started));
+                }
+                // Stock may be back: "sold out" is worth asking again.
+                self.stock.clear_sold_out();
+            }
+            Err(BatchFailure::Unknown(e)) => {
+                // Maybe written: stop spending these leases and release them, which counts
+                // the coupons that really carry them (retried until the database answers).
+                tracing::error!(error = %e, campaign = %self.id, claims = rows.len(), "claim batch outcome unknown");
                 let abandoned: HashSet<Uuid> = rows.iter().filter_map(|r| r.lease_id).collect();
                 for lease in abandoned {
                     self.stock.abandon(lease);
@@ -292,10 +318,11 @@ impl CampaignActor {
                     if let Some(lease) = row.lease_id {
                         self.stock.settled(lease);
                     }
+                    // The unique index stops a second row with this number if one was saved.
                     self.unreserve(&row.consumer, row.seq);
                     let _ = meta
                         .reply
-                        .send(record(Err(ClaimError::Failed), meta.started));
+                        .send(record(Err(ClaimError::OutcomeUnknown), meta.started));
                 }
             }
         }

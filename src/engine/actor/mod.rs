@@ -25,9 +25,13 @@ use crate::store::{CampaignRecord, Store};
 use claiming::Batcher;
 use stock::Stock;
 
-/// Claim one coupon for `consumer` (answered after COMMIT, or with a reason).
+/// Where a claim's answer will come (after COMMIT, or with a reason).
+pub type ClaimAnswer = oneshot::Receiver<Result<IssuedCoupon, ClaimError>>;
+
+/// Claim one coupon for `consumer`. Answered at once: refused from memory, or with the
+/// channel its answer will come on.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<IssuedCoupon, ClaimError>")]
+#[rtype(result = "Result<ClaimAnswer, ClaimError>")]
 pub struct Claim {
     pub tenant_id: Uuid,
     pub consumer: String,
@@ -72,6 +76,20 @@ impl Adjust {
             remote: true,
             ..Adjust::counts(change.issued, change.redeemed)
         }
+    }
+}
+
+/// This node's live leases on the campaign, as the lease keeper found them: the actor
+/// releases any it does not hold.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SweepLeases(pub Vec<Uuid>);
+
+impl Handler<SweepLeases> for CampaignActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SweepLeases, ctx: &mut Context<Self>) {
+        self.sweep_leases(msg.0, ctx);
     }
 }
 
@@ -262,7 +280,7 @@ impl CampaignActor {
                         Ok(returned) => metrics::counter!(crate::metrics::LEASE_UNITS_RETURNED)
                             .increment(returned.max(0) as u64),
                         Err(e) => {
-                            tracing::warn!(error = %e, %lease, "could not return a lease; the reaper will")
+                            tracing::warn!(error = %e, %lease, "could not return a lease; the lease keeper will")
                         }
                     }
                 }
@@ -316,18 +334,16 @@ impl Actor for CampaignActor {
 }
 
 impl Handler<Claim> for CampaignActor {
-    type Result = ResponseFuture<Result<IssuedCoupon, ClaimError>>;
+    type Result = MessageResult<Claim>;
 
     fn handle(&mut self, msg: Claim, ctx: &mut Context<Self>) -> Self::Result {
         self.last_activity = Instant::now();
         let started = Instant::now();
-        match self.accept(msg, started, ctx) {
-            Ok(rx) => Box::pin(async move { rx.await.unwrap_or(Err(ClaimError::Busy)) }),
-            Err(answer) => {
-                let answer = claiming::record(Err(answer), started);
-                Box::pin(std::future::ready(answer))
-            }
+        let answer = self.accept(msg, started, ctx);
+        if let Err(refused) = &answer {
+            let _ = claiming::record(Err(refused.clone()), started);
         }
+        MessageResult(answer)
     }
 }
 

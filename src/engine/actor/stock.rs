@@ -38,7 +38,14 @@ pub(super) struct Stock {
     last_size: i64,
     rate: RateMeter,
     pub(super) waiting: VecDeque<Waiting>,
+    /// Leases to release that the database could not be asked about yet (it was away):
+    /// retried until it answers, so no stock stays stranded on a live node.
+    to_release: Vec<Uuid>,
+    release_retry_armed: bool,
 }
+
+/// How soon a release that failed is tried again.
+const RELEASE_RETRY: Duration = Duration::from_millis(250);
 
 impl Stock {
     pub fn new(max_lease: i64) -> Stock {
@@ -51,6 +58,8 @@ impl Stock {
             last_size: 0,
             rate: RateMeter::default(),
             waiting: VecDeque::new(),
+            to_release: Vec::new(),
+            release_retry_armed: false,
         }
     }
 
@@ -117,10 +126,21 @@ impl Stock {
     }
 
     pub fn drain_leases(&mut self) -> Vec<Uuid> {
-        std::mem::take(&mut self.leases)
+        let mut all: Vec<Uuid> = std::mem::take(&mut self.leases)
             .into_iter()
             .map(|l| l.id)
-            .collect()
+            .collect();
+        all.append(&mut self.to_release);
+        all
+    }
+
+    /// Whether this actor counts `lease` as its own (held, or being given back).
+    pub fn knows(&self, lease: Uuid) -> bool {
+        self.leases.iter().any(|l| l.id == lease) || self.to_release.contains(&lease)
+    }
+
+    pub fn requesting(&self) -> bool {
+        self.requesting
     }
 
     /// A lease request or a batch is outstanding.
@@ -170,15 +190,25 @@ impl CampaignActor {
             self.stock.max_lease,
         );
         self.stock.requesting = true;
-        let (id, node) = (self.id, shared.node_id);
-        let fut = async move { store.take_lease(id, node, want).await };
+        let (id, node, lease_id) = (self.id, shared.node_id, Uuid::new_v4());
+        let timeout = self.settings.batch_timeout;
+        let fut = async move {
+            tokio::time::timeout(timeout, store.take_lease(lease_id, id, node, want))
+                .await
+                .unwrap_or(Err(StoreError::Timeout(timeout)))
+        };
         ctx.spawn(
             fut.into_actor(self)
-                .map(|res, act, ctx| act.on_lease(res, ctx)),
+                .map(move |res, act, ctx| act.on_lease(lease_id, res, ctx)),
         );
     }
 
-    fn on_lease(&mut self, result: Result<Option<Lease>, StoreError>, ctx: &mut Context<Self>) {
+    fn on_lease(
+        &mut self,
+        lease_id: Uuid,
+        result: Result<Option<Lease>, StoreError>,
+        ctx: &mut Context<Self>,
+    ) {
         self.stock.requesting = false;
         match result {
             Ok(Some(lease)) => {
@@ -213,6 +243,10 @@ impl CampaignActor {
             }
             Err(e) => {
                 tracing::warn!(error = %e, campaign = %self.id, "could not lease stock");
+                // The lease may have been written with its reply lost: give it back by id
+                // (a no-op if it never was).
+                self.stock.to_release.push(lease_id);
+                self.retire_leases(ctx);
                 let waiting: Vec<Waiting> = self.stock.waiting.drain(..).collect();
                 for w in waiting {
                     self.unreserve(&w.consumer, w.seq);
@@ -225,23 +259,78 @@ impl CampaignActor {
         self.finish_shutdown(ctx);
     }
 
-    /// Releases spent leases in the background.
+    /// Releases spent leases, and those whose release failed before, in the background.
+    /// A release that fails is tried again shortly: the node is alive and heart-beating,
+    /// so no reaper would ever take that stock back.
     pub(super) fn retire_leases(&mut self, ctx: &mut Context<Self>) {
-        let done = self.stock.take_finished();
+        let mut done = self.stock.take_finished();
+        done.append(&mut self.stock.to_release);
         if done.is_empty() {
             return;
         }
         let Some(store) = self.store() else { return };
-        ctx.spawn(
-            async move {
-                for lease in done {
-                    match store.release_lease(lease).await {
-                        Ok(n) => metrics::counter!(LEASE_UNITS_RETURNED).increment(n.max(0) as u64),
-                        Err(e) => tracing::warn!(error = %e, %lease, "could not release a lease; the reaper will"),
+        let timeout = self.settings.batch_timeout;
+        let release = async move {
+            let (mut returned, mut failed) = (0, Vec::new());
+            for lease in done {
+                let answer = tokio::time::timeout(timeout, store.release_lease(lease)).await;
+                match answer.unwrap_or(Err(StoreError::Timeout(timeout))) {
+                    Ok(n) => returned += n.max(0),
+                    Err(e) => {
+                        tracing::warn!(error = %e, %lease, "could not release a lease; will retry");
+                        failed.push(lease);
                     }
                 }
             }
-            .into_actor(self),
+            (returned, failed)
+        };
+        ctx.spawn(
+            release
+                .into_actor(self)
+                .map(|(returned, failed), act, ctx| {
+                    if returned > 0 {
+                        metrics::counter!(LEASE_UNITS_RETURNED).increment(returned as u64);
+                        act.stock_returned();
+                    }
+                    if failed.is_empty() {
+                        return;
+                    }
+                    act.stock.to_release.extend(failed);
+                    if !act.stock.release_retry_armed {
+                        act.stock.release_retry_armed = true;
+                        ctx.run_later(RELEASE_RETRY, |act, ctx| {
+                            act.stock.release_retry_armed = false;
+                            act.retire_leases(ctx);
+                        });
+                    }
+                }),
         );
+    }
+
+    /// Stock went back to the campaign: this actor and every other node's stop believing
+    /// "sold out" and lease again on their next claim.
+    fn stock_returned(&mut self) {
+        self.stock.clear_sold_out();
+        let (Some(shared), Some(campaign)) = (self.shared(), self.campaign.as_ref()) else {
+            return;
+        };
+        shared.notifier.add(campaign.tenant_id, self.id, 0, 0, true);
+    }
+
+    /// The lease keeper's list of this node's live leases on the campaign: any this actor
+    /// does not count as its own (a lease request whose answer was lost and came true
+    /// later) is released, so its stock cannot stay stranded.
+    pub(super) fn sweep_leases(&mut self, live: Vec<Uuid>, ctx: &mut Context<Self>) {
+        // A lease being granted right now is not known yet; look again next round.
+        if self.stock.requesting() {
+            return;
+        }
+        let unknown: Vec<Uuid> = live.into_iter().filter(|l| !self.stock.knows(*l)).collect();
+        if unknown.is_empty() {
+            return;
+        }
+        tracing::warn!(campaign = %self.id, leases = unknown.len(), "releasing leases this actor does not hold");
+        self.stock.to_release.extend(unknown);
+        self.retire_leases(ctx);
     }
 }
