@@ -15,6 +15,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const HTTP_REQUESTS: &str = "http_requests_total";
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
+/// 503s answered during an announced maintenance window: kept out of HTTP_REQUESTS, so
+/// the availability SLI does not count a window merchants were told about.
+pub const MAINTENANCE_ANSWERS: &str = "http_maintenance_responses_total";
 pub const BUILD_INFO: &str = "ecoupon_build_info";
 pub const CLAIMS: &str = "ecoupon_claims_total";
 pub const REDEMPTIONS: &str = "ecoupon_redemptions_total";
@@ -29,6 +32,7 @@ pub const LEASES_REAPED: &str = "ecoupon_leases_reaped_total";
 pub const CLOCK_SKEW: &str = "ecoupon_clock_skew_seconds";
 pub const AUTH_FAILURES: &str = "ecoupon_auth_failures_total";
 pub const RATE_LIMITED: &str = "ecoupon_rate_limited_total";
+pub const API_KEY_LOOKUPS: &str = "ecoupon_api_key_lookups_total";
 pub const LIVE_SOCKETS: &str = "ecoupon_live_sockets";
 pub const QUEUE_CAPACITY: &str = "ecoupon_campaign_queue_capacity";
 pub const SOLD_OUT: &str = "ecoupon_campaigns_sold_out";
@@ -98,6 +102,10 @@ fn describe() {
         Unit::Seconds,
         "HTTP request latency by route pattern."
     );
+    describe_counter!(
+        MAINTENANCE_ANSWERS,
+        "Requests answered 503 because of an announced maintenance window (not in http_requests_total)."
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the labels name the running build.");
     describe_counter!(
         CLAIMS,
@@ -139,7 +147,11 @@ fn describe() {
     );
     describe_counter!(
         RATE_LIMITED,
-        "Requests refused with 429, by limit (ip, device, sign_in)."
+        "Requests refused with 429, by limit (ip, device, sign_in, api_key, auth_failures)."
+    );
+    describe_counter!(
+        API_KEY_LOOKUPS,
+        "API keys looked up in the database, by whether the key was known to this node."
     );
     describe_gauge!(
         CLOCK_SKEW,
@@ -267,4 +279,10 @@ pub fn tls_certificate_expires(at_unix_seconds: f64) {
 /// `ip_not_allowed`, `sign_in_throttled`), for the auth-failure alert.
 pub fn auth_failure(kind: &'static str) {
     metrics::counter!(AUTH_FAILURES, "kind" => kind).increment(1);
+}
+
+/// Counts an API key looked up in the database: `known` (a refresh of a key this node has
+/// seen) or `unknown` (a key it has not; bounded by the API's limits).
+pub fn api_key_lookup(kind: &'static str) {
+    metrics::counter!(API_KEY_LOOKUPS, "kind" => kind).increment(1);
 }

@@ -46,6 +46,8 @@ pub(super) fn claim_error(e: ClaimError) -> AppError {
             `idempotency_key_in_use`: a request with this Idempotency-Key is in progress", body = ErrorBody),
         (status = 422, description = "`invalid_consumer`: the consumer reference is empty, too long \
             or has control characters; `idempotency_key_reused`: the Idempotency-Key was used for another request; `invalid_idempotency_key`: the header is empty or longer than 255 characters", body = ErrorBody),
+        (status = 503, description = "`outcome_unknown`: the database did not answer in time, so the \
+            claim may or may not have been made; look it up with `GET /api/v1/campaigns/{id}/coupons?consumer=`", body = ErrorBody),
     ),
     security(("api_key" = ["claims:write"])))]
 pub async fn create(
@@ -73,7 +75,8 @@ async fn claim(
     body: web::Json<ClaimRequest>,
 ) -> AppResult<HttpResponse> {
     auth.require_scope("claims:write")?;
-    let consumer = ConsumerRef::parse(&body.consumer)
+    // The merchant's own namespace: never a device or a signed-in person.
+    let consumer = ConsumerRef::merchant(&body.consumer)
         .map_err(|e| AppError::invalid("invalid_consumer", e.to_string()).field("consumer"))?;
     let coupon = state
         .engine

@@ -1,14 +1,17 @@
 //! Integration tests: the real server over real HTTP against real PostgreSQL.
 //! One binary for all of them, so the build links once.
 
+mod api_consumers;
 mod api_coupons;
 mod api_idempotency;
+mod api_key_flood;
 mod api_keys;
 mod api_openapi;
 mod auth;
 mod axe;
 mod backpressure;
 mod browser;
+mod bulk_codes;
 mod campaigns;
 mod check_codes;
 mod claims;
@@ -28,16 +31,20 @@ mod console_stores;
 mod console_users;
 mod faults;
 mod flash_sale;
+mod hardening;
 mod health;
 mod helpers;
 mod invariants;
 mod live;
 mod live_nodes;
+mod log_secrets;
 mod merchant_settings;
 mod metrics;
 mod monitoring;
 mod ops_audit;
 mod ops_backup;
+mod ops_cli_output;
+mod ops_console;
 mod ops_notices;
 mod ops_operators;
 mod ops_retention;
@@ -48,3 +55,4 @@ mod redemptions;
 mod report;
 mod signin;
 mod slo_rules;
+mod webhooks;
