@@ -17,6 +17,7 @@ mod http;
 mod ops;
 mod secrets;
 mod signin;
+mod webhooks;
 pub use api::ApiSettings;
 pub use console::ConsoleSettings;
 pub use http::HttpSettings;
@@ -26,6 +27,7 @@ pub use signin::{
     read_apple_key, AppleSettings, ClientSettings, OidcSettings, SigninSettings, APPLE_ISSUER,
     GOOGLE_ISSUER, LINE_ISSUER,
 };
+pub use webhooks::WebhookSettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +72,9 @@ pub struct Settings {
     /// SMTP for maintenance and incident notices.
     #[serde(default)]
     pub mail: MailSettings,
+    /// Outgoing webhooks to merchants' endpoints.
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
 }
 
 /// The monthly report (`ecoupon report monthly`).
@@ -271,6 +276,7 @@ impl Default for Settings {
             backup: BackupSettings::default(),
             retention: RetentionSettings::default(),
             mail: MailSettings::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -331,6 +337,14 @@ impl Settings {
         Ok(settings)
     }
 
+    /// A config file's text over the defaults, checked as `load` checks it (no file, no
+    /// environment): what the config fuzz target and its property test feed.
+    pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        Settings::from_figment(
+            Figment::from(Serialized::defaults(Settings::default())).merge(Toml::string(text)),
+        )
+    }
+
     /// Rules serde cannot express.
     fn check(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.public_url {
@@ -371,6 +385,7 @@ impl Settings {
                 "pages.per_device_per_second",
                 self.pages.per_device_per_second as usize,
             ),
+            ("webhooks.concurrency", self.webhooks.concurrency),
             (
                 "api.requests_per_key_per_second",
                 self.api.requests_per_key_per_second as usize,
@@ -445,9 +460,7 @@ mod tests {
     use super::*;
 
     fn from_toml(text: &str) -> Result<Settings, ConfigError> {
-        Settings::from_figment(
-            Figment::from(Serialized::defaults(Settings::default())).merge(Toml::string(text)),
-        )
+        Settings::from_toml(text)
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod campaigns;
 mod claim_page;
 mod claims;
 pub mod client_ip;
+mod codes;
 pub mod console;
 mod coupons;
 pub mod error;
@@ -38,6 +39,10 @@ pub mod templates;
 mod tenant;
 mod ttl_cache;
 mod wallet;
+mod webhooks;
+
+/// `POST /api/v1/campaigns`' body, for the fuzz targets and property tests of parsers.
+pub use campaigns::NewCampaignRequest;
 
 /// Shared by every request handler through `web::Data`.
 pub struct AppState {

@@ -4,8 +4,9 @@ use actix_web::web::{self, delete, get, patch, post, put};
 use actix_web::{HttpResponse, Resource};
 
 use super::{
-    assets, campaigns, claim_page, claims, console, coupons, health, images, keys,
+    assets, campaigns, claim_page, claims, codes, console, coupons, health, images, keys,
     metrics_endpoint, openapi, ops, pages, qr, redemptions, signin, status, tenant, wallet,
+    webhooks,
 };
 use crate::web::error::{AppError, ErrorCode};
 
@@ -42,6 +43,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(patch().to(campaigns::update)),
         )
         .service(at("/api/v1/campaigns/{id}/claims").route(post().to(claims::create)))
+        // Bulk and imported codes, and bulk code jobs (codes.rs)
+        .service(at("/api/v1/campaigns/{id}/codes").route(post().to(codes::create)))
+        .service(
+            at("/api/v1/campaigns/{id}/codes/import")
+                .app_data(codes::import_limit())
+                .route(post().to(codes::import)),
+        )
+        .service(at("/api/v1/code-jobs/{id}").route(get().to(codes::show_job)))
+        .service(at("/api/v1/code-jobs/{id}/codes.csv").route(get().to(codes::job_csv)))
         .service(at("/api/v1/campaigns/{id}/coupons").route(get().to(coupons::for_consumer)))
         .service(at("/api/v1/coupons/{code}").route(get().to(coupons::show)))
         .service(at("/api/v1/coupons/{code}/redemptions").route(post().to(redemptions::create)))
@@ -52,6 +62,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(post().to(keys::create)),
         )
         .service(at("/api/v1/keys/{id}").route(delete().to(keys::revoke)))
+        // Webhook endpoints and their delivery logs (webhooks.rs; sent by ops/webhooks.rs)
+        .service(
+            at("/api/v1/webhooks")
+                .route(get().to(webhooks::list))
+                .route(post().to(webhooks::create)),
+        )
+        .service(
+            at("/api/v1/webhooks/{id}")
+                .route(get().to(webhooks::show))
+                .route(delete().to(webhooks::delete)),
+        )
+        .service(at("/api/v1/webhooks/{id}/deliveries").route(get().to(webhooks::deliveries)))
         // Static files and merchant themes
         .service(at("/assets/{name}").route(get().to(assets::serve)))
         .service(at("/t/{tenant}/theme.css").route(get().to(pages::theme_css)))

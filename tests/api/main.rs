@@ -1,6 +1,7 @@
 //! Integration tests: the real server over real HTTP against real PostgreSQL.
 //! One binary for all of them, so the build links once.
 
+mod api_consumers;
 mod api_coupons;
 mod api_idempotency;
 mod api_key_flood;
@@ -10,6 +11,7 @@ mod auth;
 mod axe;
 mod backpressure;
 mod browser;
+mod bulk_codes;
 mod campaigns;
 mod check_codes;
 mod claims;
@@ -29,9 +31,11 @@ mod console_stores;
 mod console_users;
 mod faults;
 mod flash_sale;
+mod fuzz_twins;
 mod hardening;
 mod health;
 mod helpers;
+mod injection;
 mod invariants;
 mod live;
 mod live_nodes;
@@ -41,6 +45,7 @@ mod metrics;
 mod monitoring;
 mod ops_audit;
 mod ops_backup;
+mod ops_cli_output;
 mod ops_console;
 mod ops_notices;
 mod ops_operators;
@@ -50,5 +55,7 @@ mod pages;
 mod prometheus_server;
 mod redemptions;
 mod report;
+mod schemathesis;
 mod signin;
 mod slo_rules;
+mod webhooks;
