@@ -25,6 +25,7 @@ mod console_settings;
 mod console_stores;
 mod console_users;
 mod faults;
+mod faults_nodes;
 mod flash_sale;
 mod health;
 mod helpers;
