@@ -9,15 +9,8 @@ const TAG: &str = "eck_";
 const ID_LEN: usize = 8;
 const SECRET_LEN: usize = 32;
 
-/// What a key may do. Stored as text so new scopes need no migration.
-pub const SCOPES_ALL: &[&str] = &[
-    "campaigns:read",
-    "campaigns:write",
-    "claims:write",
-    "redemptions:write",
-];
-
-/// Every scope there is (`SCOPES_ALL` is what a tenant's first key gets).
+/// What a key may do: every scope there is, and what a tenant's first key gets. Stored as
+/// text so new scopes need no migration.
 pub const SCOPES_KNOWN: &[&str] = &[
     "campaigns:read",
     "campaigns:write",

@@ -108,3 +108,50 @@ impl Store {
         })
     }
 }
+
+/// What revoking one of a tenant's keys found.
+#[derive(Debug, Clone)]
+pub enum KeyRevoke {
+    Revoked(ApiKeyListing),
+    AlreadyRevoked,
+    NotFound,
+}
+
+impl Store {
+    /// Revokes one of `tenant_id`'s keys by id (the API's `DELETE /api/v1/keys/{id}`).
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id))]
+    pub async fn revoke_tenant_api_key(
+        &self,
+        tenant_id: Uuid,
+        key_id: Uuid,
+    ) -> Result<KeyRevoke, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "WITH k AS (SELECT id, revoked_at FROM api_keys WHERE id = $1 AND tenant_id = $2),
+                      u AS (UPDATE api_keys a SET revoked_at = now() FROM k
+                            WHERE a.id = k.id AND k.revoked_at IS NULL
+                            RETURNING a.id, a.tenant_id, a.prefix, a.name, a.scopes, a.created_at,
+                                      a.last_used_at, a.revoked_at)
+                 SELECT (SELECT count(*) FROM k), u.* FROM (SELECT 1) one LEFT JOIN u ON true",
+            )
+            .await?;
+        let row = client.query_one(&stmt, &[&key_id, &tenant_id]).await?;
+        let found: i64 = row.get(0);
+        let revoked: Option<Uuid> = row.get(1);
+        Ok(match (found, revoked) {
+            (0, _) => KeyRevoke::NotFound,
+            (_, None) => KeyRevoke::AlreadyRevoked,
+            (_, Some(id)) => KeyRevoke::Revoked(ApiKeyListing {
+                id,
+                tenant_id: row.get(2),
+                prefix: row.get(3),
+                name: row.get(4),
+                scopes: row.get(5),
+                created_at: row.get(6),
+                last_used_at: row.get(7),
+                revoked_at: row.get(8),
+            }),
+        })
+    }
+}

@@ -31,7 +31,7 @@ pub struct CampaignRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct CampaignStats {
     pub issued: i64,
     pub redeemed: i64,

@@ -38,7 +38,7 @@ mod tenants;
 mod wallet;
 
 pub use admin::{ensure_database, AdminError};
-pub use api_keys::{ApiKeyListing, PrefixRevoke};
+pub use api_keys::{ApiKeyListing, KeyRevoke, PrefixRevoke};
 pub use audit::{
     declared_erasures, AuditCut, AuditEntry, AuditRecord, ChainEvent, ChainHead, ChainRow,
     Checkpoint, PURGE_ACTION,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
-use crate::domain::api_key::SCOPES_ALL;
+use crate::domain::api_key::SCOPES_KNOWN;
 use crate::domain::merchant::{IpAllowList, Role};
 use crate::domain::tenant::NewTenant;
 
@@ -116,7 +116,7 @@ async fn insert_tenant(
     tx: &tokio_postgres::Transaction<'_>,
     tenant: &NewTenant,
 ) -> Result<(), StoreError> {
-    let scopes: Vec<String> = SCOPES_ALL.iter().map(|s| s.to_string()).collect();
+    let scopes: Vec<String> = SCOPES_KNOWN.iter().map(|s| s.to_string()).collect();
     tx.execute(
         "INSERT INTO tenants (id, name) VALUES ($1, $2)",
         &[&tenant.id, &tenant.name.as_str()],

@@ -6,6 +6,7 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::ApiAuth;
@@ -16,24 +17,31 @@ use crate::domain::campaign::{
 };
 use crate::store::{CampaignChange, CampaignRecord, CampaignStats, EditOutcome};
 use crate::web::error::{AppError, AppResult};
+use crate::web::openapi::ErrorBody;
 
 /// The campaign as the API shows it. Borrows the record: a stats poll during a sale
 /// serialises the cached row without copying it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Campaign)]
 pub struct CampaignView<'a> {
     id: Uuid,
     slug: &'a str,
+    /// The consumer page where coupons are claimed.
     claim_url: String,
     name: &'a str,
     description: &'a str,
     terms: &'a str,
+    #[schema(value_type = Option<RawDiscount>)]
     discount: Option<&'a Discount>,
     #[serde(flatten)]
+    #[schema(value_type = RulesParams)]
     rules: &'a RulesParams,
     status: CampaignStatus,
+    /// `none` (the device is the consumer) or `required` (consumers sign in).
     signin: &'static str,
     code_length: usize,
     code_prefix: &'a str,
+    /// `unambiguous`, `digits`, or the campaign's own characters.
     code_charset: &'a str,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -74,13 +82,17 @@ impl<'a> CampaignView<'a> {
 #[serde(try_from = "RequestFields")]
 pub struct NewCampaignRequest(CampaignDraft);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewCampaign)]
 struct RequestFields {
     name: String,
     description: Option<String>,
     terms: Option<String>,
     discount: Option<RawDiscount>,
+    /// `draft` (the default) or `active`.
+    #[schema(value_type = Option<CampaignStatus>)]
     status: Option<String>,
+    /// `none` (the default) or `required`.
     signin: Option<String>,
     code_length: Option<i64>,
     code_prefix: Option<String>,
@@ -89,6 +101,7 @@ struct RequestFields {
     rules: RulesParams,
     // Flattened structs take their own members first; what is left lands here.
     #[serde(flatten)]
+    #[schema(ignore)]
     unknown: BTreeMap<String, IgnoredAny>,
 }
 
@@ -118,10 +131,23 @@ pub(super) fn campaign_error(e: CampaignError) -> AppError {
         CampaignError::InvalidTransition { .. } | CampaignError::LimitBelowIssued { .. } => {
             AppError::conflict(e.code(), e.to_string())
         }
-        _ => AppError::invalid(e.code(), e.to_string()),
+        _ => AppError::invalid(e.code(), e.to_string()).field(e.field()),
     }
 }
 
+/// Create a campaign.
+#[utoipa::path(post, path = "/api/v1/campaigns", operation_id = "createCampaign", tag = "campaigns",
+    request_body = RequestFields,
+    responses(
+        (status = 201, description = "Created", body = CampaignView),
+        (status = 422, description = "`invalid_name`, `invalid_description`, `invalid_terms`, \
+            `invalid_discount_amount`, `invalid_discount_percent`, `invalid_discount_text`, \
+            `invalid_total_limit`, `invalid_per_consumer_limit`, `invalid_claim_window`, \
+            `invalid_use_window`, `invalid_valid_for`, `invalid_uses_per_coupon`, \
+            `invalid_win_probability`, `invalid_status`, `invalid_initial_status`, `invalid_signin`, `invalid_code_length`, \
+            `invalid_code_prefix`, `invalid_code_charset`: a field is out of range", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:write"])))]
 pub async fn create(
     auth: ApiAuth,
     state: web::Data<AppState>,
@@ -143,6 +169,14 @@ pub async fn create(
     Ok(HttpResponse::Created().json(view))
 }
 
+/// A campaign with its live counts.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", operation_id = "getCampaign", tag = "campaigns",
+    params(("id" = Uuid, Path, description = "The campaign")),
+    responses(
+        (status = 200, description = "The campaign", body = CampaignView),
+        (status = 404, description = "`not_found`: no such campaign", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:read"])))]
 pub async fn show(
     auth: ApiAuth,
     state: web::Data<AppState>,
@@ -164,14 +198,28 @@ pub async fn show(
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignPatch {
     /// activate, pause, resume or end.
+    #[schema(value_type = Option<StatusAction>)]
     action: Option<String>,
     total_limit: Option<i64>,
 }
 
+/// Change a campaign.
+#[utoipa::path(patch, path = "/api/v1/campaigns/{id}", operation_id = "updateCampaign", tag = "campaigns",
+    params(("id" = Uuid, Path, description = "The campaign")),
+    request_body = CampaignPatch,
+    responses(
+        (status = 200, description = "The changed campaign", body = CampaignView),
+        (status = 404, description = "`not_found`: no such campaign", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`: the action does not apply to the \
+            campaign's status; `limit_below_issued`: more coupons are already issued", body = ErrorBody),
+        (status = 422, description = "`empty_patch`: nothing to change; `invalid_action`, \
+            `invalid_total_limit`: a field is out of range", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:write"])))]
 pub async fn update(
     auth: ApiAuth,
     state: web::Data<AppState>,

@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::ApiAuth;
@@ -10,8 +11,9 @@ use super::AppState;
 use crate::domain::consumer::ConsumerRef;
 use crate::engine::ClaimError;
 use crate::web::error::{AppError, AppResult, ErrorCode};
+use crate::web::openapi::ErrorBody;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
     /// The merchant's own reference for the consumer.
@@ -32,6 +34,20 @@ pub(super) fn claim_error(e: ClaimError) -> AppError {
 
 /// With an `Idempotency-Key` header the claim runs under it (see `web::idempotency`);
 /// without one this costs a header lookup.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/claims", operation_id = "createClaim", tag = "claims",
+    summary = "Claim a coupon for a consumer",
+    params(("id" = Uuid, Path, description = "The campaign"), ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 characters; the same key with the same body replays the first answer for 24 h")),
+    request_body = ClaimRequest,
+    responses(
+        (status = 201, description = "Claimed", body = Claimed),
+        (status = 404, description = "`not_found`: no such campaign", body = ErrorBody),
+        (status = 409, description = "`not_started`, `ended`, `paused`, `not_active`, `sold_out`, \
+            `consumer_limit_reached`, `lottery_lost`: the campaign refuses the claim; \
+            `idempotency_key_in_use`: a request with this Idempotency-Key is in progress", body = ErrorBody),
+        (status = 422, description = "`invalid_consumer`: the consumer reference is empty, too long \
+            or has control characters; `idempotency_key_reused`: the Idempotency-Key was used for another request; `invalid_idempotency_key`: the header is empty or longer than 255 characters", body = ErrorBody),
+    ),
+    security(("api_key" = ["claims:write"])))]
 pub async fn create(
     req: HttpRequest,
     auth: ApiAuth,
@@ -58,7 +74,7 @@ async fn claim(
 ) -> AppResult<HttpResponse> {
     auth.require_scope("claims:write")?;
     let consumer = ConsumerRef::parse(&body.consumer)
-        .map_err(|e| AppError::invalid("invalid_consumer", e.to_string()))?;
+        .map_err(|e| AppError::invalid("invalid_consumer", e.to_string()).field("consumer"))?;
     let coupon = state
         .engine
         .claim(auth.tenant_id, *campaign_id, consumer)
@@ -75,12 +91,12 @@ async fn claim(
 }
 
 /// The 201 body. A struct rather than `json!`: no map is built per claim.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Claimed<'a> {
     coupon: ClaimedCoupon<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ClaimedCoupon<'a> {
     id: Uuid,
     code: &'a str,

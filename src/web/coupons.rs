@@ -5,6 +5,7 @@
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::auth::ApiAuth;
@@ -13,7 +14,16 @@ use crate::domain::consumer::ConsumerRef;
 use crate::domain::coupon_code::CouponCode;
 use crate::store::{CouponLookup, CouponRedemption};
 use crate::web::error::{AppError, AppResult};
+use crate::web::openapi::ErrorBody;
 
+/// A coupon by its code: status, uses left, expiry, campaign, consumer and redemptions.
+#[utoipa::path(get, path = "/api/v1/coupons/{code}", operation_id = "getCoupon", tag = "coupons",
+    params(("code" = String, Path, description = "The coupon's code")),
+    responses(
+        (status = 200, description = "The coupon", body = CouponBody),
+        (status = 404, description = "`not_found`: no coupon of this merchant has that code", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:read"])))]
 pub async fn show(
     auth: ApiAuth,
     state: web::Data<AppState>,
@@ -34,11 +44,23 @@ pub async fn show(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConsumerQuery {
+    /// The consumer reference given to the claim.
     consumer: Option<String>,
 }
 
+/// A consumer's coupons in a campaign: how a till that lost a claim's answer recovers it.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/coupons", operation_id = "listConsumerCoupons", tag = "coupons",
+    params(("id" = Uuid, Path, description = "The campaign"), ConsumerQuery),
+    responses(
+        (status = 200, description = "The consumer's coupons, oldest first", body = CouponList),
+        (status = 404, description = "`not_found`: no such campaign", body = ErrorBody),
+        (status = 422, description = "`invalid_consumer`: no or a malformed consumer reference; \
+            `invalid_query`: the query string does not parse", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:read"])))]
 pub async fn for_consumer(
     auth: ApiAuth,
     state: web::Data<AppState>,
@@ -65,23 +87,24 @@ pub async fn for_consumer(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CouponBody<'a> {
     coupon: CouponView<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CouponList<'a> {
     coupons: Vec<CouponView<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CouponView<'a> {
     id: Uuid,
     code: &'a str,
     campaign_id: Uuid,
     consumer: &'a str,
     /// `active`, `used`, `expired` or `not_yet_valid`.
+    #[schema(value_type = String, examples("active", "used", "expired", "not_yet_valid"))]
     status: &'a str,
     uses_left: i32,
     claimed_at: chrono::DateTime<chrono::Utc>,
@@ -90,7 +113,7 @@ struct CouponView<'a> {
     redemptions: Vec<RedemptionView<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct RedemptionView<'a> {
     id: Uuid,
     redeemed_at: chrono::DateTime<chrono::Utc>,

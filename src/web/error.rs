@@ -1,8 +1,9 @@
 //! The one error type of the HTTP layer. Each [`ErrorCode`] is a stable, documented
 //! snake_case string with exactly one HTTP status; the table is [`ErrorCode::status`].
 //!
-//! Responses are JSON `{"error":{"code","message"}}`. The `html_errors` middleware turns
-//! them into an HTML page for browsers.
+//! Responses are JSON `{"error":{"code","message"}}`, with `"fields": {name: message}` when
+//! the error is about named input fields. The `html_errors` middleware turns them into an
+//! HTML page for browsers.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
@@ -95,6 +96,8 @@ pub struct AppError {
     pub message: String,
     /// Seconds, for 429 and 503.
     pub retry_after: Option<u64>,
+    /// Validation errors: what is wrong with each named input field.
+    pub fields: Option<std::collections::BTreeMap<String, String>>,
     /// The underlying failure of a 500; logged, never sent.
     #[source]
     source: Option<anyhow::Error>,
@@ -106,8 +109,19 @@ impl AppError {
             code,
             message: message.into(),
             retry_after: None,
+            fields: None,
             source: None,
         }
+    }
+
+    /// Names the input field this error is about: the answer gets
+    /// `"fields": {name: message}`.
+    pub fn field(mut self, name: &str) -> AppError {
+        let message = self.message.clone();
+        self.fields
+            .get_or_insert_with(Default::default)
+            .insert(name.to_string(), message);
+        self
     }
 
     pub fn invalid(code: &'static str, message: impl Into<String>) -> AppError {
@@ -151,6 +165,8 @@ struct Body<'a> {
 struct Detail<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a std::collections::BTreeMap<String, String>>,
 }
 
 /// Left in the response extensions so middleware can re-render the error for browsers.
@@ -177,6 +193,7 @@ impl ResponseError for AppError {
             error: Detail {
                 code: self.code.as_str(),
                 message: &self.message,
+                fields: self.fields.as_ref(),
             },
         });
         response.extensions_mut().insert(RenderedError {

@@ -3,13 +3,14 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::ApiAuth;
 use super::AppState;
 use crate::domain::image::{ImageKind, MAX_IMAGE_BYTES};
 use crate::web::error::{AppError, AppResult};
+use crate::web::openapi::ErrorBody;
 
 /// Body limit for uploads: the image limit plus a little, so "too large" is our own answer.
 pub fn upload_limit() -> web::PayloadConfig {
@@ -28,6 +29,17 @@ async fn store_image(state: &AppState, auth: &ApiAuth, body: &[u8]) -> AppResult
         .await?)
 }
 
+/// Set a campaign's image (the raw PNG, JPEG or WebP as the body).
+#[utoipa::path(put, path = "/api/v1/campaigns/{id}/image", operation_id = "putCampaignImage", tag = "campaigns",
+    params(("id" = Uuid, Path, description = "The campaign")),
+    request_body(content = Vec<u8>, content_type = "image/png", description = "A PNG, JPEG or WebP image"),
+    responses(
+        (status = 200, description = "Stored", body = CampaignImage),
+        (status = 404, description = "`not_found`: no such campaign", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is too large", body = ErrorBody),
+        (status = 422, description = "`invalid_image`: not a PNG, JPEG or WebP; `image_too_large`: over the size limit", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:write"])))]
 pub async fn put_campaign_image(
     auth: ApiAuth,
     state: web::Data<AppState>,
@@ -43,9 +55,20 @@ pub async fn put_campaign_image(
         .store
         .set_campaign_image(auth.tenant_id, *id, image)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"image_url": image_url(image)})))
+    Ok(HttpResponse::Ok().json(CampaignImage {
+        image_url: image_url(image),
+    }))
 }
 
+/// Set the merchant's logo (the raw PNG, JPEG or WebP as the body).
+#[utoipa::path(put, path = "/api/v1/tenant/logo", operation_id = "putTenantLogo", tag = "tenant",
+    request_body(content = Vec<u8>, content_type = "image/png", description = "A PNG, JPEG or WebP image"),
+    responses(
+        (status = 200, description = "Stored", body = TenantLogo),
+        (status = 413, description = "`payload_too_large`: the body is too large", body = ErrorBody),
+        (status = 422, description = "`invalid_image`: not a PNG, JPEG or WebP; `image_too_large`: over the size limit", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:write"])))]
 pub async fn put_logo(
     auth: ApiAuth,
     state: web::Data<AppState>,
@@ -54,7 +77,19 @@ pub async fn put_logo(
     auth.require_scope("campaigns:write")?;
     let image = store_image(&state, &auth, &body).await?;
     state.store.set_tenant_logo(auth.tenant_id, image).await?;
-    Ok(HttpResponse::Ok().json(json!({"logo_url": image_url(image)})))
+    Ok(HttpResponse::Ok().json(TenantLogo {
+        logo_url: image_url(image),
+    }))
+}
+
+#[derive(serde::Serialize, ToSchema)]
+struct CampaignImage {
+    image_url: String,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+struct TenantLogo {
+    logo_url: String,
 }
 
 /// `GET /i/{id}`: an image never changes under its id, so it caches for a year. The type

@@ -8,8 +8,8 @@
 //! stores by code (any case) or exact name.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::ApiAuth;
@@ -20,10 +20,12 @@ use crate::domain::verification::{CheckCode, CheckCodePolicy, CheckCodeRejection
 use crate::engine::{RedeemError, UndoError};
 use crate::store::RedeemInput;
 use crate::web::error::{AppError, AppResult, ErrorCode};
+use crate::web::openapi::ErrorBody;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemRequest {
+    /// The store, free text matched onto one of the merchant's stores by code or name.
     store: Option<String>,
     staff: Option<String>,
     /// A string, so leading zeros survive.
@@ -39,7 +41,8 @@ fn short_text(field: &str, value: Option<String>) -> AppResult<Option<String>> {
             Err(AppError::invalid(
                 "invalid_input",
                 format!("{field} must be at most 100 characters of text"),
-            ))
+            )
+            .field(field))
         }
         other => Ok(other),
     }
@@ -51,6 +54,21 @@ fn wrong_check_code() -> AppError {
 }
 
 /// With an `Idempotency-Key` header the redemption runs under it (see `web::idempotency`).
+#[utoipa::path(post, path = "/api/v1/coupons/{code}/redemptions", operation_id = "createRedemption", tag = "redemptions",
+    summary = "Use a coupon",
+    params(("code" = String, Path, description = "The coupon's code"), ("Idempotency-Key" = Option<String>, Header, description = "Up to 255 characters; the same key with the same body replays the first answer for 24 h")),
+    request_body(content = Option<RedeemRequest>, description = "Optional: an empty body records no store or staff"),
+    responses(
+        (status = 201, description = "Redeemed", body = Redeemed),
+        (status = 404, description = "`unknown_code`: no coupon of this merchant has that code", body = ErrorBody),
+        (status = 409, description = "`already_used`, `expired`, `not_yet_valid`: the coupon cannot be used; \
+            `wrong_check_code`: the check code is not the coupon screen's; \
+            `idempotency_key_in_use`: a request with this Idempotency-Key is in progress", body = ErrorBody),
+        (status = 422, description = "`check_code_required`: the merchant requires the check code; \
+            `invalid_input`: store or staff is longer than 100 characters; `idempotency_key_reused`: the Idempotency-Key was used for another request; `invalid_idempotency_key`: the header is empty or longer than 255 characters", body = ErrorBody),
+        (status = 429, description = "`too_many_check_code_attempts`: too many wrong check codes for this coupon", body = ErrorBody),
+    ),
+    security(("api_key" = ["redemptions:write"])))]
 pub async fn create(
     req: HttpRequest,
     auth: ApiAuth,
@@ -120,17 +138,54 @@ async fn redeem(
             RedeemError::TokenUsed | RedeemError::TokenInvalid => AppError::internal(e),
             RedeemError::Store(s) => s.into(),
         })?;
-    Ok(HttpResponse::Created().json(json!({
-        "redemption": {
-            "id": redemption.id,
-            "coupon_id": redemption.coupon_id,
-            "redeemed_at": redemption.redeemed_at,
-            "uses_left": redemption.uses_left,
-            "store_id": redemption.store_id,
-        }
-    })))
+    Ok(HttpResponse::Created().json(Redeemed {
+        redemption: RedemptionMade {
+            id: redemption.id,
+            coupon_id: redemption.coupon_id,
+            redeemed_at: redemption.redeemed_at,
+            uses_left: redemption.uses_left,
+            store_id: redemption.store_id,
+        },
+    }))
 }
 
+#[derive(Serialize, ToSchema)]
+struct Redeemed {
+    redemption: RedemptionMade,
+}
+
+#[derive(Serialize, ToSchema)]
+struct RedemptionMade {
+    id: Uuid,
+    coupon_id: Uuid,
+    redeemed_at: chrono::DateTime<chrono::Utc>,
+    uses_left: i32,
+    /// The store matched from `store`, if any.
+    store_id: Option<Uuid>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Undone {
+    redemption: UndoneRedemption,
+}
+
+#[derive(Serialize, ToSchema)]
+struct UndoneRedemption {
+    id: Uuid,
+    undone: bool,
+    uses_left: i32,
+}
+
+/// Undo a redemption (within the undo window).
+#[utoipa::path(delete, path = "/api/v1/redemptions/{id}", operation_id = "undoRedemption", tag = "redemptions",
+    params(("id" = Uuid, Path, description = "The redemption")),
+    responses(
+        (status = 200, description = "Undone; the use is given back", body = Undone),
+        (status = 404, description = "`not_found`: no such redemption", body = ErrorBody),
+        (status = 409, description = "`already_undone`: it was undone before; `undo_window_passed`: \
+            too late to undo", body = ErrorBody),
+    ),
+    security(("api_key" = ["redemptions:write"])))]
 pub async fn undo(
     auth: ApiAuth,
     state: web::Data<AppState>,
@@ -147,6 +202,11 @@ pub async fn undo(
             UndoError::WindowPassed => AppError::conflict("undo_window_passed", e.to_string()),
             UndoError::Store(s) => s.into(),
         })?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"redemption": {"id": *id, "undone": true, "uses_left": uses_left}})))
+    Ok(HttpResponse::Ok().json(Undone {
+        redemption: UndoneRedemption {
+            id: *id,
+            undone: true,
+            uses_left,
+        },
+    }))
 }

@@ -6,8 +6,8 @@ use actix_web::{HttpResponse, Resource};
 
 use super::middleware::rate_limit;
 use super::{
-    assets, campaigns, claim_page, claims, console, coupons, health, images, metrics_endpoint,
-    pages, qr, redemptions, signin, status, tenant, wallet,
+    assets, campaigns, claim_page, claims, console, coupons, health, images, keys,
+    metrics_endpoint, openapi, pages, qr, redemptions, signin, status, tenant, wallet,
 };
 use crate::web::error::{AppError, ErrorCode};
 
@@ -19,7 +19,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(at("/status").route(get().to(status::page)))
         .service(at("/status.json").route(get().to(status::json)))
         .service(at("/metrics").route(get().to(metrics_endpoint::render)))
-        // Merchant API (API-key auth)
+        // Merchant API (API-key auth); its OpenAPI document and the page that shows it
+        .service(at("/api/v1/openapi.json").route(get().to(openapi::json)))
+        .service(at("/api/docs").route(get().to(openapi::docs_page)))
         .service(
             at("/api/v1/tenant")
                 .route(get().to(tenant::show))
@@ -46,6 +48,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(at("/api/v1/coupons/{code}").route(get().to(coupons::show)))
         .service(at("/api/v1/coupons/{code}/redemptions").route(post().to(redemptions::create)))
         .service(at("/api/v1/redemptions/{id}").route(delete().to(redemptions::undo)))
+        .service(
+            at("/api/v1/keys")
+                .route(get().to(keys::list))
+                .route(post().to(keys::create)),
+        )
+        .service(at("/api/v1/keys/{id}").route(delete().to(keys::revoke)))
         // Static files and merchant themes
         .service(at("/assets/{name}").route(get().to(assets::serve)))
         .service(at("/t/{tenant}/theme.css").route(get().to(pages::theme_css)))

@@ -3,8 +3,8 @@
 //! redemptions must carry the coupon screen's check code (`require_check_code`).
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use super::AppState;
 use crate::domain::theme::BrandColor;
 use crate::store::{Store, StoreError, Theme};
 use crate::web::error::{AppError, AppResult};
+use crate::web::openapi::ErrorBody;
 
 /// Tenants' settings as pages and `GET /api/v1/tenant` show them, believed for a second:
 /// a crowd reading them costs the database one query a second per tenant. A change made on
@@ -40,24 +41,59 @@ impl TenantCache {
     }
 }
 
+#[derive(Serialize, ToSchema)]
+struct TenantBody<'a> {
+    tenant: TenantView<'a>,
+    /// The key that asked.
+    key: KeyView<'a>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct TenantView<'a> {
+    id: Uuid,
+    name: &'a str,
+    brand_color: Option<String>,
+    accent_color: Option<String>,
+    logo_url: Option<String>,
+    /// Sign-in providers consumers may use; empty accepts all configured ones.
+    signin_providers: Vec<String>,
+    require_check_code: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+struct KeyView<'a> {
+    id: Uuid,
+    scopes: &'a [String],
+}
+
+/// The merchant the key belongs to, and the key's scopes.
+#[utoipa::path(get, path = "/api/v1/tenant", operation_id = "getTenant", tag = "tenant",
+    responses((status = 200, description = "The merchant and the key", body = TenantBody)),
+    security(("api_key" = [])))]
 pub async fn show(auth: ApiAuth, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let theme = state.tenants.get(&state.store, auth.tenant_id).await?;
     let require_check_code = theme.as_ref().is_some_and(|t| t.require_check_code);
-    Ok(HttpResponse::Ok().json(json!({
-        "tenant": {
-            "id": auth.tenant_id,
-            "name": auth.tenant_name(),
-            "brand_color": theme.as_ref().map(|t| t.brand_color.clone()),
-            "accent_color": theme.as_ref().map(|t| t.accent_color.clone()),
-            "logo_url": theme.as_ref().and_then(|t| t.logo_image_id).map(super::images::image_url),
-            "signin_providers": theme.map(|t| t.signin_providers).unwrap_or_default(),
-            "require_check_code": require_check_code,
+    Ok(HttpResponse::Ok().json(TenantBody {
+        tenant: TenantView {
+            id: auth.tenant_id,
+            name: auth.tenant_name(),
+            brand_color: theme.as_ref().map(|t| t.brand_color.clone()),
+            accent_color: theme.as_ref().map(|t| t.accent_color.clone()),
+            logo_url: theme
+                .as_ref()
+                .and_then(|t| t.logo_image_id)
+                .map(super::images::image_url),
+            signin_providers: theme.map(|t| t.signin_providers).unwrap_or_default(),
+            require_check_code,
         },
-        "key": {"id": auth.key_id, "scopes": auth.scopes()},
-    })))
+        key: KeyView {
+            id: auth.key_id,
+            scopes: auth.scopes(),
+        },
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantPatch {
     brand_color: Option<String>,
@@ -68,6 +104,15 @@ pub struct TenantPatch {
     require_check_code: Option<bool>,
 }
 
+/// Change the merchant's theme colours, sign-in providers and check-code rule.
+#[utoipa::path(patch, path = "/api/v1/tenant", operation_id = "updateTenant", tag = "tenant",
+    request_body = TenantPatch,
+    responses(
+        (status = 200, description = "The changed merchant", body = TenantBody),
+        (status = 422, description = "`invalid_color`: not a #rrggbb colour; `unreadable_color`: \
+            too little contrast; `unknown_provider`: a sign-in provider that is not configured", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:write"])))]
 pub async fn update(
     auth: ApiAuth,
     state: web::Data<AppState>,
@@ -79,7 +124,8 @@ pub async fn update(
         value
             .as_deref()
             .map(|v| {
-                BrandColor::parse(field, v).map_err(|e| AppError::invalid(e.code(), e.to_string()))
+                BrandColor::parse(field, v)
+                    .map_err(|e| AppError::invalid(e.code(), e.to_string()).field(field))
             })
             .transpose()
     };
@@ -99,7 +145,8 @@ pub async fn update(
                     "signin_providers: {unknown:?} is not configured (configured: {})",
                     known.join(", ")
                 ),
-            ));
+            )
+            .field("signin_providers"));
         }
     }
     state

@@ -3,6 +3,8 @@
 
 mod api_coupons;
 mod api_idempotency;
+mod api_keys;
+mod api_openapi;
 mod auth;
 mod axe;
 mod backpressure;

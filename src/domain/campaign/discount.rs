@@ -17,7 +17,8 @@ pub enum Discount {
 
 /// Unvalidated wire form. Numbers are i64 so that out-of-range input gets our
 /// field-specific message instead of a generic serde overflow error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Discount)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawDiscount {
     AmountOffYen { amount: i64 },

@@ -13,7 +13,7 @@ fn one() -> i64 {
 
 /// Unvalidated rule values, as given (a request, a form, a database row). i64 so bad
 /// values are reported, not truncated. Absent values take the defaults below.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RulesParams {
     pub total_limit: i64,
     #[serde(default = "one")]

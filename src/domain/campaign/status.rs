@@ -6,7 +6,7 @@ use super::{CampaignError, Result};
 /// in URLs and JSON, so they are spelled out rather than derived.
 macro_rules! str_enum {
     ($name:ident, $err:expr, { $($variant:ident = $s:literal),+ $(,)? }) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
         impl $name {
