@@ -15,6 +15,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const HTTP_REQUESTS: &str = "http_requests_total";
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
+/// 503s answered during an announced maintenance window: kept out of HTTP_REQUESTS, so
+/// the availability SLI does not count a window merchants were told about.
+pub const MAINTENANCE_ANSWERS: &str = "http_maintenance_responses_total";
 pub const BUILD_INFO: &str = "ecoupon_build_info";
 pub const CLAIMS: &str = "ecoupon_claims_total";
 pub const REDEMPTIONS: &str = "ecoupon_redemptions_total";
@@ -97,6 +100,10 @@ fn describe() {
         HTTP_DURATION,
         Unit::Seconds,
         "HTTP request latency by route pattern."
+    );
+    describe_counter!(
+        MAINTENANCE_ANSWERS,
+        "Requests answered 503 because of an announced maintenance window (not in http_requests_total)."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the labels name the running build.");
     describe_counter!(

@@ -36,6 +36,75 @@ fn window(n: &Notice) -> String {
 
 const SIGNATURE: &str = "\n--\necoupon operations\nこのメールは ecoupon の加盟店管理者の皆様にお送りしています。\nYou receive this as an owner or admin of a merchant on ecoupon.\n";
 
+/// Why a maintenance window cannot be scheduled as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowProblem {
+    EndsBeforeStart,
+    NotInFuture,
+    /// Less than [`MIN_NOTICE`] ahead without the emergency flag.
+    ShortNotice {
+        hours: i64,
+    },
+}
+
+/// The scheduling rules, shared by the CLI and the operator console: a window ends after
+/// it starts, starts in the future, and is announced at least 7 days ahead unless it is
+/// an emergency (which the mail and the banners then say).
+pub fn check_window(
+    now: DateTime<Utc>,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    emergency: bool,
+) -> Result<(), WindowProblem> {
+    if ends_at <= starts_at {
+        return Err(WindowProblem::EndsBeforeStart);
+    }
+    if starts_at <= now {
+        return Err(WindowProblem::NotInFuture);
+    }
+    let lead = starts_at - now;
+    if lead < MIN_NOTICE && !emergency {
+        return Err(WindowProblem::ShortNotice {
+            hours: lead.num_hours(),
+        });
+    }
+    Ok(())
+}
+
+/// The statuses a notice may move to: an incident through its states until resolved, a
+/// window only to cancelled while it has not ended; nothing after resolved or cancelled.
+pub fn next_statuses(n: &Notice, now: DateTime<Utc>) -> &'static [&'static str] {
+    match (n.kind.as_str(), n.status.as_str()) {
+        (_, "resolved" | "cancelled") => &[],
+        ("maintenance", _) if n.ends_at.is_some_and(|end| end <= now) => &[],
+        ("maintenance", _) => &["cancelled"],
+        _ => &INCIDENT_STATES[1..],
+    }
+}
+
+/// Writes a notice step to the audit log, as `actor` (an operator's e-mail, or the
+/// CLI user) from `ip` ("" from the CLI).
+pub async fn audit(
+    store: &Store,
+    actor: &str,
+    ip: &str,
+    action: &str,
+    n: &Notice,
+) -> anyhow::Result<()> {
+    store
+        .audit(crate::store::AuditEntry {
+            tenant_id: None,
+            actor_id: None,
+            actor,
+            action,
+            target: &n.id.to_string(),
+            ip,
+            detail: serde_json::json!({"title": n.title, "status": n.status, "starts_at": n.starts_at, "ends_at": n.ends_at, "emergency": n.emergency}),
+        })
+        .await?;
+    Ok(())
+}
+
 /// Schedules a maintenance window and queues the announcement and the reminder.
 #[allow(clippy::too_many_arguments)]
 pub async fn schedule_maintenance(
@@ -49,18 +118,17 @@ pub async fn schedule_maintenance(
     status_url: &str,
 ) -> anyhow::Result<Notice> {
     let now = store.database_now().await?;
-    if ends_at <= starts_at {
-        anyhow::bail!("--end: the window must end after it starts");
-    }
-    if starts_at <= now {
-        anyhow::bail!("--start: {} is not in the future", starts_at.to_rfc3339());
-    }
-    let lead = starts_at - now;
-    if lead < MIN_NOTICE && !emergency {
-        anyhow::bail!(
-            "--start: only {} hours' notice; merchants are promised 7 days (use --emergency for a shorter notice, and say why in --body)",
-            lead.num_hours()
-        );
+    match check_window(now, starts_at, ends_at, emergency) {
+        Ok(()) => {}
+        Err(WindowProblem::EndsBeforeStart) => {
+            anyhow::bail!("--end: the window must end after it starts")
+        }
+        Err(WindowProblem::NotInFuture) => {
+            anyhow::bail!("--start: {} is not in the future", starts_at.to_rfc3339())
+        }
+        Err(WindowProblem::ShortNotice { hours }) => anyhow::bail!(
+            "--start: only {hours} hours' notice; merchants are promised 7 days (use --emergency for a shorter notice, and say why in --body)"
+        ),
     }
     let recipients = store.notice_recipients().await?;
     let new = NewNotice {
@@ -180,6 +248,23 @@ pub async fn update(
         );
     }
     let now = store.database_now().await?;
+    let current = store
+        .notice(id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("there is no notice {id}"))?;
+    if !next_statuses(&current, now).contains(&status) {
+        let allowed = next_statuses(&current, now);
+        anyhow::bail!(
+            "--status: this {} is {}; it can move to {}",
+            current.kind,
+            current.status,
+            if allowed.is_empty() {
+                "nothing any more".to_string()
+            } else {
+                allowed.join(", ")
+            }
+        );
+    }
     let recipients = store.notice_recipients().await?;
     let updated = store
         .update_notice(id, status, body, |n| {

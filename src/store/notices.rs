@@ -346,4 +346,77 @@ impl Store {
             .await?
             .get(0))
     }
+
+    pub async fn notice(&self, id: Uuid) -> Result<Option<Notice>, StoreError> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .query_opt(
+                &format!("SELECT {NOTICE_COLUMNS} FROM notices WHERE id = $1"),
+                &[&id],
+            )
+            .await?
+            .map(|r| notice(&r)))
+    }
+
+    /// The outbox per notice and kind of mail, newest notice first: counts only, with the
+    /// latest error, never the recipients (they are merchants' people).
+    pub async fn mail_summary(&self, limit: i64) -> Result<Vec<MailSummary>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT n.id, n.title, n.kind, m.kind,
+                        count(*),
+                        count(*) FILTER (WHERE m.sent_at IS NOT NULL),
+                        count(*) FILTER (WHERE m.sent_at IS NULL AND m.send_after > now()),
+                        count(*) FILTER (WHERE m.sent_at IS NULL AND m.send_after <= now()),
+                        count(*) FILTER (WHERE m.sent_at IS NULL AND m.attempts > 0),
+                        min(m.send_after) FILTER (WHERE m.sent_at IS NULL),
+                        max(m.sent_at),
+                        (array_agg(m.last_error ORDER BY m.next_attempt_at DESC)
+                            FILTER (WHERE m.sent_at IS NULL AND m.last_error IS NOT NULL))[1]
+                 FROM mail_outbox m JOIN notices n ON n.id = m.notice_id
+                 GROUP BY n.id, n.title, n.kind, n.created_at, m.kind
+                 ORDER BY n.created_at DESC, min(m.send_after), m.kind
+                 LIMIT $1",
+                &[&limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| MailSummary {
+                notice_id: r.get(0),
+                notice_title: r.get(1),
+                notice_kind: r.get(2),
+                mail_kind: r.get(3),
+                total: r.get(4),
+                sent: r.get(5),
+                scheduled: r.get(6),
+                due: r.get(7),
+                failing: r.get(8),
+                next_send_after: r.get(9),
+                last_sent_at: r.get(10),
+                last_error: r.get(11),
+            })
+            .collect())
+    }
+}
+
+/// One line of the operator console's outbox page.
+#[derive(Debug, Clone)]
+pub struct MailSummary {
+    pub notice_id: Uuid,
+    pub notice_title: String,
+    pub notice_kind: String,
+    pub mail_kind: String,
+    pub total: i64,
+    pub sent: i64,
+    /// Not yet due (a reminder waiting for its day).
+    pub scheduled: i64,
+    /// Due and not yet accepted by the mail server.
+    pub due: i64,
+    /// Not yet accepted after at least one failed attempt.
+    pub failing: i64,
+    pub next_send_after: Option<DateTime<Utc>>,
+    pub last_sent_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
 }

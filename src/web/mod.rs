@@ -26,6 +26,7 @@ mod keys;
 pub mod metrics_endpoint;
 pub mod middleware;
 pub mod openapi;
+pub mod ops;
 pub mod pages;
 mod qr;
 mod redemptions;

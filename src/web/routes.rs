@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, Resource};
 use super::middleware::rate_limit;
 use super::{
     assets, campaigns, claim_page, claims, console, coupons, health, images, keys,
-    metrics_endpoint, openapi, pages, qr, redemptions, signin, status, tenant, wallet,
+    metrics_endpoint, openapi, ops, pages, qr, redemptions, signin, status, tenant, wallet,
 };
 use crate::web::error::{AppError, ErrorCode};
 
@@ -156,6 +156,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // CSV export (console/export.rs)
         .service(at("/merchant/export").route(get().to(console::export::index)))
         .service(at("/merchant/export/{dataset}.csv").route(get().to(console::export::download)))
+        // Operator console (its own session cookie and table); see web/ops/mod.rs
+        .service(at("/ops").route(get().to(ops::home)))
+        .service(
+            at("/ops/login")
+                .route(get().to(ops::login::form))
+                .route(post().to(ops::login::submit)),
+        )
+        .service(at("/ops/logout").route(post().to(ops::login::logout)))
+        .service(at("/ops/notices").route(get().to(ops::notices::index)))
+        .service(at("/ops/notices/maintenance").route(post().to(ops::notices::schedule)))
+        .service(at("/ops/notices/incident").route(post().to(ops::notices::incident)))
+        .service(at("/ops/notices/{id}").route(post().to(ops::notices::update)))
+        .service(at("/ops/operators").route(get().to(ops::operators::index)))
+        .service(at("/ops/operators/{id}/approve").route(post().to(ops::operators::approve)))
+        .service(at("/ops/operators/{id}/disable").route(post().to(ops::operators::disable)))
+        .service(at("/ops/mail").route(get().to(ops::mail::index)))
         // Consumer sign-in (OpenID Connect); see web/signin/mod.rs for the flow
         .service(at("/auth/signin").route(get().to(signin::page)))
         .service(at("/auth/complete").route(get().to(signin::complete)))

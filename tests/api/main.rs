@@ -39,6 +39,7 @@ mod metrics;
 mod monitoring;
 mod ops_audit;
 mod ops_backup;
+mod ops_console;
 mod ops_notices;
 mod ops_operators;
 mod ops_retention;

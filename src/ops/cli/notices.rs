@@ -184,16 +184,5 @@ async fn audit_notice(
     action: &str,
     n: &crate::store::notices::Notice,
 ) -> anyhow::Result<()> {
-    store
-        .audit(crate::store::AuditEntry {
-            tenant_id: None,
-            actor_id: None,
-            actor: operator,
-            action,
-            target: &n.id.to_string(),
-            ip: "",
-            detail: serde_json::json!({"title": n.title, "status": n.status, "starts_at": n.starts_at, "ends_at": n.ends_at, "emergency": n.emergency}),
-        })
-        .await?;
-    Ok(())
+    crate::ops::notices::audit(store, operator, "", action, n).await
 }

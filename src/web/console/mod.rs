@@ -5,7 +5,7 @@
 //! Taking a [`Console`] as a handler argument is what makes a page require a signed-in
 //! user: without a live session the browser is sent (303) to `/merchant/login`.
 
-mod double_submit;
+pub(crate) mod double_submit;
 pub mod export;
 pub mod home;
 pub mod login;
@@ -77,6 +77,14 @@ impl Redirect {
         Redirect {
             to: to.into(),
             clear_cookie: None,
+        }
+    }
+
+    /// A 303 that also deletes a (dead) session cookie.
+    pub fn clearing(to: impl Into<String>, cookie: Cookie<'static>) -> Redirect {
+        Redirect {
+            to: to.into(),
+            clear_cookie: Some(cookie),
         }
     }
 }

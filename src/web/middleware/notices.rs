@@ -67,7 +67,18 @@ fn banner(notices: &[&Notice]) -> String {
     html
 }
 
+/// Marks a 503 as the planned maintenance answer, so `observe` neither counts it against
+/// the availability SLI nor logs it as a failure.
+#[derive(Debug, Clone, Copy)]
+pub struct MaintenanceAnswer;
+
 fn maintenance_response(req: &ServiceRequest, window: &Notice) -> HttpResponse {
+    let mut res = maintenance_answer(req, window);
+    res.extensions_mut().insert(MaintenanceAnswer);
+    res
+}
+
+fn maintenance_answer(req: &ServiceRequest, window: &Notice) -> HttpResponse {
     let end = window.ends_at.unwrap_or_else(Utc::now);
     let retry_after = (end - Utc::now()).num_seconds().max(1);
     let until = show_time(end);

@@ -1,0 +1,13 @@
+//! The operator console (`/ops/…`) over real HTTP against real PostgreSQL: its own sign-in,
+//! cookie and CSRF; notices under the CLI's rules; approving and disabling operators (a
+//! disabled operator's session ends at once); the outbox page; and the wall between
+//! operators and merchants' users in both directions.
+
+mod in_the_browser;
+mod maintenance_sli;
+mod notices;
+mod operators;
+mod separation;
+mod support;
+
+pub use support::*;
