@@ -81,10 +81,15 @@ impl FromRequest for ApiAuth {
             let presented = presented?;
             let state =
                 state.ok_or_else(|| AppError::internal(anyhow::anyhow!("AppState missing")))?;
-            let record = state
-                .api_keys
-                .lookup(&state.store, presented.hash())
-                .await?;
+            // A database that went silent (a partition) must not hold the request: past the
+            // claim path's deadline the answer is a clean 503.
+            let deadline = state.settings.engine.batch_timeout;
+            let record = tokio::time::timeout(
+                deadline,
+                state.api_keys.lookup(&state.store, presented.hash()),
+            )
+            .await
+            .map_err(|_| AppError::from(crate::store::StoreError::Timeout(deadline)))??;
             // Unknown and revoked answer alike: the caller learns nothing about other keys.
             let record = match record {
                 Some(r) if r.revoked_at.is_none() => r,

@@ -14,7 +14,17 @@ pub async fn livez() -> HttpResponse {
 
 /// Ready to take traffic: the database answers and the schema is current.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    match state.store.readiness().await {
+    // A database that went silent (a partition) is not ready either, and must not hold the
+    // probe.
+    let deadline = state.settings.engine.batch_timeout;
+    let answer = tokio::time::timeout(deadline, state.store.readiness())
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "database unavailable: no answer within {deadline:?}"
+            ))
+        });
+    match answer {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
         Err(reason) => Err(AppError::new(ErrorCode::NotReady, reason)),
     }
