@@ -1,5 +1,6 @@
 //! The command line. `main.rs` only calls [`main`].
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -293,28 +294,40 @@ fn link_base(public_url: Option<&str>, listen: SocketAddr, port: u16) -> String 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let demo = settings.demo;
     let (public_url, listen) = (settings.public_url.clone(), settings.listen);
+    let data_dir = settings.data_dir.clone();
     let app = Application::build(settings).await?;
     let base = link_base(public_url.as_deref(), listen, app.port());
     if demo {
         let demo = generate_tenant(NewTenant::demo).await?;
         if app.store().insert_tenant_if_none(&demo).await? {
-            println!("Demo tenant created. These secrets are shown once:");
-            print_tenant(&demo, false);
-            println!(
-                "Try: curl -H 'Authorization: Bearer {}' {base}/api/v1/tenant",
-                demo.api_key.plaintext
+            // The secrets: on a terminal for the person who started it; otherwise stdout
+            // is usually a journal or a container log that others read, so into a file
+            // only this user can read.
+            let secrets = format!(
+                "{}\nTry: curl -H 'Authorization: Bearer {}' {base}/api/v1/tenant\n\
+                 Console sign-in:         {base}/merchant/login  (e-mail {}, password {})\n",
+                tenant_lines(&demo),
+                demo.api_key.plaintext,
+                demo.owner.as_str(),
+                demo.owner_password.expose()
             );
+            if std::io::stdout().is_terminal() {
+                println!("Demo tenant created. These secrets are shown once:");
+                print!("{secrets}");
+            } else {
+                let path = write_private(&data_dir, DEMO_CREDENTIALS, &secrets)?;
+                tracing::info!(file = %path.display(), "demo tenant created; its owner password and API key are in this file");
+                println!(
+                    "Demo tenant created. Its owner password and API key are in {} (readable by this user only).",
+                    path.display()
+                );
+                println!("Console sign-in:         {base}/merchant/login  (e-mail {}, password in that file)", demo.owner.as_str());
+            }
             // The secrets are out already: a campaign that fails must not stop the server.
             let campaign = demo_campaign(app.store(), demo.id, app.engine().clock().now()).await;
             if let Err(e) = &campaign {
                 tracing::warn!(error = %e, "the demo campaign was not created");
             }
-            println!();
-            println!(
-                "Console sign-in:         {base}/merchant/login  (e-mail {}, password {})",
-                demo.owner.as_str(),
-                demo.owner_password.expose()
-            );
             if let Ok(c) = &campaign {
                 println!("Demo coupon (customers): {base}/c/{}", c.slug);
             }
@@ -395,6 +408,39 @@ async fn generate_tenant(
     Ok(tokio::task::spawn_blocking(make).await?)
 }
 
+/// Where `serve` writes the demo tenant's secrets when stdout is not a terminal.
+pub const DEMO_CREDENTIALS: &str = "demo-credentials.txt";
+
+/// Writes `text` to `dir/name`, readable and writable by this user only (0600 from the
+/// moment it exists, replacing any older file).
+fn write_private(dir: &std::path::Path, name: &str, text: &str) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+fn tenant_lines(tenant: &NewTenant) -> String {
+    format!(
+        "tenant_id: {}\nowner_email: {}\nowner_password: {}\napi_key: {}",
+        tenant.id,
+        tenant.owner.as_str(),
+        tenant.owner_password.expose(),
+        tenant.api_key.plaintext
+    )
+}
+
 fn print_tenant(tenant: &NewTenant, as_json: bool) {
     let password = tenant.owner_password.expose();
     if as_json {
@@ -408,9 +454,6 @@ fn print_tenant(tenant: &NewTenant, as_json: bool) {
             })
         );
     } else {
-        println!("tenant_id: {}", tenant.id);
-        println!("owner_email: {}", tenant.owner.as_str());
-        println!("owner_password: {password}");
-        println!("api_key: {}", tenant.api_key.plaintext);
+        println!("{}", tenant_lines(tenant));
     }
 }

@@ -11,17 +11,23 @@ use figment::Figment;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+mod api;
 mod console;
+mod http;
 mod ops;
 mod secrets;
 mod signin;
+mod webhooks;
+pub use api::ApiSettings;
 pub use console::ConsoleSettings;
+pub use http::HttpSettings;
 pub use ops::{BackupSettings, MailSettings, MailTls, RetentionSettings};
 pub use secrets::{Secret, Secrets};
 pub use signin::{
     read_apple_key, AppleSettings, ClientSettings, OidcSettings, SigninSettings, APPLE_ISSUER,
     GOOGLE_ISSUER, LINE_ISSUER,
 };
+pub use webhooks::WebhookSettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +51,12 @@ pub struct Settings {
     /// The merchant console: session timeouts, invitations, sign-in throttling.
     #[serde(default)]
     pub console: ConsoleSettings,
+    /// Header, body and keep-alive timeouts (against slow clients).
+    #[serde(default)]
+    pub http: HttpSettings,
+    /// The merchant API's rate limits.
+    #[serde(default)]
+    pub api: ApiSettings,
     pub secrets: SecretSettings,
     /// Consumer sign-in providers (none by default).
     pub signin: SigninSettings,
@@ -60,6 +72,9 @@ pub struct Settings {
     /// SMTP for maintenance and incident notices.
     #[serde(default)]
     pub mail: MailSettings,
+    /// Outgoing webhooks to merchants' endpoints.
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
 }
 
 /// The monthly report (`ecoupon report monthly`).
@@ -83,6 +98,14 @@ pub struct PageSettings {
     pub per_ip_per_second: u32,
     /// The same for one device (its session cookie).
     pub per_device_per_second: u32,
+    /// A consumer session cookie is refused this long after it was issued. A sign-in
+    /// lasts this long; a device identity is renewed while used, so it ends when unused
+    /// this long.
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
+    /// Consumer sign-ins one IP address (IPv6: one /64) may start per minute; each is a
+    /// stored row until it expires.
+    pub signin_starts_per_ip_per_minute: u32,
     /// Deprecated: trusts `X-Forwarded-For` from ANY peer, as if every address were a
     /// trusted proxy. Kept so old configurations keep working; use `trusted_proxies`.
     pub trust_forwarded_for: bool,
@@ -134,6 +157,8 @@ impl Default for PageSettings {
             code_step: Duration::from_secs(30),
             per_ip_per_second: 20,
             per_device_per_second: 5,
+            session_lifetime: Duration::from_secs(30 * 86_400),
+            signin_starts_per_ip_per_minute: 30,
             trust_forwarded_for: false,
             trusted_proxies: Vec::new(),
         }
@@ -243,12 +268,15 @@ impl Default for Settings {
             engine: EngineSettings::default(),
             pages: PageSettings::default(),
             console: ConsoleSettings::default(),
+            http: HttpSettings::default(),
+            api: ApiSettings::default(),
             secrets: SecretSettings::default(),
             signin: SigninSettings::default(),
             report: ReportSettings::default(),
             backup: BackupSettings::default(),
             retention: RetentionSettings::default(),
             mail: MailSettings::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -348,6 +376,19 @@ impl Settings {
             (
                 "pages.per_device_per_second",
                 self.pages.per_device_per_second as usize,
+            ),
+            ("webhooks.concurrency", self.webhooks.concurrency),
+            (
+                "api.requests_per_key_per_second",
+                self.api.requests_per_key_per_second as usize,
+            ),
+            (
+                "api.auth_failures_per_ip_per_minute",
+                self.api.auth_failures_per_ip_per_minute as usize,
+            ),
+            (
+                "api.unknown_key_lookups_per_second",
+                self.api.unknown_key_lookups_per_second as usize,
             ),
         ];
         for (key, value) in positive {

@@ -32,6 +32,7 @@ pub const LEASES_REAPED: &str = "ecoupon_leases_reaped_total";
 pub const CLOCK_SKEW: &str = "ecoupon_clock_skew_seconds";
 pub const AUTH_FAILURES: &str = "ecoupon_auth_failures_total";
 pub const RATE_LIMITED: &str = "ecoupon_rate_limited_total";
+pub const API_KEY_LOOKUPS: &str = "ecoupon_api_key_lookups_total";
 pub const LIVE_SOCKETS: &str = "ecoupon_live_sockets";
 pub const QUEUE_CAPACITY: &str = "ecoupon_campaign_queue_capacity";
 pub const SOLD_OUT: &str = "ecoupon_campaigns_sold_out";
@@ -146,7 +147,11 @@ fn describe() {
     );
     describe_counter!(
         RATE_LIMITED,
-        "Requests refused with 429, by limit (ip, device, sign_in)."
+        "Requests refused with 429, by limit (ip, device, sign_in, api_key, auth_failures)."
+    );
+    describe_counter!(
+        API_KEY_LOOKUPS,
+        "API keys looked up in the database, by whether the key was known to this node."
     );
     describe_gauge!(
         CLOCK_SKEW,
@@ -274,4 +279,10 @@ pub fn tls_certificate_expires(at_unix_seconds: f64) {
 /// `ip_not_allowed`, `sign_in_throttled`), for the auth-failure alert.
 pub fn auth_failure(kind: &'static str) {
     metrics::counter!(AUTH_FAILURES, "kind" => kind).increment(1);
+}
+
+/// Counts an API key looked up in the database: `known` (a refresh of a key this node has
+/// seen) or `unknown` (a key it has not; bounded by the API's limits).
+pub fn api_key_lookup(kind: &'static str) {
+    metrics::counter!(API_KEY_LOOKUPS, "kind" => kind).increment(1);
 }

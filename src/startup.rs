@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -18,6 +19,9 @@ use crate::web::{routes, AppState};
 
 /// Requests bodies above this are refused with 413 before being read.
 const JSON_LIMIT: usize = 64 * 1024;
+/// The largest url-encoded form any page posts (the console's settings form is the
+/// biggest, well under this); above it, 413.
+const FORM_LIMIT: usize = 16 * 1024;
 
 pub struct Application {
     server: Server,
@@ -73,6 +77,7 @@ impl Application {
         let cookie_key = actix_web::cookie::Key::from(&secrets.cookie_key);
         let limits = middleware::RateLimits::new(&settings.pages, &settings.console);
         let secure_cookies = settings.public_url().starts_with("https://");
+        let session_lifetime = settings.pages.session_lifetime;
         let signin =
             crate::oidc::Providers::from_settings(&settings.signin, &settings.public_url())?;
         let engine = Engine::start(store.clone(), settings.engine.clone()).await;
@@ -85,6 +90,7 @@ impl Application {
         let board = crate::ops::notices::NoticeBoard::default();
         let jobs = crate::ops::jobs::Jobs::start(store.clone(), &settings, &secrets, board.clone());
         let board = web::Data::new(board);
+        let api_keys = crate::web::auth::ApiKeyCache::new(&settings.api);
         let state = web::Data::new(AppState {
             store: store.clone(),
             settings,
@@ -92,10 +98,16 @@ impl Application {
             templates: Arc::new(Templates::load()?),
             metrics: crate::metrics::install(),
             engine: engine.clone(),
+            sessions: crate::web::session::SessionCookies {
+                key: cookie_key.clone(),
+                secure: secure_cookies,
+                lifetime: session_lifetime,
+            },
             cookie_key,
             secure_cookies,
             limits,
-            api_keys: Default::default(),
+            images: Default::default(),
+            api_keys,
             tenants: Default::default(),
             signin,
             live: live.clone(),
@@ -104,22 +116,30 @@ impl Application {
             crate::metrics::sampler::Sampler::start(store.clone(), &engine, &state.settings);
         let metrics =
             crate::web::metrics_endpoint::serve_apart(metrics_listener, &state.metrics, &store)?;
+        let http = state.settings.http.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(board.clone())
                 .app_data(json_config())
+                .app_data(form_config())
                 .app_data(path_config())
                 .app_data(query_config())
                 .configure(routes::configure)
                 .default_service(web::to(not_found))
                 // Innermost: maintenance 503s and banners see the handlers' own answers.
                 .wrap(from_fn(middleware::notice_gate))
+                .wrap(from_fn(middleware::body_deadline))
+                .wrap(from_fn(middleware::rate_limit))
                 // Outermost last: the tracing span and request id cover everything inside.
                 .wrap(from_fn(middleware::uniform_errors))
                 .wrap(middleware::security_headers())
                 .wrap(from_fn(middleware::observe))
         })
+        // Slow clients: the headers must arrive in time (else 408), idle connections close.
+        .client_request_timeout(http.header_timeout)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(http.keep_alive)
         .listen(listener)?
         .disable_signals()
         .run();
@@ -250,6 +270,22 @@ fn json_config() -> web::JsonConfig {
                 other => AppError::new(ErrorCode::InvalidJson, other.to_string()),
             };
             error.into()
+        })
+}
+
+fn form_config() -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(FORM_LIMIT)
+        .error_handler(|err, _| {
+            use actix_web::error::UrlencodedError;
+            match &err {
+                UrlencodedError::Overflow { .. } => AppError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("form is larger than {FORM_LIMIT} bytes"),
+                )
+                .into(),
+                _ => err.into(),
+            }
         })
 }
 

@@ -12,6 +12,7 @@ pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = quiet_secret_carriers(filter);
     let json = match settings.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
@@ -25,4 +26,23 @@ pub fn init(settings: &LogSettings) {
     } else {
         builder.try_init()
     };
+}
+
+/// Crates whose debug lines carry request data: tokio-postgres logs every statement's
+/// parameters (coupon codes, token hashes), and the HTTP clients log what they send to
+/// sign-in providers. They stay at `info` whatever the filter says, so turning on `debug`
+/// to chase a problem never writes secrets to the log (tests/api/log_secrets.rs).
+fn quiet_secret_carriers(filter: EnvFilter) -> EnvFilter {
+    [
+        "tokio_postgres",
+        "reqwest",
+        "hyper",
+        "hyper_util",
+        "openidconnect",
+        "oauth2",
+        "lettre",
+    ]
+    .iter()
+    .filter_map(|target| format!("{target}=info").parse().ok())
+    .fold(filter, |filter, directive| filter.add_directive(directive))
 }

@@ -2,6 +2,7 @@
 //! unit- and property-testable without a database.
 
 pub mod api_key;
+pub mod bulk_codes;
 pub mod campaign;
 mod coded;
 pub mod consumer;
@@ -13,3 +14,4 @@ pub mod tenant;
 pub mod theme;
 pub mod token;
 pub mod verification;
+pub mod webhook;

@@ -34,6 +34,16 @@ impl Jobs {
                 tracing::error!(error = %format!("{e:#}"), "mail settings unusable; notices stay in the outbox")
             }
         }
+        tasks.push(tokio::spawn(super::code_jobs::run(store.clone())));
+        match super::webhooks::Sender::new(&settings.webhooks) {
+            Ok(sender) if settings.webhooks.enabled => {
+                tasks.push(tokio::spawn(super::webhooks::run(store.clone(), sender)))
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "webhook sender cannot start; deliveries wait in the outbox")
+            }
+        }
         if settings.backup.enabled {
             let dir = settings.backup.dir(&settings.data_dir);
             tasks.push(tokio::spawn(backup_loop(

@@ -303,6 +303,21 @@ impl Store {
             )
             .await?,
         )?;
+        if updated.status == CampaignStatus::Ended && current.status != CampaignStatus::Ended {
+            let event = serde_json::json!({
+                "campaign_id": id,
+                "name": updated.name,
+                "issued": stats.issued,
+                "ended_at": updated.updated_at,
+            });
+            super::webhooks::enqueue(
+                &tx,
+                tenant_id,
+                crate::domain::webhook::CAMPAIGN_ENDED,
+                &event,
+            )
+            .await?;
+        }
         tx.commit().await?;
         let stats = CampaignStats {
             remaining: (updated.rules.total_limit() - stats.issued).max(0),

@@ -166,7 +166,9 @@ impl Store {
         // One statement, so one round trip and its own transaction (committed, WAL flushed,
         // before the reply comes): the batch's leases are locked against release (`live`),
         // rows under a lease that is gone are left out, and the answer lists the rows
-        // written ('c') and the leases still live ('l').
+        // written ('c') and the leases still live ('l'). `hooked` queues a coupon.claimed
+        // webhook per won row and subscribed endpoint in the same commit; a tenant without
+        // such an endpoint costs one probe of an index on an (almost always) tiny table.
         let stmt = client
             .prepare_cached(
                 "WITH live AS (
@@ -183,7 +185,15 @@ impl Store {
                          AS u(id, consumer, seq, code, lease_id, claimed_at, valid_from, expires_at, uses_left, secret)
                     WHERE u.lease_id IS NULL OR u.lease_id IN (SELECT id FROM live)
                     ON CONFLICT DO NOTHING
-                    RETURNING id
+                    RETURNING id, consumer, code, claimed_at, expires_at, uses_left
+                 ), hooked AS (
+                    INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_type, data)
+                    SELECT e.id, $1, 'coupon.claimed',
+                           jsonb_build_object('coupon_id', w.id, 'campaign_id', $2::uuid, 'code', w.code,
+                                              'consumer', w.consumer, 'claimed_at', w.claimed_at,
+                                              'expires_at', w.expires_at, 'uses_left', w.uses_left)
+                    FROM webhook_endpoints e CROSS JOIN written w
+                    WHERE e.tenant_id = $1 AND 'coupon.claimed' = ANY(e.events) AND w.code IS NOT NULL
                  )
                  SELECT 'c', id FROM written
                  UNION ALL
@@ -363,7 +373,7 @@ impl Store {
                  INSERT INTO redemptions (id, tenant_id, campaign_id, coupon_id, store, staff, store_id, staff_user_id)
                  VALUES ($1, $2, $3, $4, COALESCE($5::text, (SELECT name FROM chosen)), $6,
                          COALESCE((SELECT id FROM chosen), (SELECT id FROM matched)), $8)
-                 RETURNING redeemed_at, store_id",
+                 RETURNING redeemed_at, store_id, store",
                 &[
                     &redemption_id,
                     &tenant_id,
@@ -376,14 +386,35 @@ impl Store {
                 ],
             )
             .await?;
+        let redeemed_at: DateTime<Utc> = record.get(0);
+        let store_id: Option<Uuid> = record.get(1);
+        let store: Option<String> = record.get(2);
+        let event = serde_json::json!({
+            "redemption_id": redemption_id,
+            "coupon_id": coupon_id,
+            "campaign_id": campaign_id,
+            "code": code,
+            "redeemed_at": redeemed_at,
+            "uses_left": uses_left,
+            "store": store,
+            "store_id": store_id,
+            "staff": input.staff,
+        });
+        super::webhooks::enqueue(
+            &tx,
+            tenant_id,
+            crate::domain::webhook::COUPON_REDEEMED,
+            &event,
+        )
+        .await?;
         tx.commit().await?;
         Ok(RedeemOutcome::Redeemed(RedemptionRecord {
             id: redemption_id,
             coupon_id,
             campaign_id,
-            redeemed_at: record.get(0),
+            redeemed_at,
             uses_left,
-            store_id: record.get(1),
+            store_id,
         }))
     }
 
@@ -466,7 +497,15 @@ impl Store {
                      RETURNING x.coupon_id
                  ), restored AS (
                      UPDATE coupons SET uses_left = uses_left + 1 WHERE id IN (SELECT coupon_id FROM undone)
-                     RETURNING id, campaign_id, uses_left
+                     RETURNING id, campaign_id, uses_left, code
+                 ), hooked AS (
+                     INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_type, data)
+                     SELECT e.id, $2, 'redemption.undone',
+                            jsonb_build_object('redemption_id', $1::uuid, 'coupon_id', x.id,
+                                               'campaign_id', x.campaign_id, 'code', x.code,
+                                               'uses_left', x.uses_left, 'undone_at', now())
+                     FROM restored x JOIN webhook_endpoints e
+                          ON e.tenant_id = $2 AND 'redemption.undone' = ANY(e.events)
                  )
                  SELECT r.undone_at IS NOT NULL, (SELECT id FROM restored), (SELECT campaign_id FROM restored),
                         (SELECT uses_left FROM restored)

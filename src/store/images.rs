@@ -37,34 +37,59 @@ impl Store {
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
-    /// Points a tenant's campaign at an image. False: no such campaign for this tenant.
+    /// Points a tenant's campaign at an image and deletes the one it replaces (unless
+    /// something else still shows it). Returns the deleted image's id.
     #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, campaign_id = %campaign_id))]
     pub async fn set_campaign_image(
         &self,
         tenant_id: Uuid,
         campaign_id: Uuid,
         image_id: Uuid,
-    ) -> Result<bool, StoreError> {
-        let client = self.pool.get().await?;
-        let n = client
-            .execute(
-                "UPDATE campaigns SET image_id = $3, updated_at = now() WHERE id = $2 AND tenant_id = $1",
-                &[&tenant_id, &campaign_id, &image_id],
+    ) -> Result<Option<Uuid>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let old: Option<Uuid> = tx
+            .query_opt(
+                "SELECT image_id FROM campaigns WHERE id = $2 AND tenant_id = $1 FOR UPDATE",
+                &[&tenant_id, &campaign_id],
             )
-            .await?;
-        Ok(n == 1)
+            .await?
+            .and_then(|r| r.get(0));
+        tx.execute(
+            "UPDATE campaigns SET image_id = $3, updated_at = now() WHERE id = $2 AND tenant_id = $1",
+            &[&tenant_id, &campaign_id, &image_id],
+        )
+        .await?;
+        let deleted = delete_unused_image(&tx, old.filter(|o| *o != image_id)).await?;
+        tx.commit().await?;
+        Ok(deleted)
     }
 
+    /// Sets the tenant's logo and deletes the one it replaces (unless something else still
+    /// shows it). Returns the deleted image's id.
     #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id))]
-    pub async fn set_tenant_logo(&self, tenant_id: Uuid, image_id: Uuid) -> Result<(), StoreError> {
-        let client = self.pool.get().await?;
-        client
-            .execute(
-                "UPDATE tenants SET logo_image_id = $2 WHERE id = $1",
-                &[&tenant_id, &image_id],
+    pub async fn set_tenant_logo(
+        &self,
+        tenant_id: Uuid,
+        image_id: Uuid,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let old: Option<Uuid> = tx
+            .query_opt(
+                "SELECT logo_image_id FROM tenants WHERE id = $1 FOR UPDATE",
+                &[&tenant_id],
             )
-            .await?;
-        Ok(())
+            .await?
+            .and_then(|r| r.get(0));
+        tx.execute(
+            "UPDATE tenants SET logo_image_id = $2 WHERE id = $1",
+            &[&tenant_id, &image_id],
+        )
+        .await?;
+        let deleted = delete_unused_image(&tx, old.filter(|o| *o != image_id)).await?;
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     /// Changes the given settings; None leaves one as it is.
@@ -97,4 +122,24 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Deletes a replaced image unless a campaign or a tenant still shows it: Some(id) when
+/// it was deleted.
+pub(super) async fn delete_unused_image(
+    tx: &deadpool_postgres::Transaction<'_>,
+    old: Option<Uuid>,
+) -> Result<Option<Uuid>, StoreError> {
+    let Some(old) = old else {
+        return Ok(None);
+    };
+    let n = tx
+        .execute(
+            "DELETE FROM images WHERE id = $1
+               AND NOT EXISTS (SELECT 1 FROM campaigns WHERE image_id = $1)
+               AND NOT EXISTS (SELECT 1 FROM tenants WHERE logo_image_id = $1)",
+            &[&old],
+        )
+        .await?;
+    Ok((n == 1).then_some(old))
 }

@@ -197,6 +197,17 @@ where
         )
         .await?;
     }
+    // The release of a campaign's last live lease, all of it used, is when it sells out.
+    let mut campaigns: Vec<Uuid> = released
+        .iter()
+        .filter(|r| r.returned == 0)
+        .map(|r| r.campaign_id)
+        .collect();
+    campaigns.sort();
+    campaigns.dedup();
+    for campaign in campaigns {
+        super::webhooks::enqueue_if_sold_out(tx, campaign).await?;
+    }
     Ok(released)
 }
 

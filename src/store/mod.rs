@@ -12,6 +12,7 @@ mod admin;
 mod api_keys;
 mod audit;
 pub mod backups;
+pub mod bulk_codes;
 mod campaign_activity;
 mod campaign_edit;
 mod campaigns;
@@ -36,6 +37,7 @@ pub mod tenant_data;
 mod tenant_settings;
 mod tenants;
 mod wallet;
+pub mod webhooks;
 
 pub use admin::{ensure_database, AdminError};
 pub use api_keys::{ApiKeyListing, KeyRevoke, PrefixRevoke};

@@ -11,7 +11,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use super::{Store, StoreError};
 
 /// The one channel nodes talk on. Payloads are the engine's business.
-const CHANNEL: &str = "ecoupon_events";
+pub(super) const CHANNEL: &str = "ecoupon_events";
 /// Notifications waiting for the engine; past this the connection task waits, and Postgres
 /// queues them server-side (up to its 8 GB notify queue) rather than us growing.
 const LISTEN_BUFFER: usize = 1024;

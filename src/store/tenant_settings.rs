@@ -66,6 +66,16 @@ impl Store {
     ) -> Result<Option<Uuid>, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        let old_logo: Option<Uuid> = match update.logo {
+            Some(_) => tx
+                .query_opt(
+                    "SELECT logo_image_id FROM tenants WHERE id = $1 FOR UPDATE",
+                    &[&tenant_id],
+                )
+                .await?
+                .and_then(|r| r.get(0)),
+            None => None,
+        };
         let logo = match update.logo {
             Some((content_type, bytes)) => {
                 let id = Uuid::new_v4();
@@ -100,6 +110,7 @@ impl Store {
         if n != 1 {
             return Err(StoreError::Conflict(format!("tenant {tenant_id} is gone")));
         }
+        super::images::delete_unused_image(&tx, old_logo).await?;
         tx.commit().await?;
         Ok(logo)
     }

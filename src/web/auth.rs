@@ -1,20 +1,27 @@
 //! API-key authentication: `Authorization: Bearer eck_…`, looked up by SHA-256, from an
 //! address on the tenant's IP allow-list (when it has one).
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
 use super::client_ip::client_ip;
 use super::ttl_cache::TtlCache;
 use super::AppState;
+use crate::config::ApiSettings;
 use crate::domain::api_key::PresentedKey;
 use crate::store::{ApiKeyRecord, Store};
-use crate::web::error::{AppError, ErrorCode};
+use crate::web::error::{AppError, AppResult, ErrorCode};
 
 /// An authenticated API caller. Taking it as a handler argument is what makes a route
 /// require a key.
@@ -78,31 +85,44 @@ impl FromRequest for ApiAuth {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let req = req.clone();
         Box::pin(async move {
-            let presented = presented?;
             let state =
                 state.ok_or_else(|| AppError::internal(anyhow::anyhow!("AppState missing")))?;
+            let ip = client_ip(&req, &state.settings);
+            let presented = match presented {
+                Ok(p) => p,
+                Err(e) => {
+                    // A malformed key costs nothing to refuse, but is still a failed try.
+                    if e.code == ErrorCode::InvalidApiKey {
+                        if let KeyLookup::Throttled(wait) = state.api_keys.failed(ip) {
+                            return Err(too_many_failures(wait));
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+            // Unknown and revoked answer alike: the caller learns nothing about other keys.
             // A database that went silent (a partition) must not hold the request: past the
             // claim path's deadline the answer is a clean 503.
             let deadline = state.settings.engine.batch_timeout;
-            let record = tokio::time::timeout(
-                deadline,
-                state.api_keys.lookup(&state.store, presented.hash()),
-            )
-            .await
-            .map_err(|_| AppError::from(crate::store::StoreError::Timeout(deadline)))??;
-            // Unknown and revoked answer alike: the caller learns nothing about other keys.
-            let record = match record {
-                Some(r) if r.revoked_at.is_none() => r,
-                _ => {
+            let lookup = state.api_keys.lookup(&state.store, presented.hash(), ip);
+            let record = match tokio::time::timeout(deadline, lookup)
+                .await
+                .map_err(|_| AppError::from(crate::store::StoreError::Timeout(deadline)))??
+            {
+                KeyLookup::Found(r) => r,
+                KeyLookup::Refused => {
                     crate::metrics::auth_failure("api_key");
                     return Err(AppError::new(
                         ErrorCode::InvalidApiKey,
                         "unknown or revoked API key",
                     ));
                 }
+                KeyLookup::Throttled(wait) => {
+                    crate::metrics::auth_failure("api_key");
+                    return Err(too_many_failures(wait));
+                }
             };
             // A stolen key is of no use from outside the merchant's own networks.
-            let ip = client_ip(&req, &state.settings);
             if !record.ip_allowlist.allows(ip) {
                 crate::metrics::auth_failure("ip_not_allowed");
                 return Err(AppError::new(
@@ -123,24 +143,56 @@ impl FromRequest for ApiAuth {
 /// requests a second with one key; without this each would cost a query (and the
 /// `last_used_at` write) before reaching the engine. The price: a revoked key keeps
 /// working for up to [`ApiKeyCache::FRESH`] on a node that used it just before.
-pub struct ApiKeyCache(TtlCache<Vec<u8>, Option<Arc<ApiKeyRecord>>>);
-
-impl Default for ApiKeyCache {
-    fn default() -> Self {
-        // The bound keeps a flood of made-up keys from growing memory.
-        ApiKeyCache(TtlCache::new(ApiKeyCache::FRESH, 10_000))
-    }
+///
+/// Keys the database knows and keys it does not are kept apart, so a flood of made-up
+/// keys can neither evict the good ones nor cost a query each: an unknown key is
+/// remembered as unknown for [`ApiKeyCache::UNKNOWN_FOR`] (its 190 random bits cannot
+/// name a key created meanwhile), an address whose failures pass
+/// `api.auth_failures_per_ip_per_minute` gets 429 for keys this node does not know, and
+/// look-ups of such keys from all addresses together are capped at
+/// `api.unknown_key_lookups_per_second`.
+pub struct ApiKeyCache {
+    known: TtlCache<Vec<u8>, Option<Arc<ApiKeyRecord>>>,
+    unknown: TtlCache<Vec<u8>, ()>,
+    failures: DefaultKeyedRateLimiter<IpAddr>,
+    /// Addresses over their failure budget, and until when.
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+    lookups: DefaultDirectRateLimiter,
 }
 
-impl ApiKeyCache {
-    pub const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+/// What a presented key turned out to be.
+pub enum KeyLookup {
+    Found(Arc<ApiKeyRecord>),
+    /// Unknown or revoked.
+    Refused,
+    /// Not looked up: too many failures from this address (or unknown keys from all of
+    /// them); retry after this many seconds.
+    Throttled(u64),
+}
 
-    async fn lookup(
-        &self,
-        store: &Store,
-        hash: Vec<u8>,
-    ) -> Result<Option<Arc<ApiKeyRecord>>, AppError> {
-        let load = || async {
+const MAX_ENTRIES: usize = 10_000;
+
+impl ApiKeyCache {
+    pub const FRESH: Duration = Duration::from_secs(1);
+    pub const UNKNOWN_FOR: Duration = Duration::from_secs(300);
+
+    pub fn new(settings: &ApiSettings) -> ApiKeyCache {
+        let per_minute =
+            NonZeroU32::new(settings.auth_failures_per_ip_per_minute).unwrap_or(NonZeroU32::MIN);
+        let per_second =
+            NonZeroU32::new(settings.unknown_key_lookups_per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(per_second.get().saturating_mul(2)).unwrap_or(per_second);
+        ApiKeyCache {
+            known: TtlCache::new(Self::FRESH, MAX_ENTRIES),
+            unknown: TtlCache::new(Self::UNKNOWN_FOR, MAX_ENTRIES),
+            failures: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            blocked: Mutex::default(),
+            lookups: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
+        }
+    }
+
+    async fn lookup(&self, store: &Store, hash: Vec<u8>, ip: IpAddr) -> AppResult<KeyLookup> {
+        let load = |hash: Vec<u8>| async move {
             let record = store.find_api_key(&hash).await?;
             if let Some(r) = record.as_ref().filter(|r| r.revoked_at.is_none()) {
                 // At most once a second per key here, and the store only writes once a minute.
@@ -150,6 +202,87 @@ impl ApiKeyCache {
             }
             Ok::<_, AppError>(record.map(Arc::new))
         };
-        self.0.get_or_load(hash.clone(), load).await
+        // A key this node has seen: believed for a second, then refreshed.
+        if self.known.contains(&hash) {
+            let record = self
+                .known
+                .get_or_load(hash.clone(), || {
+                    crate::metrics::api_key_lookup("known");
+                    load(hash)
+                })
+                .await?;
+            return Ok(match record {
+                Some(r) if r.revoked_at.is_none() => KeyLookup::Found(r),
+                _ => self.failed(ip),
+            });
+        }
+        if let Some(wait) = self.blocked_for(ip) {
+            crate::metrics::rate_limited("auth_failures");
+            return Ok(KeyLookup::Throttled(wait));
+        }
+        if self.unknown.get_fresh(&hash).is_some() {
+            return Ok(self.failed(ip));
+        }
+        if let Err(not_until) = self.lookups.check() {
+            crate::metrics::rate_limited("unknown_keys");
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            return Ok(KeyLookup::Throttled(wait.as_secs().max(1)));
+        }
+        crate::metrics::api_key_lookup("unknown");
+        match load(hash.clone()).await? {
+            Some(record) => {
+                self.known.insert(hash, Some(record.clone()));
+                Ok(match record.revoked_at {
+                    None => KeyLookup::Found(record),
+                    Some(_) => self.failed(ip),
+                })
+            }
+            None => {
+                self.unknown.insert(hash, ());
+                Ok(self.failed(ip))
+            }
+        }
     }
+
+    /// Counts a failed authentication from `ip`: refused, or throttled once over budget.
+    pub fn failed(&self, ip: IpAddr) -> KeyLookup {
+        match self.failures.check_key(&ip) {
+            Ok(()) => KeyLookup::Refused,
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+                if blocked.len() >= MAX_ENTRIES {
+                    let now = Instant::now();
+                    blocked.retain(|_, until| *until > now);
+                    self.failures.retain_recent();
+                }
+                // Still full: the global cap on unknown look-ups is what bounds the cost.
+                if blocked.len() < MAX_ENTRIES {
+                    blocked.insert(ip, Instant::now() + wait);
+                }
+                crate::metrics::rate_limited("auth_failures");
+                KeyLookup::Throttled(wait.as_secs().max(1))
+            }
+        }
+    }
+
+    fn blocked_for(&self, ip: IpAddr) -> Option<u64> {
+        let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+        let until = *blocked.get(&ip)?;
+        match until.checked_duration_since(Instant::now()) {
+            Some(left) => Some(left.as_secs().max(1)),
+            None => {
+                blocked.remove(&ip);
+                None
+            }
+        }
+    }
+}
+
+pub fn too_many_failures(retry_after: u64) -> AppError {
+    AppError::new(
+        ErrorCode::Limited("too_many_auth_failures"),
+        "too many failed API key authentications from this address; retry later",
+    )
+    .with_retry_after(retry_after)
 }

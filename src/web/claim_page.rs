@@ -113,8 +113,10 @@ pub async fn show(
         .rev()
         .find(|(_, won)| *won)
         .map(|(id, _)| format!("/my/coupons/{id}"));
-    let needs_signin = campaign.signin == SigninMode::Required && !page.session.signed_in;
     let theme = state.tenants.get(&state.store, campaign.tenant_id).await?;
+    let accepted = theme.as_ref().map_or(&[][..], |t| &t.signin_providers[..]);
+    let needs_signin =
+        campaign.signin == SigninMode::Required && !signed_in_acceptably(&page.session, accepted);
     let logo_url = theme
         .as_ref()
         .and_then(|t| t.logo_image_id)
@@ -187,8 +189,14 @@ pub async fn claim(
     page.session.check_csrf(&form.csrf)?;
     let campaign = load(&state, &slug).await?;
     let back = format!("/c/{}", campaign.slug);
-    if campaign.signin == SigninMode::Required && !page.session.signed_in {
-        return Ok(page.redirect(&state, &format!("/auth/signin?return_to={back}")));
+    if campaign.signin == SigninMode::Required {
+        // Checked here, not only when signing in: a sign-in started for another page
+        // (any return_to) may have used a provider this merchant does not accept.
+        let theme = state.tenants.get(&state.store, campaign.tenant_id).await?;
+        let accepted = theme.as_ref().map_or(&[][..], |t| &t.signin_providers[..]);
+        if !signed_in_acceptably(&page.session, accepted) {
+            return Ok(page.redirect(&state, &format!("/auth/signin?return_to={back}")));
+        }
     }
     let consumer = ConsumerRef::parse(&page.session.consumer)
         .map_err(|e| AppError::invalid("invalid_consumer", e.to_string()))?;
@@ -209,13 +217,22 @@ pub async fn claim(
     }
 }
 
+/// Signed in with a provider the merchant accepts (an empty list accepts every one).
+fn signed_in_acceptably(session: &super::session::Session, accepted: &[String]) -> bool {
+    session.signed_in
+        && (accepted.is_empty()
+            || session
+                .provider()
+                .is_some_and(|p| accepted.iter().any(|a| a == p)))
+}
+
 /// `GET /c/{slug}/status`: what the page's script polls to keep "n left" current.
 pub async fn status(
     req: HttpRequest,
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let session = super::session::Session::read(&req, &state.cookie_key);
+    let session = super::session::Session::read(&req, &state.sessions);
     let campaign = load(&state, &slug).await?;
     let stats = state.engine.stats(&campaign).await?;
     let consumer = session.as_ref().map(|s| s.consumer.as_str());
@@ -228,6 +245,26 @@ pub async fn status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_sign_in_with_an_accepted_provider_counts() {
+        use crate::web::session::Session;
+        let google = Session::sign_in("google", "sub-1");
+        let line = Session::sign_in("line", "sub-2");
+        let accepted = vec!["line".to_string()];
+        assert!(signed_in_acceptably(&line, &accepted));
+        assert!(!signed_in_acceptably(&google, &accepted));
+        assert!(signed_in_acceptably(&google, &[]), "no list: any provider");
+        let device = Session::current(
+            &actix_web::test::TestRequest::default().to_http_request(),
+            &crate::web::session::SessionCookies {
+                key: actix_web::cookie::Key::generate(),
+                secure: false,
+                lifetime: std::time::Duration::from_secs(60),
+            },
+        );
+        assert!(!signed_in_acceptably(&device, &[]));
+    }
     use crate::domain::campaign::RulesParams;
 
     fn rules(limit: i64, start: i64, end: Option<i64>) -> CampaignRules {

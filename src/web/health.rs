@@ -12,7 +12,9 @@ pub async fn livez() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready to take traffic: the database answers and the schema is current.
+/// Ready to take traffic: the database answers and the schema is current. The answer is
+/// public, so it names the kind of problem only; the database's own words (host names,
+/// user names, server messages) go to the log.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     // A database that went silent (a partition) is not ready either, and must not hold the
     // probe.
@@ -26,6 +28,18 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError
         });
     match answer {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
-        Err(reason) => Err(AppError::new(ErrorCode::NotReady, reason)),
+        Err(reason) => {
+            tracing::warn!(reason = %reason, "not ready");
+            Err(AppError::new(ErrorCode::NotReady, public_reason(&reason)))
+        }
+    }
+}
+
+/// The part of a readiness failure fit for anyone to read.
+fn public_reason(reason: &str) -> &'static str {
+    if reason.starts_with("migrations") {
+        "database migrations are pending"
+    } else {
+        "the database is unavailable"
     }
 }

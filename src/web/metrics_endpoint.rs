@@ -1,11 +1,13 @@
 //! `GET /metrics`: Prometheus text exposition. With `metrics_listen` set it is served on a
 //! listener of its own (see [`server`]) and the main listener answers 404, so the metrics
-//! need not face the internet.
+//! need not face the internet. Without it the main listener serves them only to a scraper
+//! on this host: a loopback peer whose request came through no proxy (a reverse proxy on
+//! the same host would otherwise hand them to the internet).
 
 use std::net::{SocketAddr, TcpListener};
 
 use actix_web::dev::Server;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::AppState;
@@ -13,14 +15,37 @@ use crate::store::Store;
 use crate::web::error::{AppError, ErrorCode};
 
 /// `/metrics` on the main listener.
-pub async fn render(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub async fn render(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
     if state.settings.metrics_listen.is_some() {
         return Err(AppError::new(
             ErrorCode::NotFound,
             "no such page (metrics are served on metrics_listen)",
         ));
     }
+    if !from_this_host(&req) {
+        return Err(AppError::new(
+            ErrorCode::NotFound,
+            "no such page (metrics are served to this host only; set metrics_listen)",
+        ));
+    }
     Ok(exposition(&state.metrics, &state.store))
+}
+
+/// The socket peer is a loopback address and no proxy header says it relays someone else.
+fn from_this_host(req: &HttpRequest) -> bool {
+    let loopback = req.peer_addr().is_some_and(|a| match a.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        ip => ip.is_loopback(),
+    });
+    let proxied = ["x-forwarded-for", "forwarded", "x-real-ip"]
+        .iter()
+        .any(|h| req.headers().contains_key(*h));
+    loopback && !proxied
 }
 
 fn exposition(handle: &PrometheusHandle, store: &Store) -> HttpResponse {

@@ -15,13 +15,14 @@ mod campaigns;
 mod claim_page;
 mod claims;
 pub mod client_ip;
+mod codes;
 pub mod console;
 mod coupons;
 pub mod error;
 mod health;
 pub mod i18n;
 pub mod idempotency;
-mod images;
+pub mod images;
 mod keys;
 pub mod metrics_endpoint;
 pub mod middleware;
@@ -38,6 +39,7 @@ pub mod templates;
 mod tenant;
 mod ttl_cache;
 mod wallet;
+mod webhooks;
 
 /// Shared by every request handler through `web::Data`.
 pub struct AppState {
@@ -51,7 +53,11 @@ pub struct AppState {
     pub cookie_key: actix_web::cookie::Key,
     /// Cookies get `Secure` when the public URL is https.
     pub secure_cookies: bool,
+    /// The consumer session cookie's key, name and lifetime.
+    pub sessions: session::SessionCookies,
     pub limits: middleware::RateLimits,
+    /// Images served lately (`/i/{id}`), bounded in bytes.
+    pub images: images::ImageCache,
     pub api_keys: auth::ApiKeyCache,
     /// Tenants' settings for pages and the API, believed for a second.
     pub tenants: tenant::TenantCache,

@@ -127,6 +127,12 @@ const KEYED: &[(u16, &[&str], &str)] = &[
         &["insufficient_scope", "ip_not_allowed"],
         "the key lacks the operation's scope, or the request comes from outside the merchant's IP allow-list",
     ),
+    (
+        429,
+        &["too_many_auth_failures"],
+        "too many failed authentications from this address (or unknown keys from all of them); \
+         retry after `Retry-After` seconds",
+    ),
     (503, &["busy"], "the service is busy; retry after `Retry-After` seconds"),
 ];
 const WITH_JSON_BODY: &[(u16, &[&str], &str)] = &[

@@ -27,7 +27,7 @@ impl PageCtx {
         PageCtx {
             lang,
             remember_lang,
-            session: Session::current(req, &state.cookie_key),
+            session: Session::current(req, &state.sessions),
             path: req.path().to_string(),
         }
     }
@@ -81,8 +81,7 @@ impl PageCtx {
     }
 
     fn apply_cookies(&self, res: &mut actix_web::HttpResponseBuilder, state: &AppState) {
-        self.session
-            .apply(res, &state.cookie_key, state.secure_cookies);
+        self.session.apply(res, &state.sessions);
         if self.remember_lang {
             res.cookie(
                 Cookie::build("lang", self.lang.code())

@@ -1,13 +1,12 @@
 //! Every URL the service answers, in one table. Find a URL here, then follow the handler.
 
-use actix_web::middleware::from_fn;
 use actix_web::web::{self, delete, get, patch, post, put};
 use actix_web::{HttpResponse, Resource};
 
-use super::middleware::rate_limit;
 use super::{
-    assets, campaigns, claim_page, claims, console, coupons, health, images, keys,
+    assets, campaigns, claim_page, claims, codes, console, coupons, health, images, keys,
     metrics_endpoint, openapi, ops, pages, qr, redemptions, signin, status, tenant, wallet,
+    webhooks,
 };
 use crate::web::error::{AppError, ErrorCode};
 
@@ -44,6 +43,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(patch().to(campaigns::update)),
         )
         .service(at("/api/v1/campaigns/{id}/claims").route(post().to(claims::create)))
+        // Bulk and imported codes, and bulk code jobs (codes.rs)
+        .service(at("/api/v1/campaigns/{id}/codes").route(post().to(codes::create)))
+        .service(
+            at("/api/v1/campaigns/{id}/codes/import")
+                .app_data(codes::import_limit())
+                .route(post().to(codes::import)),
+        )
+        .service(at("/api/v1/code-jobs/{id}").route(get().to(codes::show_job)))
+        .service(at("/api/v1/code-jobs/{id}/codes.csv").route(get().to(codes::job_csv)))
         .service(at("/api/v1/campaigns/{id}/coupons").route(get().to(coupons::for_consumer)))
         .service(at("/api/v1/coupons/{code}").route(get().to(coupons::show)))
         .service(at("/api/v1/coupons/{code}/redemptions").route(post().to(redemptions::create)))
@@ -54,15 +62,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(post().to(keys::create)),
         )
         .service(at("/api/v1/keys/{id}").route(delete().to(keys::revoke)))
+        // Webhook endpoints and their delivery logs (webhooks.rs; sent by ops/webhooks.rs)
+        .service(
+            at("/api/v1/webhooks")
+                .route(get().to(webhooks::list))
+                .route(post().to(webhooks::create)),
+        )
+        .service(
+            at("/api/v1/webhooks/{id}")
+                .route(get().to(webhooks::show))
+                .route(delete().to(webhooks::delete)),
+        )
+        .service(at("/api/v1/webhooks/{id}/deliveries").route(get().to(webhooks::deliveries)))
         // Static files and merchant themes
         .service(at("/assets/{name}").route(get().to(assets::serve)))
         .service(at("/t/{tenant}/theme.css").route(get().to(pages::theme_css)))
         .service(at("/i/{id}").route(get().to(images::serve)))
-        // Consumer pages (rate limited per IP and device)
+        // Consumer pages (rate limited per IP and device, like every page: see
+        // middleware/rate_limit.rs)
         .service(at("/").route(get().to(home)))
         .service(
             web::scope("/c")
-                .wrap(from_fn(rate_limit))
                 .service(at("/{slug}").route(get().to(claim_page::show)))
                 .service(at("/{slug}/claim").route(post().to(claim_page::claim)))
                 .service(at("/{slug}/status").route(get().to(claim_page::status)))
@@ -71,7 +91,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::scope("/my")
-                .wrap(from_fn(rate_limit))
                 .service(at("").route(get().to(wallet::index)))
                 .service(at("/coupons/{id}").route(get().to(wallet::show)))
                 .service(at("/coupons/{id}/check-code").route(get().to(wallet::current_check_code)))
@@ -176,6 +195,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(at("/auth/signin").route(get().to(signin::page)))
         .service(at("/auth/complete").route(get().to(signin::complete)))
         .service(at("/auth/me").route(get().to(signin::me)))
+        .service(at("/auth/signout").route(post().to(signin::signout)))
         .service(at("/auth/{provider}/start").route(get().to(signin::start)))
         .service(
             at("/auth/{provider}/callback")

@@ -66,13 +66,7 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
             }
         };
         let mut entries = self.lock();
-        if entries.len() >= self.max_entries && !entries.contains_key(&key) {
-            entries.retain(|_, e| e.at.elapsed() < self.fresh);
-            // Still full of fresh entries (a flood of distinct keys): start over.
-            if entries.len() >= self.max_entries {
-                entries.clear();
-            }
-        }
+        self.make_room(&mut entries, &key);
         entries.insert(
             key,
             Entry {
@@ -82,6 +76,42 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
             },
         );
         Ok(value)
+    }
+
+    /// Whether `key` has an entry, fresh or not.
+    pub fn contains(&self, key: &K) -> bool {
+        self.lock().contains_key(key)
+    }
+
+    /// The value of `key` if it is still fresh; never loads.
+    pub fn get_fresh(&self, key: &K) -> Option<V> {
+        let entries = self.lock();
+        let e = entries.get(key)?;
+        (e.at.elapsed() < self.fresh).then(|| e.value.clone())
+    }
+
+    /// Stores `value` for `key` as just loaded.
+    pub fn insert(&self, key: K, value: V) {
+        let mut entries = self.lock();
+        self.make_room(&mut entries, &key);
+        entries.insert(
+            key,
+            Entry {
+                at: Instant::now(),
+                value,
+                refreshing: None,
+            },
+        );
+    }
+
+    fn make_room(&self, entries: &mut HashMap<K, Entry<V>>, key: &K) {
+        if entries.len() >= self.max_entries && !entries.contains_key(key) {
+            entries.retain(|_, e| e.at.elapsed() < self.fresh);
+            // Still full of fresh entries (a flood of distinct keys): start over.
+            if entries.len() >= self.max_entries {
+                entries.clear();
+            }
+        }
     }
 
     /// Forgets `key`: the next caller loads it afresh (after a change made here).

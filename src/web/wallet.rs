@@ -60,7 +60,8 @@ pub async fn index(req: HttpRequest, state: web::Data<AppState>) -> AppResult<Ht
         &state,
         StatusCode::OK,
         "wallet",
-        json!({"title": page.t("wallet.title"), "body_class": "wallet-page", "coupons": items}),
+        json!({"title": page.t("wallet.title"), "body_class": "wallet-page", "coupons": items,
+               "signed_in": page.session.signed_in}),
     )
 }
 
@@ -134,7 +135,7 @@ pub async fn current_check_code(
     id: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
     let session =
-        Session::read(&req, &state.cookie_key).ok_or_else(|| AppError::not_found("coupon"))?;
+        Session::read(&req, &state.sessions).ok_or_else(|| AppError::not_found("coupon"))?;
     let coupon = owned(&state, &session, *id).await?;
     let now = state.engine.clock().now().timestamp();
     let step = state.settings.pages.code_step.as_secs().max(1);
@@ -229,7 +230,7 @@ pub async fn qr_svg(
     use qrcode::render::svg;
     use qrcode::{EcLevel, QrCode};
     let session =
-        Session::read(&req, &state.cookie_key).ok_or_else(|| AppError::not_found("coupon"))?;
+        Session::read(&req, &state.sessions).ok_or_else(|| AppError::not_found("coupon"))?;
     let coupon = owned(&state, &session, *id).await?;
     let code = QrCode::with_error_correction_level(coupon.code.as_bytes(), EcLevel::M)
         .map_err(AppError::internal)?;

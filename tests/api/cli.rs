@@ -433,15 +433,31 @@ async fn first_serve_prints_three_lines_that_work() {
             .trim()
             .to_string()
     };
-    let password = field(&printed, "owner_password").to_string();
+    // Not a terminal: the secrets went to a file only this user can read, and its path
+    // was printed instead.
+    let file = data.join("demo-credentials.txt");
+    assert!(printed.contains(&file.display().to_string()), "{printed}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let secrets = std::fs::read_to_string(&file).unwrap();
+    let password = field(&secrets, "owner_password").to_string();
+    let api_key = field(&secrets, "api_key").to_string();
+    assert!(
+        !printed.contains(&password) && !printed.contains(&api_key),
+        "{printed}"
+    );
     let console = line("Console sign-in:");
     assert!(
         console.starts_with(&format!("{base}/merchant/login ")),
         "{console}"
     );
+    assert!(console.contains("owner@demo.example"), "{console}");
     assert!(
-        console.contains("owner@demo.example") && console.contains(&password),
-        "{console}"
+        secrets.contains(&format!("{base}/merchant/login")) && secrets.contains(&password),
+        "{secrets}"
     );
     let claim = line("Demo coupon (customers):");
     assert!(claim.starts_with(&format!("{base}/c/")), "{claim}");

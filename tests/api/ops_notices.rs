@@ -352,6 +352,35 @@ async fn maintenance_mail_reaches_owners_even_when_the_smtp_server_was_down() {
         )
         .await;
     assert_eq!(audited, 4);
+
+    // The reminder follows when its time comes (moved up here from 24 hours before).
+    app.db
+        .client()
+        .await
+        .execute(
+            "UPDATE mail_outbox SET send_after = now(), next_attempt_at = now()
+             WHERE kind = 'reminder' AND subject LIKE '%Database upgrade%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let reminder = eventually(
+        Duration::from_secs(15),
+        "the reminder arrives",
+        async || {
+            smtp.messages()
+                .into_iter()
+                .find(|m| m.subject.starts_with("[ecoupon] Reminder"))
+        },
+    )
+    .await;
+    assert_eq!(reminder.to, "owner@test.example");
+    assert!(
+        reminder.subject.contains("Database upgrade")
+            && reminder.body.contains("Reminder")
+            && reminder.body.contains("PostgreSQL 17."),
+        "{reminder:?}"
+    );
 }
 
 #[actix_web::test]

@@ -19,7 +19,7 @@ use crate::helpers::{
 };
 
 // The provider's client secrets (tests/oidc/provider.mjs, SECRETS).
-const GOOGLE_SECRET: &str = "google-like-client-secret";
+pub(crate) const GOOGLE_SECRET: &str = "google-like-client-secret";
 const LINE_SECRET: &str = "line-like-channel-secret-0123456789abcdef0123456789";
 const TAMPER_SECRET: &str = "tamper-client-secret";
 const RETURN_TO: &str = "/c/spring-sale";
@@ -27,14 +27,46 @@ const RETURN_TO: &str = "/c/spring-sale";
 struct Harness {
     app: TestApp,
     issuer: String,
-    _provider: Child,
-    _stdin: ChildStdin,
-    _stdout: Lines<BufReader<ChildStdout>>,
+    _provider: Provider,
 }
 
-/// Starts the provider, then the app configured for it. Without node or the provider's npm
-/// packages the test fails.
-async fn harness() -> Harness {
+/// Where the sign-in flow runs: a [`TestApp`] in this process, or a server started as its
+/// own process (the log test).
+pub(crate) trait Site {
+    fn address(&self) -> &str;
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address())
+    }
+}
+
+impl Site for TestApp {
+    fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+/// The OpenID provider, running, and the issuer URL it answers at.
+pub(crate) struct Provider {
+    pub issuer: String,
+    pub apple_key: PathBuf,
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Provider {
+    /// Tells the provider where the app is (its redirect URIs) and waits for it.
+    pub async fn serve_app(&mut self, address: &str) {
+        self.stdin
+            .write_all(format!("{address}\n").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(next_line(&mut self.stdout).await, "ready");
+    }
+}
+
+/// Starts the provider. Without node or the provider's npm packages the test fails.
+pub(crate) async fn provider() -> Provider {
     let node = require_tool("node");
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
     if !dir.join("node_modules/oidc-provider").is_dir() {
@@ -63,26 +95,31 @@ async fn harness() -> Harness {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("unexpected provider output {listening:?}"));
     let issuer = format!("http://127.0.0.1:{port}");
+    let stdin = child.stdin.take().unwrap();
+    Provider {
+        issuer,
+        apple_key: key_path,
+        _child: child,
+        stdin,
+        stdout,
+    }
+}
 
-    let settings = signin_settings(&issuer, &key_path);
+/// Starts the provider, then the app configured for it.
+async fn harness() -> Harness {
+    let mut provider = provider().await;
+    let settings = signin_settings(&provider.issuer, &provider.apple_key);
     let app = spawn_app_on(fresh_database().await, move |db| {
         let mut s = test_settings(db);
         s.signin = settings;
         s
     })
     .await;
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(format!("{}\n", app.address).as_bytes())
-        .await
-        .unwrap();
-    assert_eq!(next_line(&mut stdout).await, "ready");
+    provider.serve_app(&app.address).await;
     Harness {
         app,
-        issuer,
-        _provider: child,
-        _stdin: stdin,
-        _stdout: stdout,
+        issuer: provider.issuer.clone(),
+        _provider: provider,
     }
 }
 
@@ -126,13 +163,13 @@ fn signin_settings(issuer: &str, apple_key: &Path) -> SigninSettings {
 
 /// Where the provider sends the browser back: a redirect, or Apple's auto-submitted form.
 #[derive(Clone, Debug)]
-enum Callback {
+pub(crate) enum Callback {
     Get(Url),
     Post(Url, Vec<(String, String)>),
 }
 
 impl Callback {
-    fn param(&self, name: &str) -> Option<String> {
+    pub(crate) fn param(&self, name: &str) -> Option<String> {
         match self {
             Callback::Get(url) => url
                 .query_pairs()
@@ -164,7 +201,7 @@ impl Callback {
         }
     }
 
-    async fn send(&self, client: &Client) -> Response {
+    pub(crate) async fn send(&self, client: &Client) -> Response {
         match self {
             Callback::Get(url) => client.get(url.clone()).send().await.unwrap(),
             Callback::Post(url, form) => client.post(url.clone()).form(form).send().await.unwrap(),
@@ -173,7 +210,7 @@ impl Callback {
 }
 
 /// `/auth/{provider}/start`: the provider's authorization URL.
-async fn start(b: &Client, app: &TestApp, provider: &str) -> Url {
+async fn start(b: &Client, app: &impl Site, provider: &str) -> Url {
     let res = b
         .get(app.url(&format!("/auth/{provider}/start?return_to={RETURN_TO}")))
         .send()
@@ -184,10 +221,15 @@ async fn start(b: &Client, app: &TestApp, provider: &str) -> Url {
 }
 
 /// Starts a sign-in and goes through the provider's login and consent forms as `login`.
-async fn through_provider(b: &Client, app: &TestApp, provider: &str, login: &str) -> Callback {
+pub(crate) async fn through_provider(
+    b: &Client,
+    app: &impl Site,
+    provider: &str,
+    login: &str,
+) -> Callback {
     let mut url = start(b, app, provider).await;
     for _ in 0..20 {
-        if url.as_str().starts_with(&app.address) {
+        if url.as_str().starts_with(app.address()) {
             return Callback::Get(url);
         }
         let res = b.get(url.clone()).send().await.unwrap();
@@ -224,7 +266,7 @@ async fn through_provider(b: &Client, app: &TestApp, provider: &str, login: &str
 }
 
 /// The callback's answer, `/auth/complete`, then who `/auth/me` says we are.
-async fn complete(b: &Client, app: &TestApp, callback_answer: Response) -> String {
+pub(crate) async fn complete(b: &Client, app: &impl Site, callback_answer: Response) -> String {
     assert_eq!(
         callback_answer.status(),
         303,
@@ -587,6 +629,44 @@ async fn a_merchant_can_limit_the_providers_its_consumers_use() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
+
+    // Signed in with LINE through a return_to that is no claim page of this merchant: the
+    // claim page still asks for an accepted sign-in, and a claim posted anyway is sent to
+    // sign in, with no coupon made.
+    let b = html_client(None);
+    let cb = through_provider(&b, app, "line", "U-bypass").await;
+    assert_eq!(
+        complete(&b, app, cb.send(&b).await).await,
+        "oidc:line:U-bypass"
+    );
+    let (_, html) = page(&b, &app.url(&format!("/c/{slug}"))).await;
+    assert!(!html.contains("id=\"claim-form\""), "{html}");
+    assert!(html.contains("id=\"signin-button\""), "{html}");
+    let me = whoami(&b, app).await;
+    let csrf = {
+        // The session's token, from a page that has a form: the wallet's sign-out.
+        let (_, wallet) = page(&b, &app.url("/my")).await;
+        csrf_of(&wallet)
+    };
+    let res = post_form(&b, &app.url(&format!("/c/{slug}/claim")), &csrf).await;
+    assert_eq!(res.status(), 303, "{me}");
+    assert_eq!(location(&res), format!("/auth/signin?return_to=/c/{slug}"));
+    let coupons: i64 = app.db_value("SELECT count(*) FROM coupons", &[]).await;
+    assert_eq!(coupons, 0);
+    // With the accepted provider the claim goes through.
+    // (The provider remembers this browser's login, so the subject is the earlier one.)
+    let cb = through_provider(&b, app, "google", "dave").await;
+    assert_eq!(
+        complete(&b, app, cb.send(&b).await).await,
+        "oidc:google:U-bypass"
+    );
+    let (_, html) = page(&b, &app.url(&format!("/c/{slug}"))).await;
+    let res = post_form(&b, &app.url(&format!("/c/{slug}/claim")), &csrf_of(&html)).await;
+    assert!(
+        location(&res).starts_with("/my/coupons/"),
+        "{}",
+        location(&res)
+    );
 }
 
 #[actix_web::test]
@@ -622,10 +702,24 @@ async fn a_signed_in_consumer_claims_a_sign_in_campaign_and_finds_it_in_the_wall
     assert_eq!(consumer, "oidc:google:carol");
     let (_, wallet) = page(&b, &app.url("/my")).await;
     assert!(wallet.contains(&coupon));
+
+    // Sign-out (a form on the wallet): the session is gone, the coupon stays with the
+    // signed-in consumer, and signing in again finds it.
+    assert!(wallet.contains("id=\"signout-button\""), "{wallet}");
+    let res = post_form(&b, &app.url("/auth/signout"), &csrf_of(&wallet)).await;
+    assert_eq!(res.status(), 303);
+    let me = whoami(&b, app).await;
+    assert_eq!(me["signed_in"], false, "{me}");
+    let (_, wallet) = page(&b, &app.url("/my")).await;
+    assert!(!wallet.contains(&coupon));
+    let cb = through_provider(&b, app, "google", "carol").await;
+    complete(&b, app, cb.send(&b).await).await;
+    let (_, wallet) = page(&b, &app.url("/my")).await;
+    assert!(wallet.contains(&coupon));
 }
 
 /// What `/auth/me` says about this browser's session.
-async fn whoami(b: &Client, app: &TestApp) -> serde_json::Value {
+async fn whoami(b: &Client, app: &impl Site) -> serde_json::Value {
     b.get(app.url("/auth/me"))
         .send()
         .await

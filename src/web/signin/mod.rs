@@ -95,6 +95,15 @@ pub async fn start(
     path: web::Path<String>,
     query: web::Query<ReturnTo>,
 ) -> AppResult<HttpResponse> {
+    // Each start may be a stored row (until retention removes it): bounded per address.
+    let ip = crate::web::client_ip::client_ip(&req, &state.settings);
+    state.limits.signin_start(ip).map_err(|wait| {
+        AppError::new(
+            ErrorCode::RateLimited,
+            "too many sign-ins started from this address; wait a moment",
+        )
+        .with_retry_after(wait)
+    })?;
     let provider = state.signin.get(&path)?;
     let return_to = return_to(query.return_to.as_deref())?;
     if accepted_providers(&state, return_to)
@@ -302,14 +311,36 @@ pub async fn complete(
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, done.return_to))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .cookie(session.cookie(&state.cookie_key, state.secure_cookies))
+        .cookie(session.cookie(&state.sessions))
         .cookie(spent)
+        .finish())
+}
+
+#[derive(Deserialize)]
+pub struct SignoutForm {
+    csrf: String,
+}
+
+/// `POST /auth/signout`: forgets the session cookie (the next visit is a new device).
+/// Needs the session's CSRF token, so another site cannot sign a consumer out.
+pub async fn signout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<SignoutForm>,
+) -> AppResult<HttpResponse> {
+    if let Some(session) = Session::read(&req, &state.sessions) {
+        session.check_csrf(&form.csrf)?;
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .cookie(state.sessions.removal())
         .finish())
 }
 
 /// `GET /auth/me`: who the session says this is, for pages' scripts and tests.
 pub async fn me(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let session = Session::read(&req, &state.cookie_key);
+    let session = Session::read(&req, &state.sessions);
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({
