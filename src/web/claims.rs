@@ -76,7 +76,8 @@ async fn claim(
     body: web::Json<ClaimRequest>,
 ) -> AppResult<HttpResponse> {
     auth.require_scope("claims:write")?;
-    let consumer = ConsumerRef::parse(&body.consumer)
+    // The merchant's own namespace: never a device or a signed-in person.
+    let consumer = ConsumerRef::merchant(&body.consumer)
         .map_err(|e| AppError::invalid("invalid_consumer", e.to_string()).field("consumer"))?;
     let coupon = state
         .engine

@@ -74,7 +74,7 @@ pub async fn for_consumer(
         .as_deref()
         .ok_or_else(|| AppError::invalid("invalid_consumer", "give ?consumer=<reference>"))
         .and_then(|raw| {
-            ConsumerRef::parse(raw)
+            ConsumerRef::merchant(raw)
                 .map_err(|e| AppError::invalid("invalid_consumer", e.to_string()))
         })?;
     let coupons = state
@@ -129,7 +129,7 @@ impl<'a> From<&'a CouponLookup> for CouponView<'a> {
             id: c.id,
             code: &c.code,
             campaign_id: c.campaign_id,
-            consumer: &c.consumer,
+            consumer: ConsumerRef::shown_to_merchant(&c.consumer),
             status: &c.status,
             uses_left: c.uses_left,
             claimed_at: c.claimed_at,

@@ -36,7 +36,7 @@ async fn active_campaign(app: &TestApp) -> String {
 
 async fn coupons_of(app: &TestApp, campaign: &str, consumer: &str) -> i64 {
     app.db_value(
-        "SELECT count(*) FROM coupons WHERE campaign_id = $1::text::uuid AND consumer = $2",
+        "SELECT count(*) FROM coupons WHERE campaign_id = $1::text::uuid AND consumer = 'api:' || $2",
         &[&campaign, &consumer],
     )
     .await

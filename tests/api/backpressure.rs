@@ -62,7 +62,7 @@ async fn a_failed_batch_fails_its_claims_and_gives_the_stock_back() {
     let admin = db.client().await;
     admin
         .batch_execute(
-            "ALTER TABLE coupons ADD CONSTRAINT no_more CHECK (consumer = 'before') NOT VALID",
+            "ALTER TABLE coupons ADD CONSTRAINT no_more CHECK (consumer = 'api:before') NOT VALID",
         )
         .await
         .unwrap();

@@ -167,7 +167,7 @@ async fn the_campaign_page_renders_the_chart_feed_stock_and_sold_out_marker() {
         .client()
         .await
         .query_one(
-            "SELECT claimed_at FROM coupons WHERE consumer = 'carol'",
+            "SELECT claimed_at FROM coupons WHERE consumer = 'api:carol'",
             &[],
         )
         .await
@@ -206,13 +206,13 @@ async fn the_chart_counts_only_the_last_hour_and_the_feed_only_live_redemptions(
     let db = app.db.client().await;
     // Two hours ago: off the chart. Thirty minutes ago: thirty bars from the right.
     db.execute(
-        "UPDATE coupons SET claimed_at = now() - interval '2 hours' WHERE consumer = 'c0'",
+        "UPDATE coupons SET claimed_at = now() - interval '2 hours' WHERE consumer = 'api:c0'",
         &[],
     )
     .await
     .unwrap();
     db.execute(
-        "UPDATE coupons SET claimed_at = date_trunc('minute', now()) - interval '30 minutes' WHERE consumer = 'c1'",
+        "UPDATE coupons SET claimed_at = date_trunc('minute', now()) - interval '30 minutes' WHERE consumer = 'api:c1'",
         &[],
     )
     .await

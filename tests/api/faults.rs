@@ -377,7 +377,7 @@ async fn a_commit_whose_answer_never_came_is_outcome_unknown_and_its_stock_is_co
             let released: bool = app
                 .db_value(
                     "SELECT l.released_at IS NOT NULL FROM coupons c
-                     JOIN campaign_leases l ON l.id = c.lease_id WHERE c.consumer = 'before'",
+                     JOIN campaign_leases l ON l.id = c.lease_id WHERE c.consumer = 'api:before'",
                     &[],
                 )
                 .await;
@@ -387,7 +387,10 @@ async fn a_commit_whose_answer_never_came_is_outcome_unknown_and_its_stock_is_co
     )
     .await;
     let landed: i64 = app
-        .db_value("SELECT count(*) FROM coupons WHERE consumer = 'lost'", &[])
+        .db_value(
+            "SELECT count(*) FROM coupons WHERE consumer = 'api:lost'",
+            &[],
+        )
         .await;
     eprintln!("the claim whose answer was lost landed: {landed}");
     assert_eq!(held.issued, 1 + landed);

@@ -121,7 +121,7 @@ pub async fn check_invariants(db: &TestDatabase, campaign: &str, acked: &[Acked]
     let ids: Vec<&str> = acked.iter().map(|a| a.coupon_id.as_str()).collect();
     let stored: HashMap<String, (String, String)> = client
         .query(
-            "SELECT id::text, code, consumer FROM coupons WHERE id::text = ANY($1)",
+            "SELECT id::text, code, regexp_replace(consumer, '^api:', '') FROM coupons WHERE id::text = ANY($1)",
             &[&ids],
         )
         .await

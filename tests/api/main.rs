@@ -1,6 +1,7 @@
 //! Integration tests: the real server over real HTTP against real PostgreSQL.
 //! One binary for all of them, so the build links once.
 
+mod api_consumers;
 mod api_coupons;
 mod api_idempotency;
 mod api_key_flood;
@@ -32,9 +33,11 @@ mod faults;
 mod faults_network;
 mod faults_nodes;
 mod flash_sale;
+mod fuzz_twins;
 mod hardening;
 mod health;
 mod helpers;
+mod injection;
 mod invariants;
 mod live;
 mod live_nodes;
@@ -54,6 +57,7 @@ mod pages;
 mod prometheus_server;
 mod redemptions;
 mod report;
+mod schemathesis;
 mod signin;
 mod slo_rules;
 mod webhooks;
