@@ -30,6 +30,8 @@ mod console_settings;
 mod console_stores;
 mod console_users;
 mod faults;
+mod faults_network;
+mod faults_nodes;
 mod flash_sale;
 mod fuzz_twins;
 mod hardening;

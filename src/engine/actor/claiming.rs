@@ -310,6 +310,9 @@ impl CampaignActor {
                 // Maybe written: stop spending these leases and release them, which counts
                 // the coupons that really carry them (retried until the database answers).
                 tracing::error!(error = %e, campaign = %self.id, claims = rows.len(), "claim batch outcome unknown");
+                self.stock.recount_after_release = true;
+                // Lottery losers carry no lease: recount anyway, once quiet.
+                self.recount_soon();
                 let abandoned: HashSet<Uuid> = rows.iter().filter_map(|r| r.lease_id).collect();
                 for lease in abandoned {
                     self.stock.abandon(lease);
