@@ -20,7 +20,7 @@ mod signin;
 mod webhooks;
 pub use api::ApiSettings;
 pub use console::ConsoleSettings;
-pub use http::HttpSettings;
+pub use http::{HttpSettings, TlsSettings};
 pub use ops::{BackupSettings, MailSettings, MailTls, RetentionSettings};
 pub use secrets::{Secret, Secrets};
 pub use signin::{
@@ -54,6 +54,9 @@ pub struct Settings {
     /// Header, body and keep-alive timeouts (against slow clients).
     #[serde(default)]
     pub http: HttpSettings,
+    /// Built-in TLS (none: plain HTTP behind a proxy).
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
     /// The merchant API's rate limits.
     #[serde(default)]
     pub api: ApiSettings,
@@ -269,6 +272,7 @@ impl Default for Settings {
             pages: PageSettings::default(),
             console: ConsoleSettings::default(),
             http: HttpSettings::default(),
+            tls: None,
             api: ApiSettings::default(),
             secrets: SecretSettings::default(),
             signin: SigninSettings::default(),
@@ -429,6 +433,7 @@ impl Settings {
     pub fn public_url(&self) -> String {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_string(),
+            None if self.tls.is_some() => format!("https://{}", self.listen),
             None => format!("http://{}", self.listen),
         }
     }

@@ -30,5 +30,7 @@ pub mod startup;
 pub mod store;
 /// Logging setup (JSON lines, `RUST_LOG`).
 pub mod telemetry;
+/// Built-in TLS: rustls, certificates reloaded on SIGHUP.
+pub mod tls;
 /// HTTP: one module per page or resource; every URL is listed in [`web::routes`].
 pub mod web;

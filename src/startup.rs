@@ -34,6 +34,10 @@ pub struct Application {
     /// `/metrics` on `metrics_listen`: its handle and port.
     metrics: Option<(actix_web::dev::ServerHandle, u16)>,
     sampler: crate::metrics::sampler::Sampler,
+    /// The certificate being served, with `[tls]`; reloaded on SIGHUP.
+    certs: Option<Arc<crate::tls::CertStore>>,
+    /// The plain-HTTP listener that redirects to https (`tls.redirect_listen`): handle, port.
+    redirect: Option<(actix_web::dev::ServerHandle, u16)>,
 }
 
 /// Opens the configured database, or starts the private cluster when none is configured.
@@ -71,9 +75,30 @@ impl Application {
         let mut settings = settings;
         // Without a configured public URL, links point at the address really bound
         // (which matters with port 0).
+        let scheme = if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         settings
             .public_url
-            .get_or_insert_with(|| format!("http://{local}"));
+            .get_or_insert_with(|| format!("{scheme}://{local}"));
+        // Certificates first: a bad file stops start-up with its name.
+        let certs = settings
+            .tls
+            .as_ref()
+            .map(crate::tls::CertStore::load)
+            .transpose()?;
+        let redirect_listener = settings
+            .tls
+            .as_ref()
+            .and_then(|t| t.redirect_listen)
+            .map(|addr| {
+                TcpListener::bind(addr).map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {addr} (tls.redirect_listen): {e}")
+                })
+            })
+            .transpose()?;
         let cookie_key = actix_web::cookie::Key::from(&secrets.cookie_key);
         let limits = middleware::RateLimits::new(&settings.pages, &settings.console);
         let secure_cookies = settings.public_url().starts_with("https://");
@@ -117,6 +142,16 @@ impl Application {
         let metrics =
             crate::web::metrics_endpoint::serve_apart(metrics_listener, &state.metrics, &store)?;
         let http = state.settings.http.clone();
+        let hsts = state
+            .settings
+            .tls
+            .as_ref()
+            .map(|t| t.hsts_max_age.as_secs())
+            .filter(|secs| *secs > 0)
+            .map(|secs| format!("max-age={secs}; includeSubDomains"));
+        let redirect = redirect_listener
+            .map(|l| redirect_server(l, &state.settings.public_url(), &http))
+            .transpose()?;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -134,13 +169,25 @@ impl Application {
                 // Outermost last: the tracing span and request id cover everything inside.
                 .wrap(from_fn(middleware::uniform_errors))
                 .wrap(middleware::security_headers())
+                .wrap(actix_web::middleware::Condition::new(
+                    hsts.is_some(),
+                    actix_web::middleware::DefaultHeaders::new().add((
+                        actix_web::http::header::STRICT_TRANSPORT_SECURITY,
+                        hsts.clone().unwrap_or_default(),
+                    )),
+                ))
                 .wrap(from_fn(middleware::observe))
         })
         // Slow clients: the headers must arrive in time (else 408), idle connections close.
         .client_request_timeout(http.header_timeout)
         .client_disconnect_timeout(Duration::from_secs(1))
-        .keep_alive(http.keep_alive)
-        .listen(listener)?
+        .keep_alive(http.keep_alive);
+        let server = match &certs {
+            Some(certs) => {
+                server.listen_rustls_0_23(listener, crate::tls::server_config(certs.clone())?)?
+            }
+            None => server.listen(listener)?,
+        }
         .disable_signals()
         .run();
         Ok(Application {
@@ -153,6 +200,8 @@ impl Application {
             embedded,
             metrics,
             sampler,
+            certs,
+            redirect,
         })
     }
 
@@ -163,6 +212,11 @@ impl Application {
     /// The port `/metrics` is served on when `metrics_listen` is set.
     pub fn metrics_port(&self) -> Option<u16> {
         self.metrics.as_ref().map(|(_, port)| *port)
+    }
+
+    /// The port of `tls.redirect_listen`, when set.
+    pub fn redirect_port(&self) -> Option<u16> {
+        self.redirect.as_ref().map(|(_, port)| *port)
     }
 
     pub fn store(&self) -> &Store {
@@ -190,10 +244,20 @@ impl Application {
             tracing::info!("stop signal received; draining");
             handle.stop(true).await;
         });
+        let reloads = self
+            .certs
+            .clone()
+            .map(|certs| tokio::spawn(reload_on_hangup(certs)));
         let served = self.server.await;
         self.jobs.stop();
         if let Some((metrics, _)) = &self.metrics {
             metrics.stop(true).await;
+        }
+        if let Some((redirect, _)) = &self.redirect {
+            redirect.stop(true).await;
+        }
+        if let Some(reloads) = reloads {
+            reloads.abort();
         }
         self.sampler.stop();
         signals.abort();
@@ -226,6 +290,65 @@ impl AppHandle {
         self.live.stop();
         self.server.stop(graceful).await;
     }
+}
+
+/// SIGHUP: read the certificate and key again. New connections get the new pair; open
+/// ones keep theirs. A pair that does not load leaves the old one in place.
+async fn reload_on_hangup(certs: Arc<crate::tls::CertStore>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; certificates will not reload");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        match certs.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; serving the old one")
+            }
+        }
+    }
+}
+
+/// `tls.redirect_listen`: every request is sent (308) to the same path on the https
+/// public URL.
+fn redirect_server(
+    listener: TcpListener,
+    public_url: &str,
+    http: &crate::config::HttpSettings,
+) -> anyhow::Result<(actix_web::dev::ServerHandle, u16)> {
+    let port = listener.local_addr()?.port();
+    let base = web::Data::new(public_url.trim_end_matches('/').to_string());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(base.clone())
+            .default_service(web::to(redirect_to_https))
+    })
+    .workers(1)
+    .client_request_timeout(http.header_timeout)
+    .keep_alive(http.keep_alive)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    Ok((handle, port))
+}
+
+async fn redirect_to_https(
+    req: actix_web::HttpRequest,
+    base: web::Data<String>,
+) -> actix_web::HttpResponse {
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    actix_web::HttpResponse::PermanentRedirect()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("{}{target}", base.as_str()),
+        ))
+        .finish()
 }
 
 /// SIGINT or SIGTERM. actix-web's own handling is off so that [`AppHandle::stop`] runs.

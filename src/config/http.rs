@@ -31,3 +31,23 @@ impl Default for HttpSettings {
         }
     }
 }
+
+/// Built-in TLS: `[tls] cert = "…", key = "…"` (PEM files; the chain first in `cert`).
+/// Without it the server speaks plain HTTP, for a reverse proxy that terminates TLS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    /// A plain-HTTP address that redirects every request to the https public URL (e.g.
+    /// `0.0.0.0:80`).
+    #[serde(default)]
+    pub redirect_listen: Option<std::net::SocketAddr>,
+    /// `Strict-Transport-Security: max-age` (0 sends none).
+    #[serde(default = "default_hsts", with = "humantime_serde")]
+    pub hsts_max_age: Duration,
+}
+
+fn default_hsts() -> Duration {
+    Duration::from_secs(365 * 86_400)
+}

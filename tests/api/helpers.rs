@@ -22,6 +22,8 @@ pub struct TestApp {
     pub db: TestDatabase,
     pub client: reqwest::Client,
     pub engine: ecoupon::engine::Engine,
+    /// The port of `tls.redirect_listen`, when the settings set one.
+    pub redirect_port: Option<u16>,
     handle: ecoupon::startup::AppHandle,
 }
 
@@ -176,6 +178,7 @@ pub async fn spawn_app_on(
         .await
         .expect("tenant created");
     let port = app.port();
+    let redirect_port = app.redirect_port();
     let handle = app.handle();
     let engine = app.engine().clone();
     actix_web::rt::spawn(app.run_until_stopped());
@@ -190,6 +193,7 @@ pub async fn spawn_app_on(
             .build()
             .unwrap(),
         engine,
+        redirect_port,
         handle,
     }
 }

@@ -60,4 +60,8 @@ mod report;
 mod schemathesis;
 mod signin;
 mod slo_rules;
+<<<<<<< Updated upstream
 mod webhooks;
+=======
+mod tls;
+>>>>>>> Stashed changes
