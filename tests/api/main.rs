@@ -60,8 +60,5 @@ mod report;
 mod schemathesis;
 mod signin;
 mod slo_rules;
-<<<<<<< Updated upstream
-mod webhooks;
-=======
 mod tls;
->>>>>>> Stashed changes
+mod webhooks;
