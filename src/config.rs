@@ -337,6 +337,14 @@ impl Settings {
         Ok(settings)
     }
 
+    /// A config file's text over the defaults, checked as `load` checks it (no file, no
+    /// environment): what the config fuzz target and its property test feed.
+    pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        Settings::from_figment(
+            Figment::from(Serialized::defaults(Settings::default())).merge(Toml::string(text)),
+        )
+    }
+
     /// Rules serde cannot express.
     fn check(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.public_url {
@@ -452,9 +460,7 @@ mod tests {
     use super::*;
 
     fn from_toml(text: &str) -> Result<Settings, ConfigError> {
-        Settings::from_figment(
-            Figment::from(Serialized::defaults(Settings::default())).merge(Toml::string(text)),
-        )
+        Settings::from_toml(text)
     }
 
     #[test]

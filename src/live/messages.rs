@@ -74,8 +74,15 @@ pub struct Encoded {
 
 /// A frame from the client. Only `{"type":"snapshot"}` (send me a fresh snapshot) is
 /// understood; anything else closes the socket with a reason.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     Snapshot,
+}
+
+impl ClientFrame {
+    /// A text message from the dashboard page; None for anything not understood.
+    pub fn parse(text: &str) -> Option<ClientFrame> {
+        serde_json::from_str(text).ok()
+    }
 }

@@ -239,9 +239,9 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for LiveSession {
                 if text.len() > MAX_CLIENT_MESSAGE {
                     return Self::close(ctx, CloseCode::Size, "message too big");
                 }
-                match serde_json::from_str::<ClientFrame>(&text) {
-                    Ok(ClientFrame::Snapshot) => self.snapshot_pending = true,
-                    Err(_) => Self::close(ctx, CloseCode::Unsupported, "unknown message type"),
+                match ClientFrame::parse(&text) {
+                    Some(ClientFrame::Snapshot) => self.snapshot_pending = true,
+                    None => Self::close(ctx, CloseCode::Unsupported, "unknown message type"),
                 }
             }
             ws::Message::Binary(_) => Self::close(

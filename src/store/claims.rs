@@ -360,7 +360,7 @@ impl Store {
             )
             .await?
             .get(0);
-        let redemption_id = Uuid::new_v4();
+        let redemption_id = Uuid::now_v7();
         let record = tx
             .query_one(
                 "WITH chosen AS (

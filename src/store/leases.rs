@@ -140,12 +140,12 @@ impl Store {
         campaign_id: Uuid,
     ) -> Result<Vec<Uuid>, StoreError> {
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
+        let stmt = client
+            .prepare_cached(
                 "SELECT id FROM campaign_leases WHERE node_id = $1 AND campaign_id = $2 AND released_at IS NULL",
-                &[&node_id, &campaign_id],
             )
             .await?;
+        let rows = client.query(&stmt, &[&node_id, &campaign_id]).await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }

@@ -103,10 +103,13 @@ impl FromRequest for ApiAuth {
                 }
             };
             // Unknown and revoked answer alike: the caller learns nothing about other keys.
-            let record = match state
-                .api_keys
-                .lookup(&state.store, presented.hash(), ip)
-                .await?
+            // A database that went silent (a partition) must not hold the request: past the
+            // claim path's deadline the answer is a clean 503.
+            let deadline = state.settings.engine.batch_timeout;
+            let lookup = state.api_keys.lookup(&state.store, presented.hash(), ip);
+            let record = match tokio::time::timeout(deadline, lookup)
+                .await
+                .map_err(|_| AppError::from(crate::store::StoreError::Timeout(deadline)))??
             {
                 KeyLookup::Found(r) => r,
                 KeyLookup::Refused => {

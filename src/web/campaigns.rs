@@ -82,6 +82,14 @@ impl<'a> CampaignView<'a> {
 #[serde(try_from = "RequestFields")]
 pub struct NewCampaignRequest(CampaignDraft);
 
+impl NewCampaignRequest {
+    /// The draft as the API hands it to the domain (also what the `campaign_json` fuzz
+    /// target checks).
+    pub fn into_draft(self) -> CampaignDraft {
+        self.0
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 #[schema(as = NewCampaign)]
 struct RequestFields {

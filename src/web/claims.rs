@@ -46,8 +46,9 @@ pub(super) fn claim_error(e: ClaimError) -> AppError {
             `idempotency_key_in_use`: a request with this Idempotency-Key is in progress", body = ErrorBody),
         (status = 422, description = "`invalid_consumer`: the consumer reference is empty, too long \
             or has control characters; `idempotency_key_reused`: the Idempotency-Key was used for another request; `invalid_idempotency_key`: the header is empty or longer than 255 characters", body = ErrorBody),
-        (status = 503, description = "`outcome_unknown`: the database did not answer in time, so the \
-            claim may or may not have been made; look it up with `GET /api/v1/campaigns/{id}/coupons?consumer=`", body = ErrorBody),
+        (status = 503, description = "`outcome_unknown`: the database's answer was lost (a connection \
+            broke, or it did not answer in time, after the claim was sent): it may have been saved; retry with \
+            the same Idempotency-Key, or look it up with `GET /api/v1/campaigns/{id}/coupons?consumer=`", body = ErrorBody),
     ),
     security(("api_key" = ["claims:write"])))]
 pub async fn create(

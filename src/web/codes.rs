@@ -13,6 +13,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::ApiAuth;
@@ -21,18 +22,25 @@ use super::AppState;
 use crate::domain::bulk_codes::{parse_import, BulkSpec, LineError, IMPORT_MAX, SYNC_MAX};
 use crate::store::bulk_codes::{CodeJob, CodeSource, IssueOutcome, IssuedBatch};
 use crate::web::error::{AppError, AppResult, ErrorCode, RenderedError};
+use crate::web::openapi::ErrorBody;
 
 /// The largest import body (100,000 codes of up to 32 characters, with room to spare).
 pub const IMPORT_BODY_LIMIT: usize = 8 << 20;
 /// Bad lines listed in one answer; the count says how many there were in all.
 const LINES_SHOWN: usize = 1_000;
 
-#[derive(Deserialize)]
+/// Codes to make. Unset fields follow the campaign's code format.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodesRequest {
+    /// 1 to 100,000; more than 10,000 become a job.
     count: u32,
+    /// `#` is one random character of `charset`; A-Z and 0-9 are kept; `-` and spaces only
+    /// group (stored codes have none). 6 to 32 `#`.
     pattern: Option<String>,
+    /// `unambiguous`, `digits`, or 10 to 64 distinct characters of A-Z and 0-9.
     charset: Option<String>,
+    /// Up to 8 characters of A-Z and 0-9 before each code.
     prefix: Option<String>,
 }
 
@@ -50,10 +58,13 @@ fn refused(outcome: &IssueOutcome) -> AppError {
     }
 }
 
-#[derive(Serialize)]
-struct BatchView<'a> {
+/// A batch of issued codes.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CodeBatch)]
+pub struct BatchView<'a> {
     batch_id: Uuid,
     count: usize,
+    /// The codes (not in the answer to an import).
     #[serde(skip_serializing_if = "Option::is_none")]
     codes: Option<&'a [String]>,
     valid_from: DateTime<Utc>,
@@ -80,6 +91,24 @@ fn wants_csv(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.contains("text/csv"))
 }
 
+/// Make codes for print or online: issued coupons, unique per merchant, counted against
+/// the campaign's limit. Up to 10,000 are answered at once (JSON, or CSV with
+/// `Accept: text/csv`); more become a job. Accepts `Idempotency-Key`.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/codes", operation_id = "createCodes", tag = "codes",
+    params(("id" = Uuid, Path, description = "The campaign")),
+    request_body = CodesRequest,
+    responses(
+        (status = 201, description = "Issued", content((BatchView = "application/json"), (String = "text/csv"))),
+        (status = 202, description = "More than 10,000: a job makes them (see its `status_url`)", body = JobBody,
+            headers(("Location" = String, description = "The job's status URL"))),
+        (status = 404, description = "`not_found`: no such campaign", body = ErrorBody),
+        (status = 409, description = "`not_enough_stock`: fewer are left under the limit; `ended`: the campaign has ended; \
+            `code_space_exhausted`: new codes keep clashing with existing ones; `idempotency_key_in_use`", body = ErrorBody),
+        (status = 422, description = "`invalid_count`, `invalid_pattern`, `invalid_charset`, `invalid_code_prefix`, \
+            `code_space_too_small`: fewer than a million possible codes per code asked for; `invalid_idempotency_key`, \
+            `idempotency_key_reused`", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:write"])))]
 pub async fn create(
     req: HttpRequest,
     auth: ApiAuth,
@@ -130,7 +159,9 @@ async fn create_codes(
             .ok_or_else(|| AppError::not_found("campaign"))?;
         return Ok(HttpResponse::Accepted()
             .insert_header((header::LOCATION, format!("/api/v1/code-jobs/{}", job.id)))
-            .json(serde_json::json!({ "job": JobView::from(&job) })));
+            .json(JobBody {
+                job: JobView::from(&job),
+            }));
     }
     let outcome = state
         .store
@@ -160,8 +191,15 @@ fn batch_view(batch: &IssuedBatch, with_codes: bool) -> BatchView<'_> {
     }
 }
 
-#[derive(Serialize)]
-struct JobView<'a> {
+/// A bulk code job.
+#[derive(Serialize, ToSchema)]
+pub struct JobBody<'a> {
+    job: JobView<'a>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = CodeJob)]
+pub struct JobView<'a> {
     id: Uuid,
     campaign_id: Uuid,
     count: i32,
@@ -174,8 +212,10 @@ struct JobView<'a> {
     csv_url: String,
 }
 
-#[derive(Serialize)]
-struct JobError<'a> {
+/// Why a job failed.
+#[derive(Serialize, ToSchema)]
+pub struct JobError<'a> {
+    /// `not_enough_stock`, `ended`, `not_found`, `code_space_exhausted`, `internal_error`.
     code: &'a str,
     message: &'a str,
 }
@@ -199,6 +239,14 @@ impl<'a> From<&'a CodeJob> for JobView<'a> {
     }
 }
 
+/// A bulk code job's status.
+#[utoipa::path(get, path = "/api/v1/code-jobs/{id}", operation_id = "showCodeJob", tag = "codes",
+    params(("id" = Uuid, Path, description = "The job")),
+    responses(
+        (status = 200, description = "The job", body = JobBody),
+        (status = 404, description = "`not_found`: the merchant has no such job", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:read"])))]
 pub async fn show_job(
     auth: ApiAuth,
     state: web::Data<AppState>,
@@ -210,10 +258,21 @@ pub async fn show_job(
         .code_job(auth.tenant_id, *id)
         .await?
         .ok_or_else(|| AppError::not_found("code job"))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "job": JobView::from(&job) })))
+    Ok(HttpResponse::Ok().json(JobBody {
+        job: JobView::from(&job),
+    }))
 }
 
-/// The codes themselves are bearer secrets: the scope that makes them is needed.
+/// A done job's codes as CSV (`code,expires_at`). The codes are bearer secrets: the scope
+/// that makes them is needed.
+#[utoipa::path(get, path = "/api/v1/code-jobs/{id}/codes.csv", operation_id = "downloadCodeJob", tag = "codes",
+    params(("id" = Uuid, Path, description = "The job")),
+    responses(
+        (status = 200, description = "The codes", body = String, content_type = "text/csv"),
+        (status = 404, description = "`not_found`: the merchant has no such job", body = ErrorBody),
+        (status = 409, description = "`job_not_done`: still making codes (see `Retry-After`); `job_failed`: it failed", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:write"])))]
 pub async fn job_csv(
     auth: ApiAuth,
     state: web::Data<AppState>,
@@ -254,6 +313,23 @@ pub async fn job_csv(
         .body(csv_of(codes.into_iter())?))
 }
 
+/// Import the merchant's own codes from CSV: one code per line (first column; an optional
+/// `code` header), read as people type them. All or nothing: any bad line, or a code the
+/// merchant already has, imports nothing and is reported by line. Accepts
+/// `Idempotency-Key`.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/codes/import", operation_id = "importCodes", tag = "codes",
+    params(("id" = Uuid, Path, description = "The campaign")),
+    request_body(content = String, content_type = "text/csv", description = "Up to 100,000 codes, 8 MiB"),
+    responses(
+        (status = 201, description = "Imported", body = BatchView),
+        (status = 404, description = "`not_found`: no such campaign", body = ErrorBody),
+        (status = 409, description = "`codes_in_use`: codes the merchant already has, by line (nothing imported); \
+            `not_enough_stock`, `ended`, `idempotency_key_in_use`", body = ImportReport),
+        (status = 413, description = "`payload_too_large`: over 8 MiB", body = ErrorBody),
+        (status = 422, description = "`invalid_import`: bad lines, each reported (nothing imported); `empty_import`; \
+            `too_many_codes`: over 100,000; `invalid_idempotency_key`, `idempotency_key_reused`", body = ImportReport),
+    ),
+    security(("api_key" = ["campaigns:write"])))]
 pub async fn import(
     req: HttpRequest,
     auth: ApiAuth,
@@ -270,6 +346,33 @@ pub async fn import(
             idempotency::run(&req, key, &a, &s, &fingerprint, go).await
         }
     }
+}
+
+/// An error answer; an import's refusals add the lines at fault.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema only: `line_report` writes the body
+pub struct ImportReport {
+    error: ImportReportDetail,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ImportReportDetail {
+    code: String,
+    message: String,
+    /// How many lines are at fault (only the first 1,000 are listed).
+    line_count: Option<usize>,
+    lines: Option<Vec<ImportLine>>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ImportLine {
+    /// 1-based.
+    line: usize,
+    value: String,
+    /// `invalid_code`, `code_too_short`, `duplicate_in_file`, `code_in_use`.
+    error: String,
 }
 
 /// 422 or 409 with every bad line (the first [`LINES_SHOWN`]) next to the usual error.

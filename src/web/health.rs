@@ -16,7 +16,17 @@ pub async fn livez() -> HttpResponse {
 /// public, so it names the kind of problem only; the database's own words (host names,
 /// user names, server messages) go to the log.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    match state.store.readiness().await {
+    // A database that went silent (a partition) is not ready either, and must not hold the
+    // probe.
+    let deadline = state.settings.engine.batch_timeout;
+    let answer = tokio::time::timeout(deadline, state.store.readiness())
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "database unavailable: no answer within {deadline:?}"
+            ))
+        });
+    match answer {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
         Err(reason) => {
             tracing::warn!(reason = %reason, "not ready");

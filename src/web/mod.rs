@@ -41,6 +41,9 @@ mod ttl_cache;
 mod wallet;
 mod webhooks;
 
+/// `POST /api/v1/campaigns`' body, for the fuzz targets and property tests of parsers.
+pub use campaigns::NewCampaignRequest;
+
 /// Shared by every request handler through `web::Data`.
 pub struct AppState {
     pub store: Store,

@@ -39,7 +39,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{assets, campaigns, claims, coupons, images, keys, redemptions, tenant};
+use super::{
+    assets, campaigns, claims, codes, coupons, images, keys, redemptions, tenant, webhooks,
+};
 
 /// Every error answer's body.
 #[derive(ToSchema)]
@@ -101,6 +103,15 @@ pub const SCOPES: &[(&str, &str)] = &[
         keys::create,
         keys::list,
         keys::revoke,
+        webhooks::list,
+        webhooks::create,
+        webhooks::show,
+        webhooks::delete,
+        webhooks::deliveries,
+        codes::create,
+        codes::show_job,
+        codes::job_csv,
+        codes::import,
     ),
     components(schemas(ErrorBody)),
     modifiers(&SharedAnswers),
@@ -111,6 +122,8 @@ pub const SCOPES: &[(&str, &str)] = &[
         (name = "coupons", description = "Looking coupons up"),
         (name = "redemptions", description = "Using coupons in store"),
         (name = "keys", description = "The merchant's API keys (`keys:admin`)"),
+        (name = "webhooks", description = "Signed event deliveries to the merchant's endpoints (Standard Webhooks)"),
+        (name = "codes", description = "Bulk codes for print or online, and codes imported from CSV"),
     )
 )]
 pub struct ApiDoc;

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::ApiAuth;
@@ -19,28 +20,42 @@ use crate::domain::webhook::{
 };
 use crate::store::webhooks::{DeliveryLogRow, NewEndpoint, WebhookEndpoint};
 use crate::web::error::{AppError, AppResult};
+use crate::web::openapi::ErrorBody;
 
 pub const SCOPE: &str = "campaigns:write";
 
-#[derive(Deserialize)]
+/// A new endpoint.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
+    /// `https://…` on a public address (no credentials in it).
     url: String,
+    /// Any of `coupon.claimed`, `coupon.redeemed`, `redemption.undone`,
+    /// `campaign.sold_out`, `campaign.ended`.
     events: Vec<String>,
+    /// For people, up to 200 characters.
     #[serde(default)]
     description: String,
 }
 
-#[derive(Serialize)]
-struct EndpointView<'a> {
+/// A webhook endpoint.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WebhookEndpoint)]
+pub struct EndpointView<'a> {
     id: Uuid,
     url: &'a str,
     events: &'a [String],
     description: &'a str,
     created_at: DateTime<Utc>,
-    /// Only in the answer to the create: it is never shown again.
+    /// The signing secret (`whsec_…`): only in the answer to the create, never again.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<&'a str>,
+}
+
+/// The merchant's endpoints.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookList<'a> {
+    webhooks: Vec<EndpointView<'a>>,
 }
 
 impl<'a> EndpointView<'a> {
@@ -56,14 +71,33 @@ impl<'a> EndpointView<'a> {
     }
 }
 
+/// The merchant's webhook endpoints (never their secrets).
+#[utoipa::path(get, path = "/api/v1/webhooks", operation_id = "listWebhooks", tag = "webhooks",
+    responses((status = 200, description = "The endpoints", body = WebhookList)),
+    security(("api_key" = ["campaigns:write"])))]
 pub async fn list(auth: ApiAuth, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     auth.require_scope(SCOPE)?;
     let endpoints = state.store.webhook_endpoints(auth.tenant_id).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "webhooks": endpoints.iter().map(|e| EndpointView::new(e, None)).collect::<Vec<_>>()
-    })))
+    Ok(HttpResponse::Ok().json(WebhookList {
+        webhooks: endpoints
+            .iter()
+            .map(|e| EndpointView::new(e, None))
+            .collect(),
+    }))
 }
 
+/// Register an endpoint. Its signing secret is in this answer only. Accepts
+/// `Idempotency-Key`.
+#[utoipa::path(post, path = "/api/v1/webhooks", operation_id = "createWebhook", tag = "webhooks",
+    request_body = CreateEndpoint,
+    responses(
+        (status = 201, description = "Registered, with its `secret`", body = EndpointView),
+        (status = 409, description = "`too_many_webhooks`: 20 per merchant", body = ErrorBody),
+        (status = 422, description = "`invalid_webhook_url`: not https, credentials in it, or a loopback, private, link-local or reserved address; \
+            `invalid_webhook_events`: none, or one that does not exist; `invalid_description`: over 200 characters or control characters; \
+            `invalid_idempotency_key`, `idempotency_key_reused`", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:write"])))]
 pub async fn create(
     req: HttpRequest,
     auth: ApiAuth,
@@ -134,6 +168,14 @@ async fn create_endpoint(
     }
 }
 
+/// One endpoint.
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}", operation_id = "showWebhook", tag = "webhooks",
+    params(("id" = Uuid, Path, description = "The endpoint")),
+    responses(
+        (status = 200, description = "The endpoint", body = EndpointView),
+        (status = 404, description = "`not_found`: the merchant has no such endpoint", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:write"])))]
 pub async fn show(
     auth: ApiAuth,
     state: web::Data<AppState>,
@@ -148,6 +190,14 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(EndpointView::new(&endpoint, None)))
 }
 
+/// Delete an endpoint: nothing more is sent to it; its queue and log go with it.
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", operation_id = "deleteWebhook", tag = "webhooks",
+    params(("id" = Uuid, Path, description = "The endpoint")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`not_found`: the merchant has no such endpoint", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:write"])))]
 pub async fn delete(
     auth: ApiAuth,
     state: web::Data<AppState>,
@@ -165,14 +215,19 @@ pub async fn delete(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
+    /// 1 to 200 (default 50).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
-struct DeliveryView<'a> {
+/// One event for the endpoint, and how its delivery went.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WebhookDelivery)]
+pub struct DeliveryView<'a> {
     id: Uuid,
     /// The `webhook-id` header it is (and was) sent with.
     message_id: String,
@@ -186,7 +241,17 @@ struct DeliveryView<'a> {
     next_attempt_at: Option<DateTime<Utc>>,
     delivered_at: Option<DateTime<Utc>>,
     failed_at: Option<DateTime<Utc>>,
+    /// The event's `data`, as sent.
+    #[schema(value_type = Object)]
     data: &'a serde_json::Value,
+}
+
+/// A page of the delivery log, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryLog<'a> {
+    deliveries: Vec<DeliveryView<'a>>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
 }
 
 impl<'a> From<&'a DeliveryLogRow> for DeliveryView<'a> {
@@ -228,7 +293,15 @@ fn decode_cursor(raw: &str) -> Option<(DateTime<Utc>, Uuid)> {
     ))
 }
 
-/// `GET /api/v1/webhooks/{id}/deliveries?limit=&cursor=`: newest first.
+/// The endpoint's delivery log, newest first.
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", operation_id = "listWebhookDeliveries", tag = "webhooks",
+    params(("id" = Uuid, Path, description = "The endpoint"), LogQuery),
+    responses(
+        (status = 200, description = "A page of the log", body = DeliveryLog),
+        (status = 404, description = "`not_found`: the merchant has no such endpoint", body = ErrorBody),
+        (status = 422, description = "`invalid_limit`: not 1 to 200; `invalid_cursor`: not one we gave", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:write"])))]
 pub async fn deliveries(
     auth: ApiAuth,
     state: web::Data<AppState>,
@@ -259,8 +332,8 @@ pub async fn deliveries(
     let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last().map(encode_cursor))
         .flatten();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "deliveries": rows.iter().map(DeliveryView::from).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
-    })))
+    Ok(HttpResponse::Ok().json(DeliveryLog {
+        deliveries: rows.iter().map(DeliveryView::from).collect(),
+        next_cursor,
+    }))
 }

@@ -36,13 +36,24 @@ pub struct Load {
 
 impl Load {
     pub fn start(app: &TestApp, campaign: &str, clients: usize, prefix: &str) -> Load {
+        Load::start_at(app, &app.address, campaign, clients, prefix)
+    }
+
+    /// Against the node at `base` (another process), with `app`'s client and key.
+    pub fn start_at(
+        app: &TestApp,
+        base: &str,
+        campaign: &str,
+        clients: usize,
+        prefix: &str,
+    ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let next = Arc::new(AtomicUsize::new(0));
         let workers = (0..clients)
             .map(|_| {
                 let (stop, next) = (stop.clone(), next.clone());
                 let client = app.client.clone();
-                let url = app.url(&format!("/api/v1/campaigns/{campaign}/claims"));
+                let url = format!("{base}/api/v1/campaigns/{campaign}/claims");
                 let (key, prefix) = (app.api_key.clone(), prefix.to_string());
                 actix_web::rt::spawn(async move {
                     let mut answers = Vec::new();
@@ -67,7 +78,7 @@ impl Load {
     }
 }
 
-async fn claim_once(client: &reqwest::Client, url: &str, key: &str, consumer: &str) -> Answer {
+pub async fn claim_once(client: &reqwest::Client, url: &str, key: &str, consumer: &str) -> Answer {
     let started = Instant::now();
     let res = client
         .post(url)

@@ -15,7 +15,7 @@ use sha2::Sha256;
 
 use crate::helpers::{
     error_code, eventually, fresh_database, key_with_scopes, scratch_dir, spawn_app, spawn_app_on,
-    test_settings, TestApp, TestDatabase,
+    test_settings, OpenApiCheck, TestApp, TestDatabase,
 };
 
 const ALL_EVENTS: [&str; 5] = [
@@ -749,4 +749,105 @@ async fn a_name_that_resolves_to_loopback_is_refused_at_delivery() {
     );
     assert!(error["last_status"].is_null());
     assert!(receiver.seen().is_empty(), "nothing reached the address");
+}
+
+#[actix_web::test]
+async fn webhook_and_code_answers_match_the_openapi_document() {
+    let app = spawn_app().await;
+    let mut oa = OpenApiCheck::default();
+    let hooks = "/api/v1/webhooks";
+    let one = "/api/v1/webhooks/{id}";
+    let log = "/api/v1/webhooks/{id}/deliveries";
+    let (s, created) = oa
+        .send(
+            "post",
+            hooks,
+            app.post(hooks)
+                .json(&json!({"url": "https://8.8.8.8/h", "events": ["coupon.claimed"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let at = |p: &str| p.replace("{id}", &id);
+    for (body, status) in [
+        (
+            json!({"url": "https://10.0.0.1/h", "events": ["coupon.claimed"]}),
+            422,
+        ),
+        (json!({"url": "https://8.8.8.8/h", "events": ["nope"]}), 422),
+    ] {
+        assert_eq!(
+            oa.send("post", hooks, app.post(hooks).json(&body)).await.0,
+            status
+        );
+    }
+    assert_eq!(oa.send("get", hooks, app.get(hooks)).await.0, 200);
+    assert_eq!(oa.send("get", one, app.get(&at(one))).await.0, 200);
+    assert_eq!(oa.send("get", log, app.get(&at(log))).await.0, 200);
+    let bad = format!("{}?limit=0", at(log));
+    assert_eq!(oa.send("get", log, app.get(&bad)).await.0, 422);
+    let reader = key_with_scopes(&app, &["campaigns:read"]).await;
+    let weak = app.client.get(app.url(hooks)).bearer_auth(&reader);
+    assert_eq!(oa.send("get", hooks, weak).await.0, 403);
+
+    // Codes: a batch, errors, a job, an import and its per-line report.
+    let campaign = app
+        .create_campaign_id(json!({"name": "oa", "total_limit": 10_020, "status": "active"}))
+        .await;
+    let codes = "/api/v1/campaigns/{id}/codes";
+    let imports = "/api/v1/campaigns/{id}/codes/import";
+    let on = |p: &str| p.replace("{id}", &campaign);
+    let (s, batch) = oa
+        .send(
+            "post",
+            codes,
+            app.post(&on(codes)).json(&json!({"count": 3})),
+        )
+        .await;
+    assert_eq!(s, 201, "{batch}");
+    let (s, _) = oa
+        .send(
+            "post",
+            codes,
+            app.post(&on(codes)).json(&json!({"count": 0})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    let (s, job) = oa
+        .send(
+            "post",
+            codes,
+            app.post(&on(codes)).json(&json!({"count": 10_001})),
+        )
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let job_path = "/api/v1/code-jobs/{id}";
+    let job_url = job["job"]["status_url"].as_str().unwrap().to_string();
+    eventually(Duration::from_secs(60), "the job ends", async || {
+        let res = app.get(&job_url).send().await.ok()?;
+        let body: serde_json::Value = res.json().await.ok()?;
+        (body["job"]["status"] != "pending").then_some(())
+    })
+    .await;
+    assert_eq!(oa.send("get", job_path, app.get(&job_url)).await.0, 200);
+    let (s, _) = oa
+        .send(
+            "post",
+            imports,
+            app.post(&on(imports))
+                .body("code\nIMPORT0001\nIMPORT0002\n"),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = oa
+        .send("post", imports, app.post(&on(imports)).body("bad!\nAB\n"))
+        .await;
+    assert_eq!(s, 422);
+    let (s, _) = oa
+        .send("post", imports, app.post(&on(imports)).body("IMPORT0001\n"))
+        .await;
+    assert_eq!(s, 409);
+    assert_eq!(oa.send("delete", one, app.delete(&at(one))).await.0, 204);
+    assert_eq!(oa.send("get", one, app.get(&at(one))).await.0, 404);
+    assert!(oa.check(&app).await >= 15);
 }

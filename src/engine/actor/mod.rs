@@ -250,6 +250,12 @@ impl CampaignActor {
         }));
     }
 
+    /// Re-read the counts from the database once quiet (after a batch whose outcome is
+    /// unknown: counters, stats and the database must agree again).
+    pub(super) fn recount_soon(&mut self) {
+        self.resync_at = Some(Instant::now() + QUIET);
+    }
+
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
         let idle = self.last_activity.elapsed() >= self.settings.actor_idle;
         if idle && self.batcher.is_empty() && !self.stock.busy() && self.shutdown_waiters.is_none()

@@ -42,6 +42,9 @@ pub(super) struct Stock {
     /// retried until it answers, so no stock stays stranded on a live node.
     to_release: Vec<Uuid>,
     release_retry_armed: bool,
+    /// A batch's outcome was unknown: once its leases are released (which waits for any
+    /// batch still in the database), the counters are re-read, since it may have landed.
+    pub(super) recount_after_release: bool,
 }
 
 /// How soon a release that failed is tried again.
@@ -60,6 +63,7 @@ impl Stock {
             waiting: VecDeque::new(),
             to_release: Vec::new(),
             release_retry_armed: false,
+            recount_after_release: false,
         }
     }
 
@@ -293,6 +297,9 @@ impl CampaignActor {
                         act.stock_returned();
                     }
                     if failed.is_empty() {
+                        if std::mem::take(&mut act.stock.recount_after_release) {
+                            act.recount_soon();
+                        }
                         return;
                     }
                     act.stock.to_release.extend(failed);

@@ -15,17 +15,19 @@ mod preview;
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 pub use page::{qr_png, qr_svg, show, status};
 
 use super::{field_errors, Console};
-use crate::domain::campaign::CampaignError;
+use crate::domain::campaign::{CampaignError, NewCampaign};
 use crate::domain::image::ImageKind;
 use crate::domain::merchant::Permission;
 use crate::store::{CampaignRecord, EditOutcome, ImageUpdate, NewImage};
 use crate::web::error::{AppError, AppResult};
+use crate::web::i18n::Lang;
 use crate::web::images::image_url;
 use crate::web::AppState;
 use draft::FieldError;
@@ -140,6 +142,33 @@ pub async fn index(req: HttpRequest) -> HttpResponse {
         .finish()
 }
 
+/// A new campaign's form values under the form's rules and then the domain's: the
+/// campaign, and every message the form would show.
+fn judge(
+    values: &FormValues,
+    lang: Lang,
+    now: DateTime<Utc>,
+) -> (Result<NewCampaign, Vec<CampaignError>>, Vec<FieldError>) {
+    let (draft, problems) = draft::to_draft(values, lang, true, None);
+    let parsed = draft::parse_all(draft, now);
+    let domain: &[CampaignError] = parsed.as_ref().err().map_or(&[], |e| e.as_slice());
+    let errors = draft::merge(problems, domain, lang);
+    (parsed, errors)
+}
+
+/// A new-campaign body (multipart) read and judged as [`create`] does before its CSRF
+/// check, image and database: the field errors the form would show (none: it would be
+/// saved). No state, so the `campaign_form` fuzz target and its property test
+/// (`tests/api/fuzz_twins.rs`) drive the multipart reader and both sets of rules with it.
+pub async fn judge_new(
+    body: Multipart,
+    lang: Lang,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<(&'static str, String)>> {
+    let sent = form::read(body).await?;
+    Ok(judge(&sent.values, lang, now).1)
+}
+
 /// `GET /merchant/campaigns/new`
 pub async fn new_form(console: Console, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     console.require(Permission::ManageCampaigns)?;
@@ -156,11 +185,8 @@ pub async fn create(
     console.require(Permission::ManageCampaigns)?;
     let sent = form::read(body).await?;
     console.check_csrf(&sent.csrf)?;
-    let (draft, problems) = draft::to_draft(&sent.values, console.lang, true, None);
-    let parsed = draft::parse_all(draft, state.engine.clock().now());
+    let (parsed, mut errors) = judge(&sent.values, console.lang, state.engine.clock().now());
     let (image, image_problem) = upload(&console, sent.image);
-    let domain: &[CampaignError] = parsed.as_ref().err().map_or(&[], |e| e.as_slice());
-    let mut errors = draft::merge(problems, domain, console.lang);
     errors.extend(image_problem);
     let campaign = match parsed {
         Ok(campaign) if errors.is_empty() => campaign,

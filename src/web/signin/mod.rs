@@ -163,15 +163,17 @@ pub async fn callback_post(
     callback(&state, &path, &body).await
 }
 
-#[derive(Default)]
-struct CallbackParams {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
-    iss: Option<String>,
+/// What a provider's answer carries (the query string, or Apple's form_post body); the
+/// first of a repeated parameter counts.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub iss: Option<String>,
 }
 
-fn parse_callback(raw: &[u8]) -> CallbackParams {
+pub fn parse_callback(raw: &[u8]) -> CallbackParams {
     let mut params = CallbackParams::default();
     // Apple also posts `user` (name and e-mail on the first sign-in): ignored on purpose.
     for (key, value) in form_urlencoded::parse(raw) {
