@@ -3,7 +3,10 @@
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, LogSettings};
 
@@ -12,28 +15,32 @@ pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let filter = quiet_secret_carriers(filter);
+    // Both must let an event through: the configured filter, and the caps below.
+    let filter = filter.and(secret_carrier_caps());
     let json = match settings.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let _ = if json {
-        builder.json().flatten_event(true).try_init()
+        tracing_subscriber::registry()
+            .with(layer.json().flatten_event(true).with_filter(filter))
+            .try_init()
     } else {
-        builder.try_init()
+        tracing_subscriber::registry()
+            .with(layer.with_filter(filter))
+            .try_init()
     };
 }
 
 /// Crates whose debug lines carry request data: tokio-postgres logs every statement's
 /// parameters (coupon codes, token hashes), and the HTTP clients log what they send to
-/// sign-in providers. They stay at `info` whatever the filter says, so turning on `debug`
-/// to chase a problem never writes secrets to the log (tests/api/log_secrets.rs).
-fn quiet_secret_carriers(filter: EnvFilter) -> EnvFilter {
-    [
+/// sign-in providers. They are capped at `info` whatever the filter says (never raised to
+/// it), so turning on `debug` to chase a problem never writes secrets to the log
+/// (tests/api/log_secrets.rs).
+fn secret_carrier_caps() -> Targets {
+    const CAPPED: [&str; 7] = [
         "tokio_postgres",
         "reqwest",
         "hyper",
@@ -41,8 +48,8 @@ fn quiet_secret_carriers(filter: EnvFilter) -> EnvFilter {
         "openidconnect",
         "oauth2",
         "lettre",
-    ]
-    .iter()
-    .filter_map(|target| format!("{target}=info").parse().ok())
-    .fold(filter, |filter, directive| filter.add_directive(directive))
+    ];
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(CAPPED.map(|target| (target, LevelFilter::INFO)))
 }
