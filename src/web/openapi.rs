@@ -5,7 +5,7 @@
 //! # How to document an endpoint
 //!
 //! 1. Put `#[utoipa::path]` on the handler, with a unique camelCase `operation_id`, e.g.
-//!    ```ignore
+//!    ```text
 //!    #[utoipa::path(post, path = "/api/v1/campaigns/{id}/claims", operation_id = "createClaim", tag = "claims",
 //!        params(("id" = Uuid, Path, description = "The campaign")),
 //!        request_body = ClaimRequest,
