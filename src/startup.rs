@@ -163,6 +163,7 @@ impl Application {
                 .configure(routes::configure)
                 .default_service(web::to(not_found))
                 // Innermost: maintenance 503s and banners see the handlers' own answers.
+                .wrap(from_fn(crate::web::auth::rate_limit_headers))
                 .wrap(from_fn(middleware::notice_gate))
                 .wrap(from_fn(middleware::body_deadline))
                 .wrap(from_fn(middleware::rate_limit))

@@ -187,10 +187,13 @@ impl Store {
                     ON CONFLICT DO NOTHING
                     RETURNING id, consumer, code, claimed_at, expires_at, uses_left
                  ), hooked AS (
+                    -- `consumer` is the merchant's own reference (stored `api:<ref>`);
+                    -- a claim-page consumer's device or sign-in id is not theirs: null.
                     INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_type, data)
                     SELECT e.id, $1, 'coupon.claimed',
                            jsonb_build_object('coupon_id', w.id, 'campaign_id', $2::uuid, 'code', w.code,
-                                              'consumer', w.consumer, 'claimed_at', w.claimed_at,
+                                              'consumer', CASE WHEN w.consumer LIKE 'api:%' THEN substr(w.consumer, 5) END,
+                                              'claimed_at', w.claimed_at,
                                               'expires_at', w.expires_at, 'uses_left', w.uses_left)
                     FROM webhook_endpoints e CROSS JOIN written w
                     WHERE e.tenant_id = $1 AND 'coupon.claimed' = ANY(e.events) AND w.code IS NOT NULL

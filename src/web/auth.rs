@@ -10,8 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
@@ -130,6 +132,31 @@ impl FromRequest for ApiAuth {
                     format!("requests from {ip} are not on this merchant's IP allow-list"),
                 ));
             }
+            // Per key, after the key is known to be good: made-up keys cannot use up a
+            // real key's budget.
+            let limit = state.api_keys.per_key_burst;
+            match state.api_keys.per_key.check_key(&record.key_id) {
+                Ok(snapshot) => {
+                    req.extensions_mut().insert(RateLimitState {
+                        limit,
+                        remaining: snapshot.remaining_burst_capacity(),
+                    });
+                }
+                Err(not_until) => {
+                    crate::metrics::rate_limited("api_key");
+                    let wait = not_until
+                        .wait_time_from(DefaultClock::default().now())
+                        .as_secs()
+                        .max(1);
+                    let mut error = AppError::new(
+                        ErrorCode::RateLimited,
+                        "this API key is over its request rate; retry after Retry-After seconds",
+                    )
+                    .with_retry_after(wait);
+                    error.rate_limit = Some(Box::new((limit, 0, wait)));
+                    return Err(error);
+                }
+            }
             Ok(ApiAuth {
                 key_id: record.key_id,
                 tenant_id: record.tenant_id,
@@ -152,6 +179,9 @@ impl FromRequest for ApiAuth {
 /// look-ups of such keys from all addresses together are capped at
 /// `api.unknown_key_lookups_per_second`.
 pub struct ApiKeyCache {
+    /// Requests per key (`api.requests_per_key_per_second`, bursts of twice that).
+    per_key: KeyLimiter,
+    per_key_burst: u32,
     known: TtlCache<Vec<u8>, Option<Arc<ApiKeyRecord>>>,
     unknown: TtlCache<Vec<u8>, ()>,
     failures: DefaultKeyedRateLimiter<IpAddr>,
@@ -172,6 +202,42 @@ pub enum KeyLookup {
 
 const MAX_ENTRIES: usize = 10_000;
 
+type KeyLimiter =
+    RateLimiter<Uuid, DefaultKeyedStateStore<Uuid>, DefaultClock, StateInformationMiddleware>;
+
+/// A key's rate-limit state after this request, for the `RateLimit-*` headers.
+#[derive(Clone, Copy)]
+struct RateLimitState {
+    limit: u32,
+    remaining: u32,
+}
+
+/// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (IETF draft
+/// names) to answers of requests made with an API key.
+pub async fn rate_limit_headers(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    let state = res.request().extensions().get::<RateLimitState>().copied();
+    if let Some(s) = state {
+        let headers = res.headers_mut();
+        if !headers.contains_key("ratelimit-limit") {
+            for (name, value) in [
+                ("ratelimit-limit", s.limit),
+                ("ratelimit-remaining", s.remaining),
+                ("ratelimit-reset", 1),
+            ] {
+                headers.insert(
+                    header::HeaderName::from_static(name),
+                    header::HeaderValue::from(value),
+                );
+            }
+        }
+    }
+    Ok(res)
+}
+
 impl ApiKeyCache {
     pub const FRESH: Duration = Duration::from_secs(1);
     pub const UNKNOWN_FOR: Duration = Duration::from_secs(300);
@@ -182,7 +248,13 @@ impl ApiKeyCache {
         let per_second =
             NonZeroU32::new(settings.unknown_key_lookups_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(per_second.get().saturating_mul(2)).unwrap_or(per_second);
+        let per_key =
+            NonZeroU32::new(settings.requests_per_key_per_second).unwrap_or(NonZeroU32::MIN);
+        let per_key_burst = NonZeroU32::new(per_key.get().saturating_mul(2)).unwrap_or(per_key);
         ApiKeyCache {
+            per_key: RateLimiter::keyed(Quota::per_second(per_key).allow_burst(per_key_burst))
+                .with_middleware::<StateInformationMiddleware>(),
+            per_key_burst: per_key_burst.get(),
             known: TtlCache::new(Self::FRESH, MAX_ENTRIES),
             unknown: TtlCache::new(Self::UNKNOWN_FOR, MAX_ENTRIES),
             failures: RateLimiter::keyed(Quota::per_minute(per_minute)),

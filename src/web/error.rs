@@ -98,6 +98,9 @@ pub struct AppError {
     pub retry_after: Option<u64>,
     /// Validation errors: what is wrong with each named input field.
     pub fields: Option<std::collections::BTreeMap<String, String>>,
+    /// A per-key rate limit's state, sent as `RateLimit-*` headers: (limit, remaining,
+    /// seconds until reset).
+    pub rate_limit: Option<Box<(u32, u32, u64)>>,
     /// The underlying failure of a 500; logged, never sent.
     #[source]
     source: Option<anyhow::Error>,
@@ -110,6 +113,7 @@ impl AppError {
             message: message.into(),
             retry_after: None,
             fields: None,
+            rate_limit: None,
             source: None,
         }
     }
@@ -188,6 +192,11 @@ impl ResponseError for AppError {
         let mut response = HttpResponse::build(self.status_code());
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if let Some((limit, remaining, reset)) = self.rate_limit.as_deref().copied() {
+            response.insert_header(("RateLimit-Limit", limit.to_string()));
+            response.insert_header(("RateLimit-Remaining", remaining.to_string()));
+            response.insert_header(("RateLimit-Reset", reset.to_string()));
         }
         let mut response = response.json(Body {
             error: Detail {

@@ -5,7 +5,7 @@
 //! # How to document an endpoint
 //!
 //! 1. Put `#[utoipa::path]` on the handler, with a unique camelCase `operation_id`, e.g.
-//!    ```ignore
+//!    ```text
 //!    #[utoipa::path(post, path = "/api/v1/campaigns/{id}/claims", operation_id = "createClaim", tag = "claims",
 //!        params(("id" = Uuid, Path, description = "The campaign")),
 //!        request_body = ClaimRequest,
@@ -142,9 +142,11 @@ const KEYED: &[(u16, &[&str], &str)] = &[
     ),
     (
         429,
-        &["too_many_auth_failures"],
-        "too many failed authentications from this address (or unknown keys from all of them); \
-         retry after `Retry-After` seconds",
+        &["rate_limited", "too_many_auth_failures"],
+        "`rate_limited`: the key is over `api.requests_per_key_per_second` (see the \
+         `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers, sent on every \
+         keyed answer); `too_many_auth_failures`: too many failed authentications from this \
+         address (or unknown keys from all of them); retry after `Retry-After` seconds",
     ),
     (503, &["busy"], "the service is busy; retry after `Retry-After` seconds"),
 ];

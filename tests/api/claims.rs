@@ -30,7 +30,8 @@ async fn a_claim_returns_a_durable_coupon() {
         )
         .await
         .unwrap();
-    assert_eq!(row.get::<_, String>(0), "alice");
+    // Stored in the merchant's namespace (see `domain::consumer`).
+    assert_eq!(row.get::<_, String>(0), "api:alice");
     assert_eq!(row.get::<_, String>(1), code_text);
 
     let (status, body) = app.claim(id, "alice").await;

@@ -117,7 +117,7 @@ async fn the_survivor_of_a_kill_9_carries_on_and_the_stranded_stock_returns() {
     eventually(Duration::from_secs(30), "B has issued 100", async || {
         let n: i64 = a
             .db_value(
-                "SELECT count(*) FROM coupons WHERE campaign_id = $1::text::uuid AND consumer LIKE 'b-%'",
+                "SELECT count(*) FROM coupons WHERE campaign_id = $1::text::uuid AND consumer LIKE 'api:b-%'",
                 &[&id],
             )
             .await;
@@ -132,7 +132,7 @@ async fn the_survivor_of_a_kill_9_carries_on_and_the_stranded_stock_returns() {
         .db_value(
             "SELECT coalesce(sum(l.size - (SELECT count(*) FROM coupons c WHERE c.lease_id = l.id)), 0)::bigint
              FROM campaign_leases l WHERE l.campaign_id = $1::text::uuid AND l.released_at IS NULL
-               AND EXISTS (SELECT 1 FROM coupons c WHERE c.lease_id = l.id AND c.consumer LIKE 'b-%')",
+               AND EXISTS (SELECT 1 FROM coupons c WHERE c.lease_id = l.id AND c.consumer LIKE 'api:b-%')",
             &[&id],
         )
         .await;
@@ -202,7 +202,7 @@ async fn a_node_frozen_past_its_lease_expiry_never_issues_from_the_reaped_lease(
                 .db_value(
                     "SELECT count(*) FROM campaign_leases l
                      WHERE l.campaign_id = $1::text::uuid AND l.released_at IS NOT NULL
-                       AND EXISTS (SELECT 1 FROM coupons c WHERE c.lease_id = l.id AND c.consumer LIKE 'b-%')",
+                       AND EXISTS (SELECT 1 FROM coupons c WHERE c.lease_id = l.id AND c.consumer LIKE 'api:b-%')",
                     &[&id],
                 )
                 .await;

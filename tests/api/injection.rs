@@ -36,7 +36,8 @@ async fn quotes_and_sql_in_input_are_stored_verbatim_and_run_nothing() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(stored, CONSUMER);
+    // Stored in the merchant's namespace, otherwise verbatim.
+    assert_eq!(stored, format!("api:{CONSUMER}"));
     let coupons: i64 = db
         .query_one("SELECT count(*) FROM coupons", &[])
         .await

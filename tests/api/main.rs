@@ -7,6 +7,7 @@ mod api_idempotency;
 mod api_key_flood;
 mod api_keys;
 mod api_openapi;
+mod api_rate_limits;
 mod auth;
 mod axe;
 mod backpressure;

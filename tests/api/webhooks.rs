@@ -397,6 +397,14 @@ async fn signed_events_arrive_after_failures_and_a_kill_9_loses_none() {
     }
     let claimed_events = &accepted["coupon.claimed"];
     assert_eq!(claimed_events.len(), 400, "one event per issued coupon");
+    // The merchant's own reference comes back as given, not as stored (`api:<ref>`).
+    assert!(
+        claimed_events.iter().all(|e| e["consumer"]
+            .as_str()
+            .is_some_and(|c| !c.starts_with("api:"))),
+        "{:?}",
+        claimed_events.first()
+    );
     assert_eq!(accepted["campaign.sold_out"].len(), 1, "sold out once");
     assert_eq!(accepted["campaign.sold_out"][0]["total_limit"], 400);
     assert_eq!(accepted["coupon.redeemed"][0]["code"], code.as_str());

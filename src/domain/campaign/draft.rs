@@ -109,6 +109,7 @@ fn code_format(
 
 #[cfg(test)]
 mod tests {
+    use super::super::rules::OPEN_NOW_SLACK;
     use super::super::tests::{create, t};
     use super::*;
 
@@ -140,7 +141,8 @@ mod tests {
             (c.name(), c.status(), c.terms()),
             ("Spring", CampaignStatus::Draft, "")
         );
-        assert_eq!(c.rules().claim_starts_at(), t(1000));
+        // No start given: open from "now" (t(1000)) less the clock slack.
+        assert_eq!(c.rules().claim_starts_at(), t(1000) - OPEN_NOW_SLACK);
         assert_eq!(c.codes(), &CodeFormat::default());
         for (extra, want) in BAD_REQUESTS {
             let err = create(extra).unwrap_err();

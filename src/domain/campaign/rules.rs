@@ -54,10 +54,13 @@ impl CampaignRules {
     /// `now` (less [`OPEN_NOW_SLACK`]) stands in for an absent `claim_starts_at`.
     pub fn parse(mut p: RulesParams, now: DateTime<Utc>) -> Result<CampaignRules> {
         use CampaignError as E;
+        // The window is judged from "now" when no start is given; only the stored start
+        // gets the slack.
+        let window_start = p.claim_starts_at.unwrap_or(now);
         let claim_starts_at = *p.claim_starts_at.get_or_insert(now - OPEN_NOW_SLACK);
         ranged::<i64>(p.total_limit, 1..=10_000_000, E::InvalidTotalLimit)?;
         ranged::<i32>(p.per_consumer_limit, 1..=1000, E::InvalidPerConsumerLimit)?;
-        if matches!(p.claim_ends_at, Some(end) if end <= claim_starts_at) {
+        if matches!(p.claim_ends_at, Some(end) if end <= window_start) {
             return Err(E::InvalidClaimWindow);
         }
         if matches!((p.use_starts_at, p.use_ends_at), (Some(s), Some(e)) if e <= s) {
