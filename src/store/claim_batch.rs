@@ -171,28 +171,11 @@ const INSERT_BATCHES: &str = "WITH live AS (
  SELECT 'l', id FROM live";
 
 impl Store {
-    /// Writes one campaign's batch in one transaction. Rows that break the per-consumer
-    /// index are skipped (`ON CONFLICT DO NOTHING`) and reported with the consumer's
-    /// current seqs.
-    pub async fn insert_claim_batch(
-        &self,
-        tenant_id: Uuid,
-        campaign_id: Uuid,
-        rows: &[ClaimRow],
-    ) -> Result<BatchOutcome, BatchFailure> {
-        let batch = BatchOf {
-            tenant_id,
-            campaign_id,
-            rows,
-        };
-        let mut outcomes = self.insert_claim_batches(&[batch]).await?;
-        Ok(outcomes.pop().unwrap_or_default())
-    }
-
-    /// Writes the batches of several campaigns as one statement and one commit: with many
-    /// campaigns selling at once, each has only a claim or two waiting, and a commit per
-    /// campaign would make WAL flushes, not CPU, the limit. Answers one outcome per batch,
-    /// in order; a failure is every batch's.
+    /// Writes the batches of one or several campaigns as one statement and one commit: with
+    /// many campaigns selling at once, each has only a claim or two waiting, and a commit per
+    /// campaign would make WAL flushes, not CPU, the limit. Rows that break the per-consumer
+    /// index are skipped (`ON CONFLICT DO NOTHING`) and reported with the consumer's current
+    /// seqs. Answers one outcome per batch, in order; a failure is every batch's.
     #[tracing::instrument(level = "debug", skip_all, fields(campaigns = batches.len()))]
     pub async fn insert_claim_batches(
         &self,
