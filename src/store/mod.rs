@@ -30,6 +30,7 @@ pub mod notices;
 mod notify;
 pub mod operators;
 mod pool;
+mod redemption_list;
 mod report;
 pub mod retention;
 mod shops;
@@ -57,7 +58,7 @@ pub use claims::{
 };
 pub use claims::{RedeemInput, StaffCouponView};
 pub use consumers::{CompletedSignin, NewSigninRequest, PendingSignin, TakeSignin};
-pub use coupon_lookup::{CouponLookup, CouponRedemption};
+pub use coupon_lookup::{ClaimedRow, CouponLookup, CouponRedemption};
 pub use export::{Cell, Dataset, ExportRange, ExportRows};
 pub use idempotency::IdempotencyBegin;
 pub use leases::{Lease, ReapedLease};
@@ -67,6 +68,7 @@ pub use merchants::{
 };
 pub use migrate::{latest_migration, run_migrations};
 pub use notify::{ClockSample, Listener};
+pub use redemption_list::{RedemptionFilter, RedemptionListing};
 pub use report::{MonthRow, Observed};
 pub use shops::{Shop, ShopCampaignStat, ShopWrite};
 pub use tenant_settings::{SettingsUpdate, TenantSettings};
