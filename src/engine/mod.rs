@@ -68,9 +68,11 @@ pub enum ClaimError {
     Failed,
     /// The claim was sent to the database and its answer was lost (the connection broke
     /// before the COMMIT's reply came, or the actor died mid-batch): it may have been saved.
-    /// Its stock is accounted for by counting coupons when the lease is released.
+    /// Its stock is accounted for by counting coupons when the lease is released. Carries
+    /// the coupon id the claim was sent under (None if the actor died holding it), so an
+    /// idempotent retry can look it up.
     #[error("the claim may or may not have been saved; retry with the same Idempotency-Key")]
-    OutcomeUnknown,
+    OutcomeUnknown(Option<Uuid>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -267,7 +269,9 @@ impl Engine {
             // dropped answer means the actor died holding it, perhaps mid-batch.
             match addr.send(msg.clone()).await {
                 Ok(Ok(answer)) => {
-                    return answer.await.unwrap_or(Err(ClaimError::OutcomeUnknown));
+                    return answer
+                        .await
+                        .unwrap_or(Err(ClaimError::OutcomeUnknown(None)));
                 }
                 Ok(Err(refused)) => return Err(refused),
                 Err(actix::MailboxError::Closed) => {

@@ -4,10 +4,14 @@
 mod api_consumers;
 mod api_coupons;
 mod api_idempotency;
+mod api_idempotency_lost;
+mod api_idempotency_nodes;
 mod api_key_flood;
 mod api_keys;
 mod api_openapi;
 mod api_rate_limits;
+mod api_redemption_list;
+mod api_stores;
 mod auth;
 mod axe;
 mod backpressure;

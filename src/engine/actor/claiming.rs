@@ -77,7 +77,7 @@ pub(super) fn record(
         Err(ClaimError::NotFound) => "not_found",
         Err(ClaimError::Busy) => "busy",
         Err(ClaimError::Failed) => "failed",
-        Err(ClaimError::OutcomeUnknown) => "outcome_unknown",
+        Err(ClaimError::OutcomeUnknown(_)) => "outcome_unknown",
     };
     metrics::counter!(CLAIMS, "result" => label).increment(1);
     metrics::histogram!(CLAIM_DURATION).record(started.elapsed().as_secs_f64());
@@ -328,9 +328,8 @@ impl CampaignActor {
                     }
                     // The unique index stops a second row with this number if one was saved.
                     self.unreserve(&row.consumer, row.seq);
-                    let _ = meta
-                        .reply
-                        .send(record(Err(ClaimError::OutcomeUnknown), meta.started));
+                    let unknown = ClaimError::OutcomeUnknown(Some(row.id));
+                    let _ = meta.reply.send(record(Err(unknown), meta.started));
                 }
             }
         }
