@@ -16,6 +16,7 @@ pub mod bulk_codes;
 mod campaign_activity;
 mod campaign_edit;
 mod campaigns;
+mod claim_batch;
 mod claims;
 mod consumers;
 mod coupon_lookup;
@@ -53,10 +54,9 @@ pub use campaign_edit::{ImageUpdate, NewImage, PosterStore};
 pub use campaigns::{
     CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, CampaignSummary, EditOutcome,
 };
-pub use claims::{
-    BatchFailure, BatchOutcome, ClaimRow, RedeemOutcome, RedemptionRecord, UndoOutcome,
-};
+pub use claim_batch::{BatchFailure, BatchOf, BatchOutcome, ClaimRow};
 pub use claims::{RedeemInput, StaffCouponView};
+pub use claims::{RedeemOutcome, RedemptionRecord, UndoOutcome};
 pub use consumers::{CompletedSignin, NewSigninRequest, PendingSignin, TakeSignin};
 pub use coupon_lookup::{ClaimedRow, CouponLookup, CouponRedemption};
 pub use export::{Cell, Dataset, ExportRange, ExportRows};

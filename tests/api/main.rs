@@ -63,6 +63,7 @@ mod prometheus_server;
 mod redemptions;
 mod report;
 mod schemathesis;
+mod shared_commits;
 mod signin;
 mod slo_rules;
 mod tls;
