@@ -291,7 +291,7 @@ impl CampaignActor {
             for meta in metas {
                 let _ = meta
                     .reply
-                    .send(record(Err(ClaimError::OutcomeUnknown), meta.started));
+                    .send(record(Err(ClaimError::OutcomeUnknown(None)), meta.started));
             }
             return;
         }
