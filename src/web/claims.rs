@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::auth::ApiAuth;
 use super::idempotency;
+use super::json::ApiJson;
 use super::AppState;
 use crate::domain::consumer::ConsumerRef;
 use crate::engine::ClaimError;
@@ -56,7 +57,7 @@ pub async fn create(
     auth: ApiAuth,
     state: web::Data<AppState>,
     campaign_id: web::Path<Uuid>,
-    body: web::Json<ClaimRequest>,
+    body: ApiJson<ClaimRequest>,
 ) -> AppResult<HttpResponse> {
     match idempotency::key(&req)? {
         None => claim(auth, state, campaign_id, body).await,
@@ -73,7 +74,7 @@ async fn claim(
     auth: ApiAuth,
     state: web::Data<AppState>,
     campaign_id: web::Path<Uuid>,
-    body: web::Json<ClaimRequest>,
+    body: ApiJson<ClaimRequest>,
 ) -> AppResult<HttpResponse> {
     auth.require_scope("claims:write")?;
     // The merchant's own namespace: never a device or a signed-in person.

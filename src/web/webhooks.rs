@@ -5,8 +5,6 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -14,7 +12,8 @@ use uuid::Uuid;
 
 use super::auth::ApiAuth;
 use super::idempotency;
-use super::AppState;
+use super::json::ApiJson;
+use super::{pagination, AppState};
 use crate::domain::webhook::{
     check_address, new_secret, parse_destination, parse_events, MAX_ENDPOINTS_PER_TENANT,
 };
@@ -102,7 +101,7 @@ pub async fn create(
     req: HttpRequest,
     auth: ApiAuth,
     state: web::Data<AppState>,
-    body: web::Json<CreateEndpoint>,
+    body: ApiJson<CreateEndpoint>,
 ) -> AppResult<HttpResponse> {
     match idempotency::key(&req)? {
         None => create_endpoint(auth, state, body).await,
@@ -119,7 +118,7 @@ pub async fn create(
 async fn create_endpoint(
     auth: ApiAuth,
     state: web::Data<AppState>,
-    body: web::Json<CreateEndpoint>,
+    body: ApiJson<CreateEndpoint>,
 ) -> AppResult<HttpResponse> {
     auth.require_scope(SCOPE)?;
     let policy = state.settings.webhooks.policy();
@@ -219,7 +218,8 @@ pub async fn delete(
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// 1 to 200 (default 50).
-    limit: Option<i64>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
+    limit: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
@@ -280,19 +280,6 @@ impl<'a> From<&'a DeliveryLogRow> for DeliveryView<'a> {
     }
 }
 
-fn encode_cursor(d: &DeliveryLogRow) -> String {
-    B64.encode(format!("{}|{}", d.created_at.timestamp_micros(), d.id))
-}
-
-fn decode_cursor(raw: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let text = String::from_utf8(B64.decode(raw).ok()?).ok()?;
-    let (micros, id) = text.split_once('|')?;
-    Some((
-        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-        id.parse().ok()?,
-    ))
-}
-
 /// The endpoint's delivery log, newest first.
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", operation_id = "listWebhookDeliveries", tag = "webhooks",
     params(("id" = Uuid, Path, description = "The endpoint"), LogQuery),
@@ -309,29 +296,15 @@ pub async fn deliveries(
     query: web::Query<LogQuery>,
 ) -> AppResult<HttpResponse> {
     auth.require_scope(SCOPE)?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(AppError::invalid(
-            "invalid_limit",
-            "limit: between 1 and 200",
-        ));
-    }
-    let after = match query.cursor.as_deref() {
-        None => None,
-        Some(raw) => Some(
-            decode_cursor(raw)
-                .ok_or_else(|| AppError::invalid("invalid_cursor", "cursor: not one we gave"))?,
-        ),
-    };
+    let limit = pagination::limit(query.limit.as_deref())?;
+    let after = pagination::decode(query.cursor.as_deref())?;
     state
         .store
         .webhook_endpoint(auth.tenant_id, *id)
         .await?
         .ok_or_else(|| AppError::not_found("webhook endpoint"))?;
     let rows = state.store.webhook_deliveries(*id, after, limit).await?;
-    let next_cursor = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(encode_cursor))
-        .flatten();
+    let next_cursor = pagination::next(&rows, limit, |d| (d.created_at, d.id));
     Ok(HttpResponse::Ok().json(DeliveryLog {
         deliveries: rows.iter().map(DeliveryView::from).collect(),
         next_cursor,
