@@ -201,12 +201,14 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineSettings {
-    /// Claims per multi-row insert, at most.
+    /// Claims per campaign batch, at most; a statement that carries several campaigns'
+    /// batches stops taking more at about this many rows.
     pub max_batch: usize,
     /// How long a partly filled batch waits for company before it is flushed.
     #[serde(with = "humantime_serde")]
     pub batch_linger: Duration,
-    /// Batches committing at once per campaign.
+    /// Batches committing at once per campaign, and claim-writing statements at once per
+    /// node (each statement carries the batches of every campaign waiting for one).
     pub max_inflight_batches: usize,
     /// A claim batch (or lease request) with no answer from the database for this long
     /// (a silent connection, a network partition) is given up: its claims are answered

@@ -24,6 +24,7 @@ pub const REDEMPTIONS: &str = "ecoupon_redemptions_total";
 pub const CLAIM_DURATION: &str = "ecoupon_claim_duration_seconds";
 pub const BATCH_SIZE: &str = "ecoupon_batch_size";
 pub const COMMIT_DURATION: &str = "ecoupon_commit_duration_seconds";
+pub const WRITE_CAMPAIGNS: &str = "ecoupon_claim_write_campaigns";
 pub const ACTIVE_ACTORS: &str = "ecoupon_active_campaign_actors";
 pub const MAILBOX_DEPTH: &str = "ecoupon_campaign_queue_depth";
 pub const LEASES_TAKEN: &str = "ecoupon_leases_taken_total";
@@ -78,6 +79,9 @@ pub fn install() -> PrometheusHandle {
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), BATCH_BUCKETS)
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(WRITE_CAMPAIGNS.into()), BATCH_BUCKETS)
+                })
                 .expect("bucket lists are non-empty constants")
                 .build_recorder();
             let handle = recorder.handle();
@@ -117,11 +121,15 @@ fn describe() {
         Unit::Seconds,
         "Engine time from claim request to durable answer."
     );
-    describe_histogram!(BATCH_SIZE, "Claims per committed multi-row insert.");
+    describe_histogram!(BATCH_SIZE, "Claims per campaign batch.");
+    describe_histogram!(
+        WRITE_CAMPAIGNS,
+        "Campaign batches per claim-writing statement (the node's committer shares commits)."
+    );
     describe_histogram!(
         COMMIT_DURATION,
         Unit::Seconds,
-        "Time to insert and commit one claim batch."
+        "Time from a campaign batch's flush to its commit (waiting for a statement included)."
     );
     describe_gauge!(ACTIVE_ACTORS, "Campaign actors running on this node.");
     describe_gauge!(LIVE_SOCKETS, "Live dashboard WebSockets open on this node.");

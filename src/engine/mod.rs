@@ -4,8 +4,10 @@
 //!    (and loading its state from Postgres) on first use.
 //! 2. [`actor::CampaignActor`] checks status, window and per-consumer limit from memory,
 //!    draws the lottery, takes one unit of its leased stock and queues the claim.
-//! 3. The queue is flushed as one multi-row insert ([`crate::store::Store::insert_claim_batch`])
-//!    when full or after `batch_linger`; the caller gets its answer after COMMIT.
+//! 3. The queue is flushed when full or after `batch_linger`, through the node's
+//!    [`committer`], which writes the batches of every campaign waiting at that moment as
+//!    one multi-row insert ([`crate::store::Store::insert_claim_batches`]); the caller gets
+//!    its answer after COMMIT.
 //! 4. Stock comes from the campaign row in leases ([`crate::store::Lease`]), sized by
 //!    [`lease_policy`]; [`node`] heart-beats them and reaps those of dead nodes.
 //! 5. Every flush is published on the [`events`] bus and, coalesced, to other nodes.
@@ -13,6 +15,7 @@
 pub mod actor;
 mod check_code_guard;
 pub mod clock;
+mod committer;
 mod directory;
 pub mod events;
 pub mod lease_policy;
@@ -65,9 +68,11 @@ pub enum ClaimError {
     Failed,
     /// The claim was sent to the database and its answer was lost (the connection broke
     /// before the COMMIT's reply came, or the actor died mid-batch): it may have been saved.
-    /// Its stock is accounted for by counting coupons when the lease is released.
+    /// Its stock is accounted for by counting coupons when the lease is released. Carries
+    /// the coupon id the claim was sent under (None if the actor died holding it), so an
+    /// idempotent retry can look it up.
     #[error("the claim may or may not have been saved; retry with the same Idempotency-Key")]
-    OutcomeUnknown,
+    OutcomeUnknown(Option<Uuid>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +123,8 @@ pub enum UndoError {
 /// What every actor of this node shares.
 pub(crate) struct Shared {
     pub store: Store,
+    /// Writes claim batches, several campaigns' in one statement.
+    pub committer: committer::Committer,
     pub settings: EngineSettings,
     pub node_id: Uuid,
     pub clock: Clock,
@@ -168,6 +175,7 @@ impl Engine {
             tracing::warn!(error = %e, "initial clock sync failed; using the local clock");
         }
         let shared = Arc::new(Shared {
+            committer: committer::Committer::start(store.clone(), &settings),
             directory: Directory::new(),
             check_codes: Default::default(),
             reads: Default::default(),
@@ -261,7 +269,9 @@ impl Engine {
             // dropped answer means the actor died holding it, perhaps mid-batch.
             match addr.send(msg.clone()).await {
                 Ok(Ok(answer)) => {
-                    return answer.await.unwrap_or(Err(ClaimError::OutcomeUnknown));
+                    return answer
+                        .await
+                        .unwrap_or(Err(ClaimError::OutcomeUnknown(None)));
                 }
                 Ok(Err(refused)) => return Err(refused),
                 Err(actix::MailboxError::Closed) => {

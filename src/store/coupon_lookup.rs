@@ -32,6 +32,16 @@ pub struct CouponRedemption {
     pub undone_at: Option<DateTime<Utc>>,
 }
 
+/// A claim's row by id, lottery losers included (`code` None): what an idempotent retry
+/// of a claim whose answer was lost answers with.
+#[derive(Debug, Clone)]
+pub struct ClaimedRow {
+    pub id: Uuid,
+    pub code: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub uses_left: i32,
+}
+
 // Lottery losers have no code and are not coupons to the caller, so `won` is required.
 const COUPON_COLUMNS: &str = "c.id, c.code, c.campaign_id, c.consumer,
     CASE WHEN c.uses_left = 0 THEN 'used'
@@ -98,6 +108,32 @@ impl Store {
         let mut coupons: Vec<CouponLookup> = rows.iter().map(coupon).collect();
         attach_redemptions(&client, tenant_id, &mut coupons).await?;
         Ok(Some(coupons))
+    }
+}
+
+impl Store {
+    /// The claim row `id` of the tenant's campaign, if it was written.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, campaign_id = %campaign_id))]
+    pub async fn claimed_coupon(
+        &self,
+        tenant_id: Uuid,
+        campaign_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<ClaimedRow>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT id, CASE WHEN won THEN code END, expires_at, uses_left FROM coupons
+                 WHERE id = $1 AND tenant_id = $2 AND campaign_id = $3",
+                &[&id, &tenant_id, &campaign_id],
+            )
+            .await?;
+        Ok(row.map(|r| ClaimedRow {
+            id: r.get(0),
+            code: r.get(1),
+            expires_at: r.get(2),
+            uses_left: r.get(3),
+        }))
     }
 }
 

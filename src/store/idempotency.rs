@@ -16,6 +16,10 @@ pub enum IdempotencyBegin {
     Reused,
     /// The key's first request is still running.
     InUse,
+    /// The key's first request was a claim whose answer was lost: it may have been
+    /// written under coupon id `id`. `settled`: long enough ago that a write still in
+    /// flight can no longer land, so a coupon absent now never will be.
+    Unsettled { id: Uuid, settled: bool },
 }
 
 /// Rows purged per opportunistic sweep: small, so no request waits long on it.
@@ -31,6 +35,7 @@ impl Store {
         api_key_id: Uuid,
         key: &str,
         request_hash: &[u8],
+        settle_after: std::time::Duration,
     ) -> Result<IdempotencyBegin, StoreError> {
         let client = self.pool.get().await?;
         let claimed = client
@@ -39,7 +44,7 @@ impl Store {
                  VALUES ($1, $2, $3)
                  ON CONFLICT (api_key_id, key) DO UPDATE
                     SET request_hash = EXCLUDED.request_hash, status = NULL, body = NULL,
-                        created_at = now()
+                        created_at = now(), unsettled_id = NULL, unsettled_at = NULL
                     WHERE idempotency_keys.created_at < now() - interval '24 hours'
                  RETURNING 1",
                 &[&api_key_id, &key, &request_hash],
@@ -50,9 +55,10 @@ impl Store {
         }
         let row = client
             .query_opt(
-                "SELECT request_hash, status, body FROM idempotency_keys
-                 WHERE api_key_id = $1 AND key = $2",
-                &[&api_key_id, &key],
+                "SELECT request_hash, status, body, unsettled_id,
+                        unsettled_at < now() - make_interval(secs => $3)
+                 FROM idempotency_keys WHERE api_key_id = $1 AND key = $2",
+                &[&api_key_id, &key, &settle_after.as_secs_f64()],
             )
             .await?;
         // Gone between the two statements (abandoned by a failed first request): the
@@ -72,7 +78,13 @@ impl Store {
                 status,
                 body: body.unwrap_or_default(),
             }),
-            (None, _) => Ok(IdempotencyBegin::InUse),
+            (None, _) => match row.get::<_, Option<Uuid>>(3) {
+                Some(id) => Ok(IdempotencyBegin::Unsettled {
+                    id,
+                    settled: row.get::<_, Option<bool>>(4).unwrap_or(false),
+                }),
+                None => Ok(IdempotencyBegin::InUse),
+            },
         }
     }
 
@@ -109,6 +121,46 @@ impl Store {
             )
             .await?;
         Ok(())
+    }
+
+    /// Keeps the key of a request whose answer was lost, with the id its effect would
+    /// have, instead of freeing it: see [`IdempotencyBegin::Unsettled`].
+    #[tracing::instrument(level = "debug", skip_all, fields(api_key_id = %api_key_id))]
+    pub async fn unsettle_idempotent(
+        &self,
+        api_key_id: Uuid,
+        key: &str,
+        id: Uuid,
+    ) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE idempotency_keys SET unsettled_id = $3, unsettled_at = now()
+                 WHERE api_key_id = $1 AND key = $2 AND status IS NULL",
+                &[&api_key_id, &key, &id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Takes over a settled key whose lost request left nothing, to run it again. Of
+    /// concurrent retries exactly one gets `true`; the others find the key in use.
+    #[tracing::instrument(level = "debug", skip_all, fields(api_key_id = %api_key_id))]
+    pub async fn rerun_unsettled(
+        &self,
+        api_key_id: Uuid,
+        key: &str,
+        id: Uuid,
+    ) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "UPDATE idempotency_keys SET unsettled_id = NULL, unsettled_at = NULL
+                 WHERE api_key_id = $1 AND key = $2 AND status IS NULL AND unsettled_id = $3",
+                &[&api_key_id, &key, &id],
+            )
+            .await?;
+        Ok(n == 1)
     }
 
     /// Deletes up to a batch of keys older than 24 hours; returns how many went.

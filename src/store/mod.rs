@@ -17,6 +17,7 @@ mod campaign_activity;
 mod campaign_edit;
 mod campaign_list;
 mod campaigns;
+mod claim_batch;
 mod claims;
 mod consumers;
 mod coupon_lookup;
@@ -31,6 +32,7 @@ pub mod notices;
 mod notify;
 pub mod operators;
 mod pool;
+mod redemption_list;
 mod report;
 pub mod retention;
 mod shops;
@@ -53,12 +55,11 @@ pub use campaign_edit::{CampaignRewrite, ImageUpdate, NewImage, PosterStore};
 pub use campaigns::{
     CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, CampaignSummary, EditOutcome,
 };
-pub use claims::{
-    BatchFailure, BatchOutcome, ClaimRow, RedeemOutcome, RedemptionRecord, UndoOutcome,
-};
+pub use claim_batch::{BatchFailure, BatchOf, BatchOutcome, ClaimRow};
 pub use claims::{RedeemInput, StaffCouponView};
+pub use claims::{RedeemOutcome, RedemptionRecord, UndoOutcome};
 pub use consumers::{CompletedSignin, NewSigninRequest, PendingSignin, TakeSignin};
-pub use coupon_lookup::{CouponLookup, CouponRedemption};
+pub use coupon_lookup::{ClaimedRow, CouponLookup, CouponRedemption};
 pub use export::{Cell, Dataset, ExportRange, ExportRows};
 pub use idempotency::IdempotencyBegin;
 pub use leases::{Lease, ReapedLease};
@@ -68,6 +69,7 @@ pub use merchants::{
 };
 pub use migrate::{latest_migration, run_migrations};
 pub use notify::{ClockSample, Listener};
+pub use redemption_list::{RedemptionFilter, RedemptionListing};
 pub use report::{MonthRow, Observed};
 pub use shops::{Shop, ShopCampaignStat, ShopWrite};
 pub use tenant_settings::{SettingsUpdate, TenantSettings};

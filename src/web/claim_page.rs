@@ -210,7 +210,7 @@ pub async fn claim(
         Err(ClaimError::Rejected(_)) => Ok(page.redirect(&state, &back)),
         Err(ClaimError::NotFound) => Err(AppError::not_found("campaign")),
         // Saved or not, the page works it out from the database and shows the coupon if so.
-        Err(ClaimError::OutcomeUnknown) => Ok(page.redirect(&state, &back)),
+        Err(ClaimError::OutcomeUnknown(_)) => Ok(page.redirect(&state, &back)),
         Err(ClaimError::Busy | ClaimError::Failed) => {
             Ok(page.redirect(&state, &format!("{back}?busy=1")))
         }

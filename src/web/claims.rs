@@ -1,6 +1,7 @@
 //! `POST /api/v1/campaigns/{id}/claims`: the flash-sale path, straight into the engine.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -9,8 +10,9 @@ use super::auth::ApiAuth;
 use super::idempotency;
 use super::json::ApiJson;
 use super::AppState;
+use crate::domain::campaign::ClaimRejection;
 use crate::domain::consumer::ConsumerRef;
-use crate::engine::ClaimError;
+use crate::engine::{ClaimError, IssuedCoupon};
 use crate::web::error::{AppError, AppResult, ErrorCode};
 use crate::web::openapi::ErrorBody;
 
@@ -27,7 +29,7 @@ pub(super) fn claim_error(e: ClaimError) -> AppError {
         ClaimError::NotFound => AppError::not_found("campaign"),
         ClaimError::Busy => AppError::busy(1),
         ClaimError::Failed => AppError::new(ErrorCode::Busy, e.to_string()).with_retry_after(1),
-        ClaimError::OutcomeUnknown => {
+        ClaimError::OutcomeUnknown(_) => {
             AppError::new(ErrorCode::OutcomeUnknown, e.to_string()).with_retry_after(1)
         }
     }
@@ -44,12 +46,14 @@ pub(super) fn claim_error(e: ClaimError) -> AppError {
         (status = 404, description = "`not_found`: no such campaign", body = ErrorBody),
         (status = 409, description = "`not_started`, `ended`, `paused`, `not_active`, `sold_out`, \
             `consumer_limit_reached`, `lottery_lost`: the campaign refuses the claim; \
-            `idempotency_key_in_use`: a request with this Idempotency-Key is in progress", body = ErrorBody),
+            `idempotency_key_in_use`: a request with this Idempotency-Key is in progress, or its answer was lost \
+            and whether it was saved is not known yet", body = ErrorBody),
         (status = 422, description = "`invalid_consumer`: the consumer reference is empty, too long \
             or has control characters; `idempotency_key_reused`: the Idempotency-Key was used for another request; `invalid_idempotency_key`: the header is empty or longer than 255 characters", body = ErrorBody),
         (status = 503, description = "`outcome_unknown`: the database's answer was lost (a connection \
-            broke, or it did not answer in time, after the claim was sent): it may have been saved; retry with \
-            the same Idempotency-Key, or look it up with `GET /api/v1/campaigns/{id}/coupons?consumer=`", body = ErrorBody),
+            broke, or it did not answer in time, after the claim was sent): it may have been saved. A retry with \
+            the same Idempotency-Key gets the claim's own answer (201 with its coupon) if it was saved, and runs the claim \
+            if it was not; or look it up with `GET /api/v1/campaigns/{id}/coupons?consumer=`", body = ErrorBody),
     ),
     security(("api_key" = ["claims:write"])))]
 pub async fn create(
@@ -64,10 +68,55 @@ pub async fn create(
         Some(key) => {
             let fingerprint = body.consumer.as_bytes().to_vec();
             let (a, s) = (auth.clone(), state.clone());
-            let go = move || claim(auth, state, campaign_id, body);
-            idempotency::run(&req, key, &a, &s, &fingerprint, go).await
+            let settle = settle(auth.tenant_id, *campaign_id, state.clone());
+            let go = move || async move {
+                match attempt(auth, state, campaign_id, body).await? {
+                    // Its key stays held with the coupon id it was written under.
+                    Err(e @ ClaimError::OutcomeUnknown(Some(id))) => {
+                        let mut response = ResponseError::error_response(&claim_error(e));
+                        response.extensions_mut().insert(idempotency::Unsettled(id));
+                        Ok(response)
+                    }
+                    result => respond(result),
+                }
+            };
+            idempotency::run_settling(&req, key, &a, &s, &fingerprint, go, Some(settle)).await
         }
     }
+}
+
+/// On a retry of a claim whose answer was lost: the coupon it was written under, if it
+/// was, answered as the claim would have been (a lottery loser's row is `lottery_lost`).
+fn settle(tenant_id: Uuid, campaign_id: Uuid, state: web::Data<AppState>) -> idempotency::Settle {
+    Box::new(move |coupon_id| -> LocalBoxFuture<'static, _> {
+        Box::pin(async move {
+            let Some(c) = state
+                .store
+                .claimed_coupon(tenant_id, campaign_id, coupon_id)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let answer = match &c.code {
+                Some(code) => HttpResponse::Created().json(Claimed {
+                    coupon: ClaimedCoupon {
+                        id: c.id,
+                        code,
+                        expires_at: c.expires_at,
+                        uses_left: c.uses_left,
+                    },
+                }),
+                None => {
+                    let lost = ClaimRejection::LotteryLost;
+                    ResponseError::error_response(&AppError::conflict(
+                        lost.code(),
+                        lost.to_string(),
+                    ))
+                }
+            };
+            Ok(Some(answer))
+        })
+    })
 }
 
 async fn claim(
@@ -76,15 +125,29 @@ async fn claim(
     campaign_id: web::Path<Uuid>,
     body: ApiJson<ClaimRequest>,
 ) -> AppResult<HttpResponse> {
+    respond(attempt(auth, state, campaign_id, body).await?)
+}
+
+/// The claim: refused before the engine (scope, consumer) as an `AppError`, else the
+/// engine's answer.
+async fn attempt(
+    auth: ApiAuth,
+    state: web::Data<AppState>,
+    campaign_id: web::Path<Uuid>,
+    body: ApiJson<ClaimRequest>,
+) -> AppResult<Result<IssuedCoupon, ClaimError>> {
     auth.require_scope("claims:write")?;
     // The merchant's own namespace: never a device or a signed-in person.
     let consumer = ConsumerRef::merchant(&body.consumer)
         .map_err(|e| AppError::invalid("invalid_consumer", e.to_string()).field("consumer"))?;
-    let coupon = state
+    Ok(state
         .engine
         .claim(auth.tenant_id, *campaign_id, consumer)
-        .await
-        .map_err(claim_error)?;
+        .await)
+}
+
+fn respond(result: Result<IssuedCoupon, ClaimError>) -> AppResult<HttpResponse> {
+    let coupon = result.map_err(claim_error)?;
     Ok(HttpResponse::Created().json(Claimed {
         coupon: ClaimedCoupon {
             id: coupon.id,

@@ -6,10 +6,22 @@
 //!
 //! Without the header nothing here costs more than the header lookup: the flash-sale claim
 //! path stays as it was.
+//!
+//! A 5xx or 429 frees the key (nothing happened; the retry runs), except an answer marked
+//! [`Unsettled`]: a claim whose database answer was lost, which may have been written. Its
+//! key stays held with the id the claim was written under, and a retry asks the handler's
+//! [`Settle`] about that id: written, the retry gets the claim's answer (201 and its
+//! coupon, replayed); not written, and past the time a write in flight could still land
+//! (the database's statement timeout), the claim runs again; until then 409
+//! `idempotency_key_in_use`.
 
 use std::future::Future;
+use std::time::Duration;
 
-use actix_web::http::StatusCode;
+use futures_util::future::LocalBoxFuture;
+use uuid::Uuid;
+
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::auth::ApiAuth;
@@ -42,6 +54,15 @@ pub fn key(req: &HttpRequest) -> AppResult<Option<String>> {
     Ok(Some(key.to_string()))
 }
 
+/// In the extensions of a 5xx whose request may have taken effect anyway: the id of what
+/// it would have made (the coupon a claim was written under).
+#[derive(Debug, Clone, Copy)]
+pub struct Unsettled(pub Uuid);
+
+/// Given an [`Unsettled`] id, the answer its request would have had if the effect exists
+/// (`Some`), or `None` if it does not (yet).
+pub type Settle = Box<dyn FnOnce(Uuid) -> LocalBoxFuture<'static, AppResult<Option<HttpResponse>>>>;
+
 /// Runs `run` under `key`. `fingerprint` is the request's content as the handler
 /// understood it; with the method and path it decides whether a retry is "the same
 /// request".
@@ -52,6 +73,31 @@ pub async fn run<F, Fut>(
     state: &web::Data<AppState>,
     fingerprint: &[u8],
     run: F,
+) -> AppResult<HttpResponse>
+where
+    F: FnOnce() -> Fut + 'static,
+    Fut: Future<Output = AppResult<HttpResponse>> + 'static,
+{
+    run_settling(req, key, auth, state, fingerprint, run, None).await
+}
+
+fn in_use() -> AppError {
+    AppError::conflict(
+        "idempotency_key_in_use",
+        format!("a request with this {HEADER} is still in progress; retry shortly"),
+    )
+    .with_retry_after(1)
+}
+
+/// [`run`] for a request that can answer [`Unsettled`]; `settle` resolves it on a retry.
+pub async fn run_settling<F, Fut>(
+    req: &HttpRequest,
+    key: String,
+    auth: &ApiAuth,
+    state: &web::Data<AppState>,
+    fingerprint: &[u8],
+    run: F,
+    settle: Option<Settle>,
 ) -> AppResult<HttpResponse>
 where
     F: FnOnce() -> Fut + 'static,
@@ -68,8 +114,10 @@ where
     let store = state.store.clone();
     let api_key_id = auth.key_id;
     maybe_purge(&store);
+    // A write sent before the answer was lost cannot land later than this after it.
+    let settle_after = state.settings.database.statement_timeout + Duration::from_secs(1);
     match store
-        .begin_idempotent(api_key_id, &key, &request_hash)
+        .begin_idempotent(api_key_id, &key, &request_hash, settle_after)
         .await?
     {
         IdempotencyBegin::Started => {}
@@ -99,12 +147,22 @@ where
                 format!("this {HEADER} was used for a different request"),
             ))
         }
-        IdempotencyBegin::InUse => {
-            return Err(AppError::conflict(
-                "idempotency_key_in_use",
-                format!("a request with this {HEADER} is still in progress; retry shortly"),
-            )
-            .with_retry_after(1))
+        IdempotencyBegin::InUse => return Err(in_use()),
+        IdempotencyBegin::Unsettled { id, settled } => {
+            let settle = settle.ok_or_else(in_use)?;
+            if let Some(answer) = settle(id).await? {
+                let mut answer = keep(&store, api_key_id, &key, answer).await?;
+                answer.headers_mut().insert(
+                    header::HeaderName::from_static("idempotent-replayed"),
+                    header::HeaderValue::from_static("true"),
+                );
+                return Ok(answer);
+            }
+            // Not written and never will be: this retry runs it (of concurrent retries,
+            // one only); before that, it may still land.
+            if !(settled && store.rerun_unsettled(api_key_id, &key, id).await?) {
+                return Err(in_use());
+            }
         }
     }
 
@@ -116,29 +174,47 @@ where
             Ok(r) => r,
             Err(e) => e.error_response(),
         };
-        let status = response.status();
-        let (head, body) = response.into_parts();
-        let body = match actix_web::body::to_bytes(body).await {
-            Ok(b) => b,
-            Err(e) => {
-                let _ = store.abandon_idempotent(api_key_id, &key).await;
-                return Err(AppError::internal(anyhow::anyhow!("response body: {e}")));
-            }
-        };
-        // 5xx and 429 changed nothing and say "try again": the retry must run, not replay.
-        let recorded = if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            store.abandon_idempotent(api_key_id, &key).await
-        } else {
-            let code = i16::try_from(status.as_u16()).unwrap_or(500);
-            store.finish_idempotent(api_key_id, &key, code, &body).await
-        };
-        if let Err(e) = recorded {
-            tracing::warn!(error = %e, "could not record an idempotent answer");
-        }
-        Ok(head.set_body(body).map_into_boxed_body())
+        keep(&store, api_key_id, &key, response).await
     });
     task.await
         .map_err(|e| AppError::internal(anyhow::anyhow!("idempotent request task: {e}")))?
+}
+
+/// Records the key's answer (or frees or holds the key, see the module's notes) and gives
+/// the response back.
+async fn keep(
+    store: &crate::store::Store,
+    api_key_id: Uuid,
+    key: &str,
+    response: HttpResponse,
+) -> AppResult<HttpResponse> {
+    let status = response.status();
+    let unsettled = response.extensions().get::<Unsettled>().copied();
+    let (head, body) = response.into_parts();
+    let body = match actix_web::body::to_bytes(body).await {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = store.abandon_idempotent(api_key_id, key).await;
+            return Err(AppError::internal(anyhow::anyhow!("response body: {e}")));
+        }
+    };
+    let recorded = match unsettled {
+        Some(Unsettled(id)) if status.is_server_error() => {
+            store.unsettle_idempotent(api_key_id, key, id).await
+        }
+        // 5xx and 429 changed nothing and say "try again": the retry must run, not replay.
+        _ if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS => {
+            store.abandon_idempotent(api_key_id, key).await
+        }
+        _ => {
+            let code = i16::try_from(status.as_u16()).unwrap_or(500);
+            store.finish_idempotent(api_key_id, key, code, &body).await
+        }
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, "could not record an idempotent answer");
+    }
+    Ok(head.set_body(body).map_into_boxed_body())
 }
 
 /// The code and message of a stored error body, as the error middleware expects them.

@@ -40,7 +40,7 @@ use utoipa::openapi::{OpenApi as Document, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    assets, campaigns, claims, codes, coupons, images, keys, redemptions, tenant, webhooks,
+    assets, campaigns, claims, codes, coupons, images, keys, redemptions, stores, tenant, webhooks,
 };
 
 /// Every error answer's body.
@@ -101,6 +101,9 @@ pub const SCOPES: &[(&str, &str)] = &[
         coupons::for_consumer,
         redemptions::create,
         redemptions::undo,
+        redemptions::list,
+        stores::list,
+        stores::create,
         keys::create,
         keys::list,
         keys::revoke,
@@ -121,7 +124,8 @@ pub const SCOPES: &[(&str, &str)] = &[
         (name = "campaigns", description = "Campaigns and their rules"),
         (name = "claims", description = "Claiming coupons (the flash-sale path)"),
         (name = "coupons", description = "Looking coupons up"),
-        (name = "redemptions", description = "Using coupons in store"),
+        (name = "redemptions", description = "Using coupons in store, and the list of uses"),
+        (name = "stores", description = "The merchant's stores, where coupons are used"),
         (name = "keys", description = "The merchant's API keys (`keys:admin`)"),
         (name = "webhooks", description = "Signed event deliveries to the merchant's endpoints (Standard Webhooks)"),
         (name = "codes", description = "Bulk codes for print or online, and codes imported from CSV"),

@@ -1,5 +1,6 @@
-//! Using coupons in store: `POST /api/v1/coupons/{code}/redemptions` and its undo,
-//! `DELETE /api/v1/redemptions/{id}`.
+//! Using coupons in store: `POST /api/v1/coupons/{code}/redemptions`, its undo,
+//! `DELETE /api/v1/redemptions/{id}`, and the list, `GET /api/v1/redemptions` (reading
+//! it is `campaigns:read`: redemptions are campaign data, as on a coupon's lookup).
 //!
 //! The body's optional `"check_code"` is the 6 digits on the consumer's live coupon screen:
 //! the current or the previous step is accepted, anything else is 409 `wrong_check_code`
@@ -14,6 +15,7 @@ use uuid::Uuid;
 
 use super::auth::ApiAuth;
 use super::idempotency;
+use super::pagination;
 use super::AppState;
 use crate::domain::coupon_code::CouponCode;
 use crate::domain::verification::{CheckCode, CheckCodePolicy, CheckCodeRejection};
@@ -207,5 +209,162 @@ pub async fn undo(
             undone: true,
             uses_left,
         },
+    }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this campaign's redemptions.
+    #[param(value_type = Option<Uuid>)]
+    campaign: Option<String>,
+    /// Only those linked to this store (its id; see `GET /api/v1/stores`).
+    #[param(value_type = Option<Uuid>)]
+    store: Option<String>,
+    /// Redeemed at or after this RFC 3339 time (write `+` as `%2B`, or use `Z`).
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
+    from: Option<String>,
+    /// Redeemed before this RFC 3339 time.
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
+    to: Option<String>,
+    /// 1 to 200 (default 50).
+    #[param(value_type = Option<i64>)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page (the same filters must be given again).
+    cursor: Option<String>,
+}
+
+/// One redemption, undone ones included.
+#[derive(Serialize, ToSchema)]
+#[schema(as = RedemptionListItem)]
+struct ListedRedemption<'a> {
+    id: Uuid,
+    coupon_id: Uuid,
+    coupon_code: Option<&'a str>,
+    campaign_id: Uuid,
+    redeemed_at: chrono::DateTime<chrono::Utc>,
+    /// The store as given: the API's free text, or the name of the store chosen on the
+    /// staff screen.
+    store: Option<&'a str>,
+    /// The store it is linked to, with that store's current name and code (null if it
+    /// matched none, or the store was deleted since).
+    store_id: Option<Uuid>,
+    store_name: Option<&'a str>,
+    store_code: Option<&'a str>,
+    staff: Option<&'a str>,
+    /// When it was undone (its use given back), if it was.
+    undone_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A page of redemptions, newest first.
+#[derive(Serialize, ToSchema)]
+struct RedemptionPage<'a> {
+    redemptions: Vec<ListedRedemption<'a>>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+/// Parses the filters, naming every one that is wrong in `fields`.
+fn filter(query: &ListQuery) -> AppResult<crate::store::RedemptionFilter> {
+    let mut wrong: Vec<(&str, &str)> = Vec::new();
+    let mut id = |name: &'static str, raw: &Option<String>| {
+        raw.as_deref().and_then(|v| {
+            let parsed = Uuid::parse_str(v.trim()).ok();
+            if parsed.is_none() {
+                wrong.push((name, "an id (UUID)"));
+            }
+            parsed
+        })
+    };
+    let campaign_id = id("campaign", &query.campaign);
+    let store_id = id("store", &query.store);
+    let mut time = |name: &'static str, raw: &Option<String>| {
+        raw.as_deref().and_then(|v| {
+            let parsed = chrono::DateTime::parse_from_rfc3339(v.trim())
+                .ok()
+                .map(|t| t.with_timezone(&chrono::Utc));
+            if parsed.is_none() {
+                wrong.push((name, "an RFC 3339 time such as 2026-11-27T09:00:00Z"));
+            }
+            parsed
+        })
+    };
+    let from = time("from", &query.from);
+    let to = time("to", &query.to);
+    if let (Some(from), Some(to)) = (from, to) {
+        if to < from {
+            wrong.push(("to", "not before from"));
+        }
+    }
+    if !wrong.is_empty() {
+        let mut e = AppError::invalid(
+            "invalid_filter",
+            wrong
+                .iter()
+                .map(|(name, what)| format!("{name}: {what}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+        e.fields = Some(
+            wrong
+                .into_iter()
+                .map(|(name, what)| (name.to_string(), format!("{name}: {what}")))
+                .collect(),
+        );
+        return Err(e);
+    }
+    Ok(crate::store::RedemptionFilter {
+        campaign_id,
+        store_id,
+        from,
+        to,
+        after: pagination::after(query.cursor.as_deref())?,
+    })
+}
+
+/// The merchant's redemptions, newest first, undone ones included.
+#[utoipa::path(get, path = "/api/v1/redemptions", operation_id = "listRedemptions", tag = "redemptions",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of redemptions", body = RedemptionPage),
+        (status = 422, description = "`invalid_filter`: `campaign` or `store` is not an id, `from` or `to` \
+            is not an RFC 3339 time, or `to` is before `from` (`fields` names each); \
+            `invalid_limit`: not 1 to 200; `invalid_cursor`: not one we gave; \
+            `invalid_query`: the query string does not parse", body = ErrorBody),
+    ),
+    security(("api_key" = ["campaigns:read"])))]
+pub async fn list(
+    auth: ApiAuth,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> AppResult<HttpResponse> {
+    auth.require_scope("campaigns:read")?;
+    let limit = match query.limit.as_deref().map(str::trim) {
+        None => pagination::limit(None)?,
+        Some(raw) => pagination::limit(Some(raw.parse().unwrap_or(0)))?,
+    };
+    let filter = filter(&query)?;
+    let rows = state
+        .store
+        .redemptions_page(auth.tenant_id, &filter, limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(RedemptionPage {
+        next_cursor: pagination::next(&rows, limit, |r| (r.redeemed_at, r.id)),
+        redemptions: rows
+            .iter()
+            .map(|r| ListedRedemption {
+                id: r.id,
+                coupon_id: r.coupon_id,
+                coupon_code: r.code.as_deref(),
+                campaign_id: r.campaign_id,
+                redeemed_at: r.redeemed_at,
+                store: r.store.as_deref(),
+                store_id: r.store_id,
+                store_name: r.store_name.as_deref(),
+                store_code: r.store_code.as_deref(),
+                staff: r.staff.as_deref(),
+                undone_at: r.undone_at,
+            })
+            .collect(),
     }))
 }

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, Resource};
 
 use super::{
     assets, campaigns, claim_page, claims, codes, console, coupons, health, images, keys,
-    metrics_endpoint, openapi, ops, pages, qr, redemptions, signin, status, tenant, wallet,
+    metrics_endpoint, openapi, ops, pages, qr, redemptions, signin, status, stores, tenant, wallet,
     webhooks,
 };
 use crate::web::error::{AppError, ErrorCode};
@@ -59,7 +59,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(at("/api/v1/campaigns/{id}/coupons").route(get().to(coupons::for_consumer)))
         .service(at("/api/v1/coupons/{code}").route(get().to(coupons::show)))
         .service(at("/api/v1/coupons/{code}/redemptions").route(post().to(redemptions::create)))
+        .service(at("/api/v1/redemptions").route(get().to(redemptions::list)))
         .service(at("/api/v1/redemptions/{id}").route(delete().to(redemptions::undo)))
+        .service(
+            at("/api/v1/stores")
+                .route(get().to(stores::list))
+                .route(post().to(stores::create)),
+        )
         .service(
             at("/api/v1/keys")
                 .route(get().to(keys::list))

@@ -13,7 +13,8 @@ use uuid::Uuid;
 use super::auth::ApiAuth;
 use super::idempotency;
 use super::json::ApiJson;
-use super::{pagination, AppState};
+use super::pagination;
+use super::AppState;
 use crate::domain::webhook::{
     check_address, new_secret, parse_destination, parse_events, MAX_ENDPOINTS_PER_TENANT,
 };
@@ -218,8 +219,7 @@ pub async fn delete(
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// 1 to 200 (default 50).
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
-    limit: Option<String>,
+    limit: Option<i64>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
@@ -296,8 +296,8 @@ pub async fn deliveries(
     query: web::Query<LogQuery>,
 ) -> AppResult<HttpResponse> {
     auth.require_scope(SCOPE)?;
-    let limit = pagination::limit(query.limit.as_deref())?;
-    let after = pagination::decode(query.cursor.as_deref())?;
+    let limit = pagination::limit(query.limit)?;
+    let after = pagination::after(query.cursor.as_deref())?;
     state
         .store
         .webhook_endpoint(auth.tenant_id, *id)

@@ -17,7 +17,7 @@ use crate::domain::campaign::{draw_lottery, ClaimRejection};
 use crate::engine::events::{ClaimedCoupon, EngineEvent};
 use crate::engine::{ClaimError, IssuedCoupon};
 use crate::metrics::{BATCH_SIZE, CLAIMS, CLAIM_DURATION, COMMIT_DURATION, MAILBOX_DEPTH};
-use crate::store::{BatchFailure, BatchOutcome, ClaimRow, StoreError};
+use crate::store::{BatchFailure, BatchOutcome, ClaimRow};
 
 pub(super) type Reply = oneshot::Sender<Result<IssuedCoupon, ClaimError>>;
 
@@ -77,7 +77,7 @@ pub(super) fn record(
         Err(ClaimError::NotFound) => "not_found",
         Err(ClaimError::Busy) => "busy",
         Err(ClaimError::Failed) => "failed",
-        Err(ClaimError::OutcomeUnknown) => "outcome_unknown",
+        Err(ClaimError::OutcomeUnknown(_)) => "outcome_unknown",
     };
     metrics::counter!(CLAIMS, "result" => label).increment(1);
     metrics::histogram!(CLAIM_DURATION).record(started.elapsed().as_secs_f64());
@@ -247,7 +247,7 @@ impl CampaignActor {
         if self.batcher.rows.is_empty() {
             return;
         }
-        let (Some(store), Some(campaign)) = (self.store(), self.campaign.as_ref()) else {
+        let (Some(shared), Some(campaign)) = (self.shared(), self.campaign.as_ref()) else {
             return;
         };
         let n = self.batcher.rows.len().min(self.settings.max_batch);
@@ -256,20 +256,14 @@ impl CampaignActor {
         self.batcher.in_flight_batches += 1;
         self.batcher.in_flight_claims += n;
         let (tenant, id) = (campaign.tenant_id, self.id);
-        let timeout = self.settings.batch_timeout;
+        // The node's committer writes it, with other campaigns' batches when they wait too,
+        // and gives up on a silent connection after `batch_timeout` (outcome unknown).
+        let committer = shared.committer.clone();
         let fut = async move {
             let started = Instant::now();
-            // A connection that went silent (a network partition) must not hold claims
-            // forever: past the timeout the batch's outcome is unknown.
-            let result =
-                match tokio::time::timeout(timeout, store.insert_claim_batch(tenant, id, &rows))
-                    .await
-                {
-                    Ok(result) => result,
-                    Err(_) => Err(BatchFailure::Unknown(StoreError::Timeout(timeout))),
-                };
+            let written = committer.write(tenant, id, rows).await;
             metrics::histogram!(COMMIT_DURATION).record(started.elapsed().as_secs_f64());
-            (rows, result)
+            written
         };
         ctx.spawn(
             fut.into_actor(self)
@@ -288,8 +282,19 @@ impl CampaignActor {
         ctx: &mut Context<Self>,
     ) {
         self.batcher.in_flight_batches -= 1;
-        self.batcher.in_flight_claims -= rows.len();
-        metrics::histogram!(BATCH_SIZE).record(rows.len() as f64);
+        self.batcher.in_flight_claims -= metas.len();
+        metrics::histogram!(BATCH_SIZE).record(metas.len() as f64);
+        if rows.len() != metas.len() {
+            // The committer went away with the rows (the runtime is shutting down): all
+            // that can be said is that they may have been written.
+            self.recount_soon();
+            for meta in metas {
+                let _ = meta
+                    .reply
+                    .send(record(Err(ClaimError::OutcomeUnknown(None)), meta.started));
+            }
+            return;
+        }
         match result {
             Ok(outcome) => self.settle(rows, metas, outcome, ctx),
             Err(BatchFailure::NotWritten(e)) => {
@@ -323,9 +328,8 @@ impl CampaignActor {
                     }
                     // The unique index stops a second row with this number if one was saved.
                     self.unreserve(&row.consumer, row.seq);
-                    let _ = meta
-                        .reply
-                        .send(record(Err(ClaimError::OutcomeUnknown), meta.started));
+                    let unknown = ClaimError::OutcomeUnknown(Some(row.id));
+                    let _ = meta.reply.send(record(Err(unknown), meta.started));
                 }
             }
         }

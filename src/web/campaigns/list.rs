@@ -51,8 +51,13 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
     auth.require_scope("campaigns:read")?;
-    let limit = pagination::limit(query.limit.as_deref())?;
-    let after = pagination::decode(query.cursor.as_deref())?;
+    // Text that is no number is as out of range as 0.
+    let given = query
+        .limit
+        .as_deref()
+        .map(|raw| raw.trim().parse().unwrap_or(0));
+    let limit = pagination::limit(given)?;
+    let after = pagination::after(query.cursor.as_deref())?;
     let status: Option<CampaignStatus> = query
         .status
         .as_deref()
