@@ -15,8 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::config::Host;
 
 use crate::helpers::{
-    error_code, eventually, fresh_database, spawn_app_on, test_settings, to_conninfo, TestApp,
-    TestDatabase,
+    error_code, eventually, fresh_database, spawn_app_on, test_settings, to_conninfo, OpenApiCheck,
+    TestApp, TestDatabase,
 };
 
 /// A proxy to the database that, once armed, holds back the replies of the next claim
@@ -151,7 +151,9 @@ fn binds_batch(chunk: &[u8], names: &Mutex<HashSet<Vec<u8>>>) -> bool {
     })
 }
 
+/// A keyed claim, its answer checked against the OpenAPI document later.
 async fn keyed_claim(
+    oa: &mut OpenApiCheck,
     app: &TestApp,
     campaign: &str,
     key: &str,
@@ -166,7 +168,9 @@ async fn keyed_claim(
         .unwrap();
     let status = res.status().as_u16();
     let replayed = res.headers().get("Idempotent-Replayed").is_some();
-    (status, replayed, res.json().await.unwrap())
+    let body = res.json().await.unwrap();
+    oa.record("post", "/api/v1/campaigns/{id}/claims", status, &body);
+    (status, replayed, body)
 }
 
 async fn coupons_of(db: &TestDatabase, consumer: &str) -> Vec<String> {
@@ -194,6 +198,7 @@ async fn a_claim_that_committed_but_lost_its_answer_is_the_retrys_answer() {
         s
     })
     .await;
+    let mut oa = OpenApiCheck::default();
     let id = app
         .create_campaign_id(json!({"name": "lost answer", "total_limit": 50, "status": "active"}))
         .await;
@@ -202,7 +207,7 @@ async fn a_claim_that_committed_but_lost_its_answer_is_the_retrys_answer() {
     assert_eq!(status, 201, "{body}");
 
     proxy.armed.store(true, Ordering::SeqCst);
-    let (status, _, body) = keyed_claim(&app, &id, "till-7-0001", "yuki").await;
+    let (status, _, body) = keyed_claim(&mut oa, &app, &id, "till-7-0001", "yuki").await;
     assert_eq!(
         (status, error_code(&body)),
         (503, "outcome_unknown"),
@@ -224,7 +229,7 @@ async fn a_claim_that_committed_but_lost_its_answer_is_the_retrys_answer() {
     assert_eq!(held.len(), 1);
 
     // The retry with the key gets that coupon, not consumer_limit_reached.
-    let (status, replayed, body) = keyed_claim(&app, &id, "till-7-0001", "yuki").await;
+    let (status, replayed, body) = keyed_claim(&mut oa, &app, &id, "till-7-0001", "yuki").await;
     assert_eq!((status, replayed), (201, true), "{body}");
     assert_eq!(body["coupon"]["id"], json!(held[0]));
     let code: String = app
@@ -235,15 +240,16 @@ async fn a_claim_that_committed_but_lost_its_answer_is_the_retrys_answer() {
         .await;
     assert_eq!(body["coupon"]["code"], json!(code));
     // And from then on that answer is the key's, replayed as is.
-    let (status, replayed, again) = keyed_claim(&app, &id, "till-7-0001", "yuki").await;
+    let (status, replayed, again) = keyed_claim(&mut oa, &app, &id, "till-7-0001", "yuki").await;
     assert_eq!((status, replayed, &again), (201, true, &body));
     // Without the key it would have been a second claim, refused.
     let (status, body) = app.claim(&id, "yuki").await;
     assert_eq!((status, error_code(&body)), (409, "consumer_limit_reached"));
     assert_eq!(coupons_of(&db, "yuki").await.len(), 1);
     // The key is for this request only.
-    let (status, _, body) = keyed_claim(&app, &id, "till-7-0001", "someone-else").await;
+    let (status, _, body) = keyed_claim(&mut oa, &app, &id, "till-7-0001", "someone-else").await;
     assert_eq!((status, error_code(&body)), (422, "idempotency_key_reused"));
+    oa.check(&app).await;
 }
 
 #[actix_web::test]
@@ -257,6 +263,7 @@ async fn a_lost_claim_that_never_landed_runs_again_once_it_cannot_land() {
         s
     })
     .await;
+    let mut oa = OpenApiCheck::default();
     let id = app
         .create_campaign_id(json!({"name": "not landed", "total_limit": 50, "status": "active"}))
         .await;
@@ -270,7 +277,7 @@ async fn a_lost_claim_that_never_landed_runs_again_once_it_cannot_land() {
         .batch_execute("LOCK TABLE coupons IN EXCLUSIVE MODE")
         .await
         .unwrap();
-    let (status, _, body) = keyed_claim(&app, &id, "till-8-0001", "ren").await;
+    let (status, _, body) = keyed_claim(&mut oa, &app, &id, "till-8-0001", "ren").await;
     assert_eq!(
         (status, error_code(&body)),
         (503, "outcome_unknown"),
@@ -278,7 +285,7 @@ async fn a_lost_claim_that_never_landed_runs_again_once_it_cannot_land() {
     );
     let lost_at = Instant::now();
     // Still undecided: the retry is told to come back, and nothing runs twice.
-    let (status, _, body) = keyed_claim(&app, &id, "till-8-0001", "ren").await;
+    let (status, _, body) = keyed_claim(&mut oa, &app, &id, "till-8-0001", "ren").await;
     assert_eq!(
         (status, error_code(&body)),
         (409, "idempotency_key_in_use"),
@@ -304,7 +311,7 @@ async fn a_lost_claim_that_never_landed_runs_again_once_it_cannot_land() {
         Duration::from_secs(20),
         "the retry runs the claim",
         async || {
-            let answer = keyed_claim(&app, &id, "till-8-0001", "ren").await;
+            let answer = keyed_claim(&mut oa, &app, &id, "till-8-0001", "ren").await;
             (answer.0 != 409).then_some(answer)
         },
     )
@@ -319,6 +326,7 @@ async fn a_lost_claim_that_never_landed_runs_again_once_it_cannot_land() {
         coupons_of(&db, "ren").await,
         [body["coupon"]["id"].as_str().unwrap()]
     );
-    let (status, replayed, again) = keyed_claim(&app, &id, "till-8-0001", "ren").await;
+    let (status, replayed, again) = keyed_claim(&mut oa, &app, &id, "till-8-0001", "ren").await;
     assert_eq!((status, replayed, &again), (201, true, &body));
+    oa.check(&app).await;
 }
