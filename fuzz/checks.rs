@@ -13,6 +13,7 @@ use actix_web::web::Bytes;
 use chrono::{TimeZone, Utc};
 
 use ecoupon::config::Settings;
+use ecoupon::domain::bulk_codes::{import_text, parse_import};
 use ecoupon::domain::consumer::ConsumerRef;
 use ecoupon::domain::coupon_code::{Charset, CodeFormat, CouponCode};
 use ecoupon::domain::image::{ImageKind, MAX_IMAGE_BYTES};
@@ -68,6 +69,65 @@ pub fn coupon_code(data: &[u8]) {
             generated.as_str().len(),
             format.prefix().len() + format.length()
         );
+    }
+}
+
+/// The CSV code import (`POST /api/v1/campaigns/{id}/codes/import`), read as the handler
+/// reads it: the codes taken are canonical, at least 6 characters, each once, and each is
+/// what its line's first cell says; a refusal lists bad lines only, each within the file,
+/// with a known reason and a bounded echo of the value.
+pub fn csv_import(data: &[u8]) {
+    let Some(text) = import_text(data) else {
+        assert!(std::str::from_utf8(data).is_err(), "UTF-8 refused");
+        return;
+    };
+    assert!(!text.starts_with('\u{feff}'), "the byte-order mark kept");
+    let lines: Vec<&str> = text.lines().collect();
+    match parse_import(text) {
+        Ok(codes) => {
+            let mut seen = std::collections::HashSet::new();
+            let mut last = 0;
+            for (line, code) in &codes {
+                assert!(
+                    *line > last && *line <= lines.len(),
+                    "line {line} out of order"
+                );
+                last = *line;
+                assert!(code.len() >= 6, "{code:?} too short");
+                assert!(seen.insert(code.clone()), "{code:?} taken twice");
+                assert_eq!(
+                    CouponCode::parse(code)
+                        .map(|c| c.as_str().to_owned())
+                        .as_ref(),
+                    Ok(code),
+                    "{code:?} is not canonical"
+                );
+                let cell = lines[line - 1].split(',').next().unwrap_or("");
+                assert_eq!(
+                    CouponCode::parse(cell.trim().trim_matches('"'))
+                        .map(|c| c.as_str().to_owned())
+                        .as_ref(),
+                    Ok(code),
+                    "line {line} does not say {code:?}"
+                );
+            }
+        }
+        Err(errors) => {
+            assert!(!errors.is_empty(), "a refusal without a line");
+            for e in &errors {
+                assert!(
+                    (1..=lines.len()).contains(&e.line),
+                    "line {} out of range",
+                    e.line
+                );
+                assert!(
+                    ["invalid_code", "code_too_short", "duplicate_in_file"].contains(&e.error),
+                    "reason {:?}",
+                    e.error
+                );
+                assert!(!e.value.is_empty() && e.value.chars().count() <= 80);
+            }
+        }
     }
 }
 

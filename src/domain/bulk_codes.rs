@@ -163,6 +163,13 @@ pub struct LineError {
     pub error: &'static str,
 }
 
+/// The text of an import body: UTF-8, without the byte-order mark spreadsheets write;
+/// `None` when it is not UTF-8.
+pub fn import_text(body: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(body).ok()?;
+    Some(text.strip_prefix('\u{feff}').unwrap_or(text))
+}
+
 /// Reads an import: one code per line (the first line may be the header `code`; other
 /// columns after a comma are ignored), blank lines skipped. Codes are read as people
 /// type them (any case, dashes). Returns the codes with their lines, or every bad line.

@@ -20,7 +20,9 @@ use super::auth::ApiAuth;
 use super::idempotency;
 use super::json::ApiJson;
 use super::AppState;
-use crate::domain::bulk_codes::{parse_import, BulkSpec, LineError, IMPORT_MAX, SYNC_MAX};
+use crate::domain::bulk_codes::{
+    import_text, parse_import, BulkSpec, LineError, IMPORT_MAX, SYNC_MAX,
+};
 use crate::store::bulk_codes::{CodeJob, CodeSource, IssueOutcome, IssuedBatch};
 use crate::web::error::{AppError, AppResult, ErrorCode, RenderedError};
 use crate::web::openapi::ErrorBody;
@@ -408,9 +410,8 @@ async fn import_codes(
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     auth.require_scope("campaigns:write")?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| AppError::invalid("invalid_import", "the CSV must be UTF-8 text"))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = import_text(&body)
+        .ok_or_else(|| AppError::invalid("invalid_import", "the CSV must be UTF-8 text"))?;
     let codes = match parse_import(text) {
         Ok(codes) => codes,
         Err(lines) => {

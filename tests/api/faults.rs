@@ -47,14 +47,26 @@ impl Load {
         clients: usize,
         prefix: &str,
     ) -> Load {
+        Load::start_on(&app.client, &app.api_key, base, campaign, clients, prefix)
+    }
+
+    /// With a client of its own (e.g. one with a shorter timeout).
+    pub fn start_on(
+        client: &reqwest::Client,
+        key: &str,
+        base: &str,
+        campaign: &str,
+        clients: usize,
+        prefix: &str,
+    ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let next = Arc::new(AtomicUsize::new(0));
         let workers = (0..clients)
             .map(|_| {
                 let (stop, next) = (stop.clone(), next.clone());
-                let client = app.client.clone();
+                let client = client.clone();
                 let url = format!("{base}/api/v1/campaigns/{campaign}/claims");
-                let (key, prefix) = (app.api_key.clone(), prefix.to_string());
+                let (key, prefix) = (key.to_string(), prefix.to_string());
                 actix_web::rt::spawn(async move {
                     let mut answers = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
@@ -68,13 +80,20 @@ impl Load {
         Load { stop, workers }
     }
 
-    pub async fn stop(self) -> Vec<Answer> {
+    pub async fn stop(mut self) -> Vec<Answer> {
         self.stop.store(true, Ordering::Relaxed);
         let mut all = Vec::new();
-        for w in self.workers {
+        for w in std::mem::take(&mut self.workers) {
             all.extend(w.await.unwrap());
         }
         all
+    }
+}
+
+/// A fault that panics mid-load (the chaos mode goes on to the next) stops its clients.
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -210,11 +229,17 @@ fn quick_to_notice(db: &TestDatabase) -> ecoupon::config::Settings {
 
 #[actix_web::test]
 async fn a_postgres_restart_mid_sale_fails_claims_cleanly_and_strands_no_stock() {
+    eprintln!("{}", postgres_restart(1).await);
+}
+
+/// The restart fault, `scale` times the stock and the outage (1 in the suite, more in the
+/// chaos mode); panics on a broken promise, else returns what it saw.
+pub async fn postgres_restart(scale: u32) -> String {
     let cluster = OwnCluster::start().await;
     let app = spawn_app_on(cluster.database(), quick_to_notice).await;
-    const LIMIT: i64 = 800;
+    let limit = 800 * i64::from(scale);
     let id = app
-        .create_campaign_id(json!({"name": "restart", "total_limit": LIMIT, "status": "active"}))
+        .create_campaign_id(json!({"name": "restart", "total_limit": limit, "status": "active"}))
         .await;
 
     let load = Load::start(&app, &id, 20, "during");
@@ -225,7 +250,7 @@ async fn a_postgres_restart_mid_sale_fails_claims_cleanly_and_strands_no_stock()
                 &[&id],
             )
             .await;
-        (n >= 200).then_some(())
+        (n >= 200 * i64::from(scale)).then_some(())
     })
     .await;
 
@@ -233,7 +258,7 @@ async fn a_postgres_restart_mid_sale_fails_claims_cleanly_and_strands_no_stock()
     let down_at = Instant::now();
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503, "/readyz shows the outage");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(2) * scale).await;
     cluster.restart().await;
     let up_at = Instant::now();
     eventually(
@@ -297,7 +322,7 @@ async fn a_postgres_restart_mid_sale_fails_claims_cleanly_and_strands_no_stock()
         .unwrap();
     let remaining = stats["stats"]["remaining"].as_i64().unwrap();
     let sell_started = Instant::now();
-    let mut issued = LIMIT - remaining;
+    let mut issued = limit - remaining;
     for pass in 0.. {
         let got = sell_out(&app, &id, &format!("after-{pass}"), 8).await;
         promised.extend(acked(&got));
@@ -307,26 +332,27 @@ async fn a_postgres_restart_mid_sale_fails_claims_cleanly_and_strands_no_stock()
                 &[&id],
             )
             .await;
-        if issued == LIMIT || sell_started.elapsed() > Duration::from_secs(10) {
+        if issued == limit || sell_started.elapsed() > Duration::from_secs(10) * scale {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let sold_in = sell_started.elapsed();
-    eprintln!(
+    let summary = format!(
         "postgres restart: {} answers, {failed} clean 503s ({unknown} outcome_unknown), \
          readyz back {ready_after:?} after the database, first 201 {first_201_after:?} after; \
          outage {:?}; {remaining} remaining per stats; {} stranded after selling out for {sold_in:?}",
         answers.len(),
         up_at.duration_since(down_at),
-        LIMIT - issued,
+        limit - issued,
     );
     assert_eq!(
-        issued, LIMIT,
+        issued, limit,
         "stock that stats called remaining was claimable"
     );
     let held = check_settled(&app, &id, &promised, Duration::from_secs(10)).await;
-    assert_eq!(held.issued, LIMIT);
+    assert_eq!(held.issued, limit);
+    summary
 }
 
 #[actix_web::test]

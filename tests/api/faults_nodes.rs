@@ -26,13 +26,18 @@ fn short_leases(db: &TestDatabase) -> ecoupon::config::Settings {
 }
 
 /// Another node: the binary as a child process on the same database, killed on drop.
-struct Node {
+pub struct Node {
     child: Child,
-    base: String,
+    pub base: String,
 }
 
 impl Node {
     async fn start(app: &TestApp) -> Node {
+        Node::start_with(app, &[("ECOUPON_ENGINE__LEASE_TTL", "2s")]).await
+    }
+
+    /// With settings of its own, as `ECOUPON_*` environment variables.
+    pub async fn start_with(app: &TestApp, env: &[(&str, &str)]) -> Node {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -48,8 +53,8 @@ impl Node {
             ])
             .arg(scratch_dir("node"))
             .env("DATABASE_URL", &app.db.url)
-            .env("ECOUPON_ENGINE__LEASE_TTL", "2s")
             .env("ECOUPON_LOG__LEVEL", "error")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
@@ -60,6 +65,10 @@ impl Node {
         })
         .await;
         Node { child, base }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn signal(&self, signal: Signal) {
@@ -103,11 +112,17 @@ async fn sell_out_on(app: &TestApp, campaign: &str, prefix: &str) -> Vec<Acked> 
 
 #[actix_web::test]
 async fn the_survivor_of_a_kill_9_carries_on_and_the_stranded_stock_returns() {
-    const LIMIT: i64 = 600;
+    eprintln!("{}", kill_9(1).await);
+}
+
+/// One of two nodes killed mid-sale, with `scale` times the stock and the sale (1 in the
+/// suite, more in the chaos mode). Panics on a broken promise, else returns what it saw.
+pub async fn kill_9(scale: u32) -> String {
+    let limit = 600 * i64::from(scale);
     let db = fresh_database().await;
     let a = spawn_app_on(db.clone(), short_leases).await;
     let id = a
-        .create_campaign_id(json!({"name": "kill", "total_limit": LIMIT, "status": "active"}))
+        .create_campaign_id(json!({"name": "kill", "total_limit": limit, "status": "active"}))
         .await;
     let mut b = Node::start(&a).await;
 
@@ -121,7 +136,7 @@ async fn the_survivor_of_a_kill_9_carries_on_and_the_stranded_stock_returns() {
                 &[&id],
             )
             .await;
-        (n >= 100).then_some(())
+        (n >= 100 * i64::from(scale)).then_some(())
     })
     .await;
     b.signal(Signal::SIGKILL);
@@ -137,7 +152,7 @@ async fn the_survivor_of_a_kill_9_carries_on_and_the_stranded_stock_returns() {
         )
         .await;
     // The survivor goes on answering while B's leases wait to expire.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(500) * scale).await;
     let answers_a = load_a.stop().await;
     assert_clean(&answers_a, Duration::from_secs(15));
     assert!(
@@ -152,32 +167,40 @@ async fn the_survivor_of_a_kill_9_carries_on_and_the_stranded_stock_returns() {
 
     // Once B's leases expire, A's reaper gives their unused stock back: A sells out exactly.
     let recovered = eventually(
-        Duration::from_secs(20),
+        Duration::from_secs(20) * scale,
         "every unit is sold through the survivor",
         async || {
             promised.extend(sell_out_on(&a, &id, &format!("late-{}", promised.len())).await);
-            (won(&a, &id).await == LIMIT).then_some(killed_at.elapsed())
+            (won(&a, &id).await == limit).then_some(killed_at.elapsed())
         },
     )
     .await;
     check_settled(&a, &id, &promised, Duration::from_secs(10)).await;
-    eprintln!(
+    format!(
         "kill -9: B held about {b_held} unused units; the survivor sold out {recovered:?} after the kill \
          (lease ttl {LEASE_TTL:?})"
-    );
+    )
 }
 
 #[actix_web::test]
 async fn a_node_frozen_past_its_lease_expiry_never_issues_from_the_reaped_lease() {
-    const LIMIT: i64 = 300;
+    eprintln!("{}", freeze(1).await);
+}
+
+/// A node frozen with SIGSTOP past its lease expiry, then resumed, with `scale` times the
+/// stock and the claims around the freeze (1 in the suite, more in the chaos mode). Panics
+/// on a broken promise, else returns what it saw.
+pub async fn freeze(scale: u32) -> String {
+    let limit = 300 * i64::from(scale);
+    let claims = 20 * scale;
     let db = fresh_database().await;
     let a = spawn_app_on(db.clone(), short_leases).await;
     let id = a
-        .create_campaign_id(json!({"name": "freeze", "total_limit": LIMIT, "status": "active"}))
+        .create_campaign_id(json!({"name": "freeze", "total_limit": limit, "status": "active"}))
         .await;
     let b = Node::start(&a).await;
     let mut promised = Vec::new();
-    for i in 0..20 {
+    for i in 0..claims {
         let x = b.claim(&a, &id, &format!("b-{i}")).await;
         assert_eq!(x.status, 201, "{x:?}");
         promised.push(Acked::from_body(&x.consumer, &x.body));
@@ -185,7 +208,7 @@ async fn a_node_frozen_past_its_lease_expiry_never_issues_from_the_reaped_lease(
 
     // B freezes holding a lease; claims sent to it meanwhile wait inside it.
     b.signal(Signal::SIGSTOP);
-    let frozen: Vec<_> = (0..10)
+    let frozen: Vec<_> = (0..10 * scale)
         .map(|i| {
             let (client, key) = (a.client.clone(), a.api_key.clone());
             let url = format!("{}/api/v1/campaigns/{id}/claims", b.base);
@@ -212,7 +235,7 @@ async fn a_node_frozen_past_its_lease_expiry_never_issues_from_the_reaped_lease(
     .await;
     assert!(reaped > 0);
     // A sells some of what came back while B sleeps.
-    for i in 0..20 {
+    for i in 0..claims {
         let (status, body) = a.claim(&id, &format!("a-{i}")).await;
         assert_eq!(status, 201, "{body}");
         promised.push(Acked::from_body(&format!("a-{i}"), &body));
@@ -223,7 +246,7 @@ async fn a_node_frozen_past_its_lease_expiry_never_issues_from_the_reaped_lease(
     for f in frozen {
         answers.push(f.await.unwrap());
     }
-    for i in 0..20 {
+    for i in 0..claims {
         answers.push(b.claim(&a, &id, &format!("after-{i}")).await);
     }
     assert_clean(&answers, Duration::from_secs(60));
@@ -241,20 +264,30 @@ async fn a_node_frozen_past_its_lease_expiry_never_issues_from_the_reaped_lease(
     assert_eq!(late, 0, "issued from a reaped lease");
     check_invariants(&db, &id, &promised).await;
     // Both nodes sell what is left, exactly.
-    eventually(Duration::from_secs(20), "both nodes sell out", async || {
-        let n = promised.len();
-        promised.extend(sell_out_on(&a, &id, &format!("end-a{n}")).await);
-        for i in 0.. {
-            let x = b.claim(&a, &id, &format!("end-b{n}-{i}")).await;
-            match (x.status, x.code.as_str()) {
-                (201, _) => promised.push(Acked::from_body(&x.consumer, &x.body)),
-                (409, "sold_out") => break,
-                _ => panic!("{x:?}"),
+    eventually(
+        Duration::from_secs(20) * scale,
+        "both nodes sell out",
+        async || {
+            let n = promised.len();
+            promised.extend(sell_out_on(&a, &id, &format!("end-a{n}")).await);
+            for i in 0.. {
+                let x = b.claim(&a, &id, &format!("end-b{n}-{i}")).await;
+                match (x.status, x.code.as_str()) {
+                    (201, _) => promised.push(Acked::from_body(&x.consumer, &x.body)),
+                    (409, "sold_out") => break,
+                    _ => panic!("{x:?}"),
+                }
             }
-        }
-        (won(&a, &id).await == LIMIT).then_some(())
-    })
+            (won(&a, &id).await == limit).then_some(())
+        },
+    )
     .await;
     let held = check_settled(&a, &id, &promised, Duration::from_secs(10)).await;
-    assert_eq!(held.issued, LIMIT);
+    assert_eq!(held.issued, limit);
+    format!(
+        "SIGSTOP past the lease ttl ({LEASE_TTL:?}): {reaped} leases reaped while frozen; \
+         {} answers after SIGCONT, none from a reaped lease; {} coupons, sold out exactly",
+        answers.len(),
+        held.issued
+    )
 }

@@ -182,6 +182,24 @@ fn json_member() -> impl Strategy<Value = (String, serde_json::Value)> {
     (key.prop_map(String::from), json_value)
 }
 
+/// A line of a code import: codes as people type them (repeated ones come from the small
+/// alphabet), too short, with quotes, extra columns, spaces and anything at all.
+fn csv_line() -> impl Strategy<Value = String> {
+    let cell = prop_oneof![
+        "[A-C]{6,7}",
+        "[a-zA-Z0-9-]{0,12}",
+        "[A-Z0-9\u{ff10}-\u{ff19}\u{ff21}-\u{ff3a}\u{30fc} -]{0,70}",
+        select(vec!["", "code", "\"", "\"\"", "ＡＢＣＤＥＦ", "AAAAAA1"]).prop_map(String::from),
+        any::<String>(),
+    ];
+    (
+        select(vec!["", " ", "\"", "\t"]),
+        cell,
+        select(vec!["", ",", ",note", ",\"a,b\"", "\""]),
+    )
+        .prop_map(|(around, cell, rest)| format!("{around}{cell}{around}{rest}"))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
 
@@ -265,6 +283,22 @@ proptest! {
     }
 
     #[test]
+    fn csv_import(data in prop_oneof![
+        bytes(),
+        (
+            any::<bool>(),
+            select(vec!["", "code\n", "Code,note\r\n", "\"code\"\n", "code"]),
+            prop::collection::vec(csv_line(), 0..24),
+            select(vec!["\n", "\r\n", "\r"]),
+        ).prop_map(|(bom, header, lines, end)| {
+            let bom = if bom { "\u{feff}" } else { "" };
+            format!("{bom}{header}{}", lines.join(end)).into_bytes()
+        }),
+    ]) {
+        checks::csv_import(&data);
+    }
+
+    #[test]
     fn campaign_json(data in prop_oneof![
         bytes(),
         prop::collection::vec(json_member(), 0..14).prop_map(|members| {
@@ -296,4 +330,22 @@ fn campaign_form_bodies_reach_the_rules() {
     let params = ecoupon::web::signin::parse_callback(b"state=a%2Fb&code=c&code=d&user=x");
     assert_eq!(params.state.as_deref(), Some("a/b"));
     assert_eq!(params.code.as_deref(), Some("c"));
+}
+
+/// The import twin is only worth something if its generated files can be taken: a file
+/// shaped like the generator's, with a BOM, a header and CRLF, reads as codes.
+#[test]
+fn csv_import_files_reach_the_parser() {
+    let file = "\u{feff}Code,note\r\n\"ABCDEF\",x\r\n abcdeg ,\"a,b\"\r\nＡＢＣＤＥＨ\r\n";
+    let text = ecoupon::domain::bulk_codes::import_text(file.as_bytes()).unwrap();
+    let codes = ecoupon::domain::bulk_codes::parse_import(text).unwrap();
+    assert_eq!(
+        codes,
+        vec![
+            (2, "ABCDEF".to_owned()),
+            (3, "ABCDEG".to_owned()),
+            (4, "ABCDEH".to_owned())
+        ]
+    );
+    checks::csv_import(file.as_bytes());
 }
