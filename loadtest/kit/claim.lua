@@ -1,6 +1,7 @@
 -- POST /api/v1/campaigns/{id}/claims, every request a consumer never seen before
 -- ("<tag>-<thread id>-<per-thread counter>").
--- Arguments after wrk's "--": api_key ids_file seconds threads mode tag
+-- Arguments after wrk's "--": api_key ids_file seconds threads mode tag [keyed]
+--   keyed "keyed": every request carries its own Idempotency-Key (the consumer's name).
 --   mode "spread": for `seconds`, request i goes to campaign i mod n of the file (one id:
 --                  one hot campaign; 1,000 ids: claims spread over 1,000 campaigns).
 --   mode "once":   every campaign in the file gets exactly one claim (thread k takes ids
@@ -12,7 +13,7 @@
 -- that drain, so every 201 the server sent is counted and the database can be checked
 -- against the count.
 
-local paths, headers, mode, tag, deadline
+local paths, headers, mode, tag, deadline, keyed
 local n = 0
 local pending = 0
 kit_parked_408 = 0
@@ -20,7 +21,7 @@ local park = "GET /livez HTTP/1.1\r\nHost: kit\r\nX-Kit: parked\r\n"
 
 function init(args)
   local key, file, seconds, threads = args[1], args[2], tonumber(args[3]), tonumber(args[4])
-  mode, tag = args[5], args[6]
+  mode, tag, keyed = args[5], args[6], args[7] == "keyed"
   local all = {}
   for line in io.lines(file) do
     if #line > 0 then table.insert(all, line) end
@@ -53,7 +54,9 @@ function request()
   end
   n = n + 1
   if kit_first == 0 then kit_first = kit_now() end
-  local body = "{\"consumer\":\"" .. tag .. "-" .. kit_tid .. "-" .. n .. "\"}"
+  local consumer = tag .. "-" .. kit_tid .. "-" .. n
+  local body = "{\"consumer\":\"" .. consumer .. "\"}"
+  if keyed then headers["Idempotency-Key"] = consumer end
   return wrk.format("POST", paths[(n - 1) % #paths + 1], headers, body)
 end
 

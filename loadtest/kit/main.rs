@@ -242,6 +242,13 @@ async fn measure(
         }
         phase(
             &mut rows,
+            "claims_keyed_200",
+            "claims with an Idempotency-Key, 200 connections",
+            phases::claims_keyed(&kit),
+        )
+        .await;
+        phase(
+            &mut rows,
             "sold_out",
             "sold-out answers",
             phases::sold_out(&kit),

@@ -72,7 +72,7 @@ pub async fn idle_campaigns(
         ),
         Some(200),
     );
-    let row = kit.claim_phase(row, NAME, &ids, true, 0).await?;
+    let row = kit.claim_phase(row, NAME, &ids, true, 0, false).await?;
     tokio::time::sleep(settle).await;
     let after = rss();
     // Per campaign claimed (201): all of them, unless the phase was cut short or the

@@ -58,13 +58,14 @@ impl Kit {
         ids: usize,
         once: bool,
         tag: &str,
+        keyed: bool,
     ) -> anyhow::Result<(WrkResult, Option<String>)> {
         let mut load = self.load(connections);
         if once {
             load.seconds = 30.0 + ids as f64 / 250.0;
         }
         let result = load
-            .claims(&self.scripts, &self.api.key, file, once, tag)
+            .claims(&self.scripts, &self.api.key, file, once, tag, keyed)
             .await?;
         let answered: u64 = result.status.values().sum();
         let short = (once && answered < ids as u64).then(|| {
@@ -80,7 +81,8 @@ impl Kit {
     }
 
     /// Claims spread over `ids` with a fresh consumer each, metered; `name` is the
-    /// campaigns' name for the invariants, `extra_201` any 201s the setup already got.
+    /// campaigns' name for the invariants, `extra_201` any 201s the setup already got;
+    /// `keyed` sends an `Idempotency-Key` with each.
     pub async fn claim_phase(
         &self,
         mut row: Row,
@@ -88,12 +90,13 @@ impl Kit {
         ids: &[String],
         once: bool,
         extra_201: u64,
+        keyed: bool,
     ) -> anyhow::Result<Row> {
         let file = api::ids_file(&self.scratch, &row.key, ids)?;
         let connections = row.connections.unwrap_or(200);
         let meter = self.meter().await;
         let (result, short) = self
-            .claims(connections, &file, ids.len(), once, &row.key)
+            .claims(connections, &file, ids.len(), once, &row.key, keyed)
             .await?;
         let usage = meter.finish(&self.pg).await;
         row = row.with_wrk(&result, usage);
@@ -202,7 +205,23 @@ pub async fn claims_hot(kit: &Kit, connections: usize) -> anyhow::Result<Row> {
         "`POST /api/v1/campaigns/{id}/claims`, one hot campaign (durable)",
         Some(connections),
     );
-    kit.claim_phase(row, &name, &[campaign.id], false, 0).await
+    kit.claim_phase(row, &name, &[campaign.id], false, 0, false)
+        .await
+}
+
+/// The same with an `Idempotency-Key` on every claim (issue 10: keys must not cost the
+/// claim path its speed). Each key is new, so each claim runs and records its answer.
+pub async fn claims_keyed(kit: &Kit) -> anyhow::Result<Row> {
+    let key = "claims_keyed_200";
+    let name = format!("kit {key}");
+    let campaign = kit.api.campaign(&name, api::NEVER_SELLS_OUT).await?;
+    let row = Row::new(
+        key,
+        "the same with an `Idempotency-Key` on every claim",
+        Some(200),
+    );
+    kit.claim_phase(row, &name, &[campaign.id], false, 0, true)
+        .await
 }
 
 /// The crowd after the last coupon: a campaign with limit 1, already claimed.
@@ -214,7 +233,9 @@ pub async fn sold_out(kit: &Kit) -> anyhow::Result<Row> {
         bail!("the only coupon could not be claimed: {first}");
     }
     let row = Row::new("sold_out", "the same, sold out (409 `sold_out`)", Some(200));
-    let mut row = kit.claim_phase(row, name, &[campaign.id], false, 1).await?;
+    let mut row = kit
+        .claim_phase(row, name, &[campaign.id], false, 1, false)
+        .await?;
     let answers = row.extra["answers"].as_u64().unwrap_or(0);
     let refused = row.extra["status"]["409"].as_u64().unwrap_or(0);
     if refused != answers && row.error.is_none() {
@@ -265,7 +286,9 @@ pub async fn many_campaigns(kit: &Kit) -> anyhow::Result<Row> {
     let name = "kit claims_1000_campaigns";
     let ids = kit.api.campaigns(name, api::NEVER_SELLS_OUT, 1000).await?;
     let file = api::ids_file(&kit.scratch, "warm_1000", &ids)?;
-    let (warm, short) = kit.claims(200, &file, ids.len(), true, "warm-1000").await?;
+    let (warm, short) = kit
+        .claims(200, &file, ids.len(), true, "warm-1000", false)
+        .await?;
     if let Some(short) = short {
         bail!("warming up: {short}");
     }
@@ -275,7 +298,7 @@ pub async fn many_campaigns(kit: &Kit) -> anyhow::Result<Row> {
         Some(200),
     );
     let mut row = kit
-        .claim_phase(row, name, &ids, false, warm.count(201))
+        .claim_phase(row, name, &ids, false, warm.count(201), false)
         .await?;
     row.extra["warm_up"] = json!({
         "first_claims": warm.answers(),

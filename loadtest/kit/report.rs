@@ -203,6 +203,13 @@ pub fn targets(rows: &[Row], memory: &Value) -> Vec<(String, String, String, Opt
         hot,
         0.8,
     );
+    // Issue 10: "the claim path keeps its speed with keys"; 0.8 is our own bar.
+    ratio(
+        "claims with an `Idempotency-Key` / without (200 conns)",
+        rate("claims_keyed_200"),
+        hot,
+        0.8,
+    );
     let logged = rate_of(rows, "sold_out").and_then(|r| {
         let answers = r.extra["answers"].as_f64()?;
         Some(r.usage.as_ref()?.log_lines as f64 / answers.max(1.0))

@@ -143,6 +143,7 @@ impl Load<'_> {
         ids: &Path,
         once: bool,
         tag: &str,
+        keyed: bool,
     ) -> anyhow::Result<WrkResult> {
         let t = threads(self.connections);
         let limit = self.seconds + DRAIN.as_secs_f64();
@@ -156,6 +157,7 @@ impl Load<'_> {
             t.to_string(),
             if once { "once" } else { "spread" }.to_string(),
             tag.to_string(),
+            if keyed { "keyed" } else { "plain" }.to_string(),
         ]);
         run(args, limit, once.then_some(t)).await
     }

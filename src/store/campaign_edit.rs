@@ -1,11 +1,14 @@
-//! The console's campaign editor: a campaign created together with its image, a
-//! full-field edit under the campaign's row lock, and the stores a poster can name.
+//! Campaign editors (the console's, the API's `PATCH`): a campaign created together with
+//! its image, a full-field edit under the campaign's row lock, and the stores a poster can
+//! name.
 
 use uuid::Uuid;
 
-use super::campaigns::{insert_row, record, stats, CampaignStats, EditOutcome, COLUMNS};
+use super::campaigns::{
+    ended_event, insert_row, record, stats, CampaignStats, EditOutcome, COLUMNS,
+};
 use super::{CampaignRecord, Store, StoreError};
-use crate::domain::campaign::{CampaignError, NewCampaign};
+use crate::domain::campaign::{CampaignError, CampaignStatus, NewCampaign};
 
 /// An image already checked by content (`domain::image`).
 pub struct NewImage<'a> {
@@ -19,6 +22,11 @@ pub enum ImageUpdate<'a> {
     Replace(NewImage<'a>),
     Remove,
 }
+
+/// Every editable field and the status, decided from the current row under its lock (the
+/// total limit against coupons issued is checked after, by the store).
+pub type CampaignRewrite =
+    Box<dyn FnOnce(&CampaignRecord) -> Result<(NewCampaign, CampaignStatus), CampaignError> + Send>;
 
 /// A store a per-store poster can name.
 #[derive(Debug, Clone)]
@@ -64,15 +72,29 @@ impl Store {
     }
 
     /// Rewrites every editable field (not the status: that moves only by its actions) and
-    /// the image, in one transaction under the campaign's row lock, like
-    /// [`Store::edit_campaign`]: the issued count it checks a lowered limit against cannot
-    /// grow meanwhile, and live leases are revoked so unused leased stock fits too.
-    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, id = %id))]
+    /// the image, as the console's editor does.
     pub async fn edit_campaign_fields(
         &self,
         tenant_id: Uuid,
         id: Uuid,
         fields: &NewCampaign,
+        image: ImageUpdate<'_>,
+    ) -> Result<EditOutcome, StoreError> {
+        let fields = fields.clone();
+        let edit: CampaignRewrite = Box::new(move |current| Ok((fields, current.status)));
+        self.rewrite_campaign(tenant_id, id, edit, image).await
+    }
+
+    /// Rewrites every editable field, the status and the image as `edit` decides from the
+    /// current row, in one transaction under the campaign's row lock, like
+    /// [`Store::edit_campaign`]: the issued count it checks a lowered limit against cannot
+    /// grow meanwhile, and live leases are revoked so unused leased stock fits too.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %tenant_id, id = %id))]
+    pub async fn rewrite_campaign(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        edit: CampaignRewrite,
         image: ImageUpdate<'_>,
     ) -> Result<EditOutcome, StoreError> {
         let mut client = self.pool.get().await?;
@@ -85,6 +107,10 @@ impl Store {
             return Ok(EditOutcome::NotFound);
         };
         let current = record(&current)?;
+        let (fields, status) = match edit(&current) {
+            Ok(decided) => decided,
+            Err(e) => return Ok(EditOutcome::Refused(e)),
+        };
         let rules = fields.rules();
         let returned = if rules.total_limit() < current.rules.total_limit() {
             super::leases::revoke_campaign_leases(&tx, id).await?
@@ -117,7 +143,8 @@ impl Store {
                 total_limit = $6, per_consumer_limit = $7, claim_starts_at = $8, claim_ends_at = $9,
                 use_starts_at = $10, use_ends_at = $11, valid_for_seconds = $12, uses_per_coupon = $13,
                 win_probability = $14, signin = $15, code_length = $16, code_prefix = $17,
-                code_charset = $18, image_id = $19, allocated = allocated - $20, updated_at = now()
+                code_charset = $18, image_id = $19, allocated = allocated - $20, status = $21,
+                updated_at = now()
              WHERE id = $1 RETURNING {COLUMNS}"
         );
         let row = tx
@@ -144,6 +171,7 @@ impl Store {
                     &codes.charset().as_str(),
                     &image_id,
                     &returned,
+                    &status.as_str(),
                 ],
             )
             .await?;
@@ -158,6 +186,7 @@ impl Store {
             )
             .await?;
         }
+        ended_event(&tx, &current, &updated, counts.issued).await?;
         tx.commit().await?;
         let counts = CampaignStats {
             remaining: (updated.rules.total_limit() - counts.issued).max(0),

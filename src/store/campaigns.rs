@@ -303,21 +303,7 @@ impl Store {
             )
             .await?,
         )?;
-        if updated.status == CampaignStatus::Ended && current.status != CampaignStatus::Ended {
-            let event = serde_json::json!({
-                "campaign_id": id,
-                "name": updated.name,
-                "issued": stats.issued,
-                "ended_at": updated.updated_at,
-            });
-            super::webhooks::enqueue(
-                &tx,
-                tenant_id,
-                crate::domain::webhook::CAMPAIGN_ENDED,
-                &event,
-            )
-            .await?;
-        }
+        ended_event(&tx, &current, &updated, stats.issued).await?;
         tx.commit().await?;
         let stats = CampaignStats {
             remaining: (updated.rules.total_limit() - stats.issued).max(0),
@@ -325,6 +311,33 @@ impl Store {
         };
         Ok(EditOutcome::Updated(Box::new(updated), stats))
     }
+}
+
+/// `campaign.ended` for the merchant's webhooks when an edit ended the campaign, in the
+/// edit's transaction (the outbox: see `store::webhooks`).
+pub(super) async fn ended_event(
+    tx: &deadpool_postgres::Transaction<'_>,
+    before: &CampaignRecord,
+    updated: &CampaignRecord,
+    issued: i64,
+) -> Result<(), StoreError> {
+    if updated.status != CampaignStatus::Ended || before.status == CampaignStatus::Ended {
+        return Ok(());
+    }
+    let event = serde_json::json!({
+        "campaign_id": updated.id,
+        "name": updated.name,
+        "issued": issued,
+        "ended_at": updated.updated_at,
+    });
+    super::webhooks::enqueue(
+        tx,
+        updated.tenant_id,
+        crate::domain::webhook::CAMPAIGN_ENDED,
+        &event,
+    )
+    .await?;
+    Ok(())
 }
 
 pub(super) async fn stats(

@@ -15,6 +15,7 @@ pub mod backups;
 pub mod bulk_codes;
 mod campaign_activity;
 mod campaign_edit;
+mod campaign_list;
 mod campaigns;
 mod claim_batch;
 mod claims;
@@ -50,7 +51,7 @@ pub use audit::{
 pub use campaign_activity::{
     CampaignActivity, FeedRedemption, MinuteActivity, ACTIVITY_MINUTES, FEED_LENGTH,
 };
-pub use campaign_edit::{ImageUpdate, NewImage, PosterStore};
+pub use campaign_edit::{CampaignRewrite, ImageUpdate, NewImage, PosterStore};
 pub use campaigns::{
     CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, CampaignSummary, EditOutcome,
 };

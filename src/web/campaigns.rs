@@ -1,21 +1,25 @@
-//! `/api/v1/campaigns`: create, read and change campaigns.
+//! `/api/v1/campaigns`: create and read campaigns; the list is in [`list`], changes in
+//! [`patch`].
 
-use std::collections::BTreeMap;
+mod list;
+mod patch;
+
+pub use list::{__path_list, list};
+pub use patch::{__path_update, update};
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::ApiAuth;
+use super::json::ApiJson;
 use super::AppState;
 use crate::domain::campaign::{
     CampaignDraft, CampaignError, CampaignStatus, Discount, NewCampaign, RawDiscount, RulesParams,
-    StatusAction,
 };
-use crate::store::{CampaignChange, CampaignRecord, CampaignStats, EditOutcome};
+use crate::store::{CampaignRecord, CampaignStats};
 use crate::web::error::{AppError, AppResult};
 use crate::web::openapi::ErrorBody;
 
@@ -77,9 +81,10 @@ impl<'a> CampaignView<'a> {
 }
 
 /// `POST /api/v1/campaigns`' body: the draft's fields, with the rules inline. Unknown
-/// members are refused (a typo must not silently fall back to a default).
+/// members are refused (a typo must not silently fall back to a default); `null` is the
+/// default, as if left out.
 #[derive(Deserialize)]
-#[serde(try_from = "RequestFields")]
+#[serde(from = "RequestFields")]
 pub struct NewCampaignRequest(CampaignDraft);
 
 impl NewCampaignRequest {
@@ -90,8 +95,11 @@ impl NewCampaignRequest {
     }
 }
 
+/// The members one by one rather than `RulesParams` flattened: through `flatten` serde
+/// cannot say which member a type error is about (see `web::json`).
 #[derive(Deserialize, ToSchema)]
 #[schema(as = NewCampaign)]
+#[serde(deny_unknown_fields)]
 struct RequestFields {
     name: String,
     description: Option<String>,
@@ -105,41 +113,59 @@ struct RequestFields {
     code_length: Option<i64>,
     code_prefix: Option<String>,
     code_charset: Option<String>,
-    #[serde(flatten)]
-    rules: RulesParams,
-    // Flattened structs take their own members first; what is left lands here.
-    #[serde(flatten)]
-    #[schema(ignore)]
-    unknown: BTreeMap<String, IgnoredAny>,
+    total_limit: i64,
+    /// 1 (the default) to 1000.
+    per_consumer_limit: Option<i64>,
+    /// Absent: claims open as soon as the campaign is active.
+    claim_starts_at: Option<DateTime<Utc>>,
+    claim_ends_at: Option<DateTime<Utc>>,
+    use_starts_at: Option<DateTime<Utc>>,
+    use_ends_at: Option<DateTime<Utc>>,
+    valid_for_seconds: Option<i64>,
+    /// 1 (the default) to 1000.
+    uses_per_coupon: Option<i64>,
+    win_probability: Option<f64>,
 }
 
-impl TryFrom<RequestFields> for NewCampaignRequest {
-    type Error = String;
-    fn try_from(f: RequestFields) -> Result<Self, String> {
-        if let Some(name) = f.unknown.keys().next() {
-            return Err(format!("unknown field `{name}`"));
-        }
-        Ok(NewCampaignRequest(CampaignDraft {
+impl From<RequestFields> for NewCampaignRequest {
+    fn from(f: RequestFields) -> Self {
+        let defaults = RulesParams::defaults(f.total_limit);
+        NewCampaignRequest(CampaignDraft {
             name: f.name,
             description: f.description,
             terms: f.terms,
             discount: f.discount,
-            rules: f.rules,
+            rules: RulesParams {
+                per_consumer_limit: f.per_consumer_limit.unwrap_or(defaults.per_consumer_limit),
+                claim_starts_at: f.claim_starts_at,
+                claim_ends_at: f.claim_ends_at,
+                use_starts_at: f.use_starts_at,
+                use_ends_at: f.use_ends_at,
+                valid_for_seconds: f.valid_for_seconds,
+                uses_per_coupon: f.uses_per_coupon.unwrap_or(defaults.uses_per_coupon),
+                win_probability: f.win_probability,
+                ..defaults
+            },
             status: f.status,
             signin: f.signin,
             code_length: f.code_length,
             code_prefix: f.code_prefix,
             code_charset: f.code_charset,
-        }))
+        })
     }
 }
 
 pub(super) fn campaign_error(e: CampaignError) -> AppError {
+    // The API moves the status by `action`; the domain calls both `status`.
+    let field = match e {
+        CampaignError::InvalidAction | CampaignError::InvalidTransition { .. } => "action",
+        _ => e.field(),
+    };
     match e {
         CampaignError::InvalidTransition { .. } | CampaignError::LimitBelowIssued { .. } => {
-            AppError::conflict(e.code(), e.to_string())
+            AppError::conflict(e.code(), e.to_string()).field(field)
         }
-        _ => AppError::invalid(e.code(), e.to_string()).field(e.field()),
+        _ => AppError::invalid(e.code(), e.to_string()).field(field),
     }
 }
 
@@ -159,7 +185,7 @@ pub(super) fn campaign_error(e: CampaignError) -> AppError {
 pub async fn create(
     auth: ApiAuth,
     state: web::Data<AppState>,
-    body: web::Json<NewCampaignRequest>,
+    body: ApiJson<NewCampaignRequest>,
 ) -> AppResult<HttpResponse> {
     auth.require_scope("campaigns:write")?;
     let campaign = NewCampaign::parse(body.into_inner().0, state.engine.clock().now())
@@ -204,77 +230,4 @@ pub async fn show(
         &state.settings.public_url(),
         Some(stats),
     )))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CampaignPatch {
-    /// activate, pause, resume or end.
-    #[schema(value_type = Option<StatusAction>)]
-    action: Option<String>,
-    total_limit: Option<i64>,
-}
-
-/// Change a campaign.
-#[utoipa::path(patch, path = "/api/v1/campaigns/{id}", operation_id = "updateCampaign", tag = "campaigns",
-    params(("id" = Uuid, Path, description = "The campaign")),
-    request_body = CampaignPatch,
-    responses(
-        (status = 200, description = "The changed campaign", body = CampaignView),
-        (status = 404, description = "`not_found`: no such campaign", body = ErrorBody),
-        (status = 409, description = "`invalid_transition`: the action does not apply to the \
-            campaign's status; `limit_below_issued`: more coupons are already issued", body = ErrorBody),
-        (status = 422, description = "`empty_patch`: nothing to change; `invalid_action`, \
-            `invalid_total_limit`: a field is out of range", body = ErrorBody),
-    ),
-    security(("api_key" = ["campaigns:write"])))]
-pub async fn update(
-    auth: ApiAuth,
-    state: web::Data<AppState>,
-    id: web::Path<Uuid>,
-    body: web::Json<CampaignPatch>,
-) -> AppResult<HttpResponse> {
-    auth.require_scope("campaigns:write")?;
-    let patch = body.into_inner();
-    let action: Option<StatusAction> = patch
-        .action
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(campaign_error)?;
-    if action.is_none() && patch.total_limit.is_none() {
-        return Err(AppError::invalid(
-            "empty_patch",
-            "give an action and/or a total_limit",
-        ));
-    }
-    let edit = Box::new(move |current: &CampaignRecord, stats: &CampaignStats| {
-        let status = match action {
-            Some(a) => current.status.apply(a)?,
-            None => current.status,
-        };
-        let total_limit = match patch.total_limit {
-            Some(limit) => {
-                current.rules.validate_limit_change(limit, stats.issued)?;
-                limit
-            }
-            None => current.rules.total_limit(),
-        };
-        Ok(CampaignChange {
-            status,
-            total_limit,
-        })
-    });
-    match state.store.edit_campaign(auth.tenant_id, *id, edit).await? {
-        EditOutcome::Updated(record, stats) => {
-            state.engine.campaign_changed(&record);
-            Ok(HttpResponse::Ok().json(CampaignView::new(
-                &record,
-                &state.settings.public_url(),
-                Some(stats),
-            )))
-        }
-        EditOutcome::NotFound => Err(AppError::not_found("campaign")),
-        EditOutcome::Refused(e) => Err(campaign_error(e)),
-    }
 }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::auth::ApiAuth;
 use super::idempotency;
+use super::json::ApiJson;
 use super::AppState;
 use crate::domain::campaign::ClaimRejection;
 use crate::domain::consumer::ConsumerRef;
@@ -60,7 +61,7 @@ pub async fn create(
     auth: ApiAuth,
     state: web::Data<AppState>,
     campaign_id: web::Path<Uuid>,
-    body: web::Json<ClaimRequest>,
+    body: ApiJson<ClaimRequest>,
 ) -> AppResult<HttpResponse> {
     match idempotency::key(&req)? {
         None => claim(auth, state, campaign_id, body).await,
@@ -122,7 +123,7 @@ async fn claim(
     auth: ApiAuth,
     state: web::Data<AppState>,
     campaign_id: web::Path<Uuid>,
-    body: web::Json<ClaimRequest>,
+    body: ApiJson<ClaimRequest>,
 ) -> AppResult<HttpResponse> {
     respond(attempt(auth, state, campaign_id, body).await?)
 }
@@ -133,7 +134,7 @@ async fn attempt(
     auth: ApiAuth,
     state: web::Data<AppState>,
     campaign_id: web::Path<Uuid>,
-    body: web::Json<ClaimRequest>,
+    body: ApiJson<ClaimRequest>,
 ) -> AppResult<Result<IssuedCoupon, ClaimError>> {
     auth.require_scope("claims:write")?;
     // The merchant's own namespace: never a device or a signed-in person.

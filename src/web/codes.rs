@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::auth::ApiAuth;
 use super::idempotency;
+use super::json::ApiJson;
 use super::AppState;
 use crate::domain::bulk_codes::{
     import_text, parse_import, BulkSpec, LineError, IMPORT_MAX, SYNC_MAX,
@@ -116,7 +117,7 @@ pub async fn create(
     auth: ApiAuth,
     state: web::Data<AppState>,
     campaign_id: web::Path<Uuid>,
-    body: web::Json<CodesRequest>,
+    body: ApiJson<CodesRequest>,
 ) -> AppResult<HttpResponse> {
     let csv = wants_csv(&req);
     match idempotency::key(&req)? {
@@ -136,7 +137,7 @@ async fn create_codes(
     auth: ApiAuth,
     state: web::Data<AppState>,
     campaign_id: web::Path<Uuid>,
-    body: web::Json<CodesRequest>,
+    body: ApiJson<CodesRequest>,
     csv: bool,
 ) -> AppResult<HttpResponse> {
     auth.require_scope("campaigns:write")?;

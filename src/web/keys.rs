@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::ApiAuth;
+use super::json::ApiJson;
 use super::AppState;
 use crate::domain::api_key::{parse_scopes, NewApiKey};
 use crate::store::{ApiKeyListing, KeyRevoke};
@@ -82,7 +83,7 @@ pub struct NewKeyRequest {
 pub async fn create(
     auth: ApiAuth,
     state: web::Data<AppState>,
-    body: web::Json<NewKeyRequest>,
+    body: ApiJson<NewKeyRequest>,
 ) -> AppResult<HttpResponse> {
     auth.require_scope("keys:admin")?;
     let request = body.into_inner();

@@ -23,6 +23,7 @@ mod health;
 pub mod i18n;
 pub mod idempotency;
 pub mod images;
+pub mod json;
 mod keys;
 pub mod metrics_endpoint;
 pub mod middleware;

@@ -92,6 +92,7 @@ pub const SCOPES: &[(&str, &str)] = &[
         tenant::update,
         images::put_logo,
         images::put_campaign_image,
+        campaigns::list,
         campaigns::create,
         campaigns::show,
         campaigns::update,
@@ -158,7 +159,8 @@ const WITH_JSON_BODY: &[(u16, &[&str], &str)] = &[
     (
         400,
         &["invalid_json"],
-        "the body is not the JSON this operation takes",
+        "the body is not the JSON this operation takes; when a member is missing, unknown or \
+         of the wrong type, \"fields\" names it (its path when nested, e.g. \"discount.percent\")",
     ),
     (413, &["payload_too_large"], "the body is too large"),
 ];

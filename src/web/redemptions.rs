@@ -100,8 +100,7 @@ async fn redeem(
     let request: RedeemRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RedeemRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| AppError::new(ErrorCode::InvalidJson, e.to_string()))?
+        super::json::from_slice(&body)?
     };
     let store = short_text("store", request.store)?;
     let staff = short_text("staff", request.staff)?;

@@ -36,7 +36,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .app_data(images::upload_limit())
                 .route(put().to(images::put_campaign_image)),
         )
-        .service(at("/api/v1/campaigns").route(post().to(campaigns::create)))
+        .service(
+            at("/api/v1/campaigns")
+                .route(get().to(campaigns::list))
+                .route(post().to(campaigns::create)),
+        )
         .service(
             at("/api/v1/campaigns/{id}")
                 .route(get().to(campaigns::show))

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::auth::ApiAuth;
 use super::client_ip::client_ip;
 use super::idempotency;
+use super::json::ApiJson;
 use super::AppState;
 use crate::domain::redemption::{ShopCode, ShopName};
 use crate::store::{AuditEntry, Shop, ShopWrite};
@@ -91,7 +92,7 @@ pub async fn create(
     req: HttpRequest,
     auth: ApiAuth,
     state: web::Data<AppState>,
-    body: web::Json<NewStore>,
+    body: ApiJson<NewStore>,
 ) -> AppResult<HttpResponse> {
     let ip = client_ip(&req, &state.settings).to_string();
     match idempotency::key(&req)? {
@@ -109,7 +110,7 @@ pub async fn create(
 async fn create_store(
     auth: ApiAuth,
     state: web::Data<AppState>,
-    body: web::Json<NewStore>,
+    body: ApiJson<NewStore>,
     ip: String,
 ) -> AppResult<HttpResponse> {
     auth.require_scope("campaigns:write")?;

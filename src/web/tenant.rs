@@ -11,6 +11,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::auth::ApiAuth;
+use super::json::ApiJson;
 use super::ttl_cache::TtlCache;
 use super::AppState;
 use crate::domain::theme::BrandColor;
@@ -116,7 +117,7 @@ pub struct TenantPatch {
 pub async fn update(
     auth: ApiAuth,
     state: web::Data<AppState>,
-    body: web::Json<TenantPatch>,
+    body: ApiJson<TenantPatch>,
 ) -> AppResult<HttpResponse> {
     auth.require_scope("campaigns:write")?;
     let patch = body.into_inner();

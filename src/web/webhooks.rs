@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::auth::ApiAuth;
 use super::idempotency;
+use super::json::ApiJson;
 use super::pagination;
 use super::AppState;
 use crate::domain::webhook::{
@@ -101,7 +102,7 @@ pub async fn create(
     req: HttpRequest,
     auth: ApiAuth,
     state: web::Data<AppState>,
-    body: web::Json<CreateEndpoint>,
+    body: ApiJson<CreateEndpoint>,
 ) -> AppResult<HttpResponse> {
     match idempotency::key(&req)? {
         None => create_endpoint(auth, state, body).await,
@@ -118,7 +119,7 @@ pub async fn create(
 async fn create_endpoint(
     auth: ApiAuth,
     state: web::Data<AppState>,
-    body: web::Json<CreateEndpoint>,
+    body: ApiJson<CreateEndpoint>,
 ) -> AppResult<HttpResponse> {
     auth.require_scope(SCOPE)?;
     let policy = state.settings.webhooks.policy();

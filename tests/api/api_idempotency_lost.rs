@@ -255,7 +255,7 @@ async fn a_claim_that_committed_but_lost_its_answer_is_the_retrys_answer() {
 #[actix_web::test]
 async fn a_lost_claim_that_never_landed_runs_again_once_it_cannot_land() {
     let db = fresh_database().await;
-    let statement_timeout = Duration::from_secs(2);
+    let statement_timeout = Duration::from_secs(3);
     let app = spawn_app_on(db.clone(), |db| {
         let mut s = test_settings(db);
         s.engine.batch_timeout = Duration::from_millis(500);
@@ -291,18 +291,16 @@ async fn a_lost_claim_that_never_landed_runs_again_once_it_cannot_land() {
         (409, "idempotency_key_in_use"),
         "{body}"
     );
-    // The write dies (its backend is killed), so it never lands.
-    let killed: i64 = blocker
-        .query_one(
-            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+    // The write dies (its backend is killed, or on a slow machine the statement timeout
+    // has cancelled it already), so it never lands.
+    blocker
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
              WHERE datname = current_database() AND wait_event_type = 'Lock'
-               AND pid <> pg_backend_pid()) k",
-            &[],
+               AND pid <> pg_backend_pid()",
         )
         .await
-        .unwrap()
-        .get(0);
-    assert!(killed >= 1, "the batch was waiting on the lock");
+        .unwrap();
     blocker.rollback().await.unwrap();
     assert!(coupons_of(&db, "ren").await.is_empty());
 

@@ -1,6 +1,9 @@
 //! Integration tests: the real server over real HTTP against real PostgreSQL.
 //! One binary for all of them, so the build links once.
 
+mod api_campaign_list;
+mod api_campaign_patch;
+mod api_campaigns_openapi;
 mod api_consumers;
 mod api_coupons;
 mod api_idempotency;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{missing_dependency, spawn_app};
+use crate::helpers::{fresh_database, missing_dependency, spawn_app_on, test_settings};
 
 /// `st` from `.ci/install-deps`' virtual environment, `$ECOUPON_SCHEMATHESIS`, or PATH.
 fn schemathesis() -> PathBuf {
@@ -31,7 +31,15 @@ fn schemathesis() -> PathBuf {
 #[actix_web::test]
 async fn the_api_answers_as_its_openapi_document_says_and_never_with_5xx() {
     let st = schemathesis();
-    let app = spawn_app().await;
+    // Its negative cases send made-up keys: past the per-address limit on failed
+    // authentications, even the good key would get 429 and the operations' own logic (a
+    // campaign's PATCH, say) would go untested.
+    let app = spawn_app_on(fresh_database().await, |db| {
+        let mut settings = test_settings(db);
+        settings.api.auth_failures_per_ip_per_minute = 1_000_000;
+        settings
+    })
+    .await;
     // Something to find: generated ids mostly miss, but list and show calls see a record.
     let campaign = app
         .create_campaign(json!({"name": "Schema sale", "total_limit": 50, "status": "active"}))
@@ -48,6 +56,9 @@ async fn the_api_answers_as_its_openapi_document_says_and_never_with_5xx() {
         .arg(app.url("/api/v1/openapi.json"))
         .args(["--url", &app.address])
         .args(["--checks", "not_a_server_error,response_schema_conformance"])
+        // Revoking its own key (the stateful phase links GET /keys to DELETE /keys/{id})
+        // would leave every later operation untested behind 401.
+        .args(["--exclude-operation-id", "revokeKey"])
         .args([
             "--header",
             &format!("Authorization: Bearer {}", app.api_key),

@@ -7,12 +7,14 @@
 //! - [`rules`]: limits and windows, and the claim-time checks on them;
 //! - [`lottery`]: the draw for lottery campaigns;
 //! - [`rejection`]: the expected "no" answers to a claim;
-//! - [`draft`]: a whole new campaign, parsed from a [`CampaignDraft`].
+//! - [`draft`]: a whole new campaign, parsed from a [`CampaignDraft`];
+//! - [`patch`]: a change to some of a stored campaign's fields.
 
 mod discount;
 mod draft;
 mod error;
 mod lottery;
+mod patch;
 mod rejection;
 mod rules;
 mod status;
@@ -21,6 +23,7 @@ pub use discount::{Discount, RawDiscount};
 pub use draft::{new_slug, CampaignDraft, NewCampaign};
 pub use error::CampaignError;
 pub use lottery::draw_lottery;
+pub use patch::{CampaignPatch, Change, ParsedPatch, PatchError, Stored};
 pub use rejection::ClaimRejection;
 pub use rules::{CampaignRules, RulesParams};
 pub use status::{CampaignStatus, StatusAction};

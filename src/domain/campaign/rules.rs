@@ -36,6 +36,23 @@ pub struct RulesParams {
     pub win_probability: Option<f64>,
 }
 
+impl RulesParams {
+    /// What a new campaign gets for each rule left out.
+    pub fn defaults(total_limit: i64) -> RulesParams {
+        RulesParams {
+            total_limit,
+            per_consumer_limit: one(),
+            claim_starts_at: None,
+            claim_ends_at: None,
+            use_starts_at: None,
+            use_ends_at: None,
+            valid_for_seconds: None,
+            uses_per_coupon: one(),
+            win_probability: None,
+        }
+    }
+}
+
 /// [`RulesParams`] that passed [`CampaignRules::parse`]. The fields are private, so
 /// holding one proves every range and window check succeeded.
 #[derive(Debug, Clone, PartialEq)]

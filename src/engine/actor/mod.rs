@@ -11,8 +11,6 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -155,7 +153,6 @@ pub struct CampaignActor {
     /// Seqs each consumer holds or has in flight. A consumer missing here is unknown,
     /// not clean: the insert's unique index settles it.
     consumers: HashMap<String, Vec<i32>>,
-    rng: StdRng,
     last_activity: Instant,
     shutdown_waiters: Option<Vec<oneshot::Sender<()>>>,
 }
@@ -179,7 +176,6 @@ impl CampaignActor {
             counters_version: 0,
             resync_at: None,
             consumers: HashMap::new(),
-            rng: StdRng::from_entropy(),
             last_activity: Instant::now(),
             shutdown_waiters: None,
         }
