@@ -36,11 +36,12 @@ pub fn init(settings: &LogSettings) {
 
 /// Crates whose debug lines carry request data: tokio-postgres logs every statement's
 /// parameters (coupon codes, token hashes), and the HTTP clients log what they send to
-/// sign-in providers. They are capped at `info` whatever the filter says (never raised to
+/// sign-in providers, and handlebars logs every helper's data while rendering (a page's
+/// CSRF token, the API key shown once on the console's keys page). They are capped at `info` whatever the filter says (never raised to
 /// it), so turning on `debug` to chase a problem never writes secrets to the log
 /// (tests/api/log_secrets.rs).
 fn secret_carrier_caps() -> Targets {
-    const CAPPED: [&str; 7] = [
+    const CAPPED: [&str; 8] = [
         "tokio_postgres",
         "reqwest",
         "hyper",
@@ -48,6 +49,7 @@ fn secret_carrier_caps() -> Targets {
         "openidconnect",
         "oauth2",
         "lettre",
+        "handlebars",
     ];
     Targets::new()
         .with_default(LevelFilter::TRACE)
