@@ -5,7 +5,7 @@ use clap::Subcommand;
 use uuid::Uuid;
 
 use crate::config::Settings;
-use crate::domain::api_key::{parse_scopes, NewApiKey};
+use crate::domain::api_key::{parse_key_name, parse_scopes, NewApiKey};
 use crate::startup::open_database;
 use crate::store::{run_migrations, PrefixRevoke, Store};
 
@@ -56,10 +56,7 @@ pub async fn run(settings: &Settings, command: KeyCommand) -> anyhow::Result<()>
         } => {
             let tenant_id = tenant_id(&tenant)?;
             let scopes = parse_scopes(&scopes).map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
-            let name = name.trim().to_string();
-            if name.chars().count() > 100 || name.chars().any(char::is_control) {
-                anyhow::bail!("--name: at most 100 characters of text");
-            }
+            let name = parse_key_name(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
             with_store(settings, |store| async move {
                 let key = NewApiKey::generate();
                 let id = store

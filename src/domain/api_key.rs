@@ -39,6 +39,19 @@ pub fn parse_scopes(raw: &[String]) -> Result<Vec<String>, UnknownScope> {
     Ok(scopes)
 }
 
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a key's name is at most 100 characters of text")]
+pub struct InvalidKeyName;
+
+/// A key's label, trimmed: at most 100 characters, no control characters; may be empty.
+pub fn parse_key_name(raw: &str) -> Result<String, InvalidKeyName> {
+    let name = raw.trim();
+    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(InvalidKeyName);
+    }
+    Ok(name.to_string())
+}
+
 /// A freshly generated key: shown once, then only its hash exists.
 pub struct NewApiKey {
     pub plaintext: String,

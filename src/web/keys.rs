@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::auth::ApiAuth;
 use super::json::ApiJson;
 use super::AppState;
-use crate::domain::api_key::{parse_scopes, NewApiKey};
+use crate::domain::api_key::{parse_key_name, parse_scopes, NewApiKey};
 use crate::store::{ApiKeyListing, KeyRevoke};
 use crate::web::error::{AppError, AppResult};
 use crate::web::openapi::ErrorBody;
@@ -92,29 +92,42 @@ pub async fn create(
     if scopes.is_empty() {
         return Err(AppError::invalid("invalid_scope", "give at least one scope").field("scopes"));
     }
-    let name = request.name.trim();
-    if name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(AppError::invalid(
+    let name = parse_key_name(&request.name).map_err(|_| {
+        AppError::invalid(
             "invalid_name",
             "name must be at most 100 characters of text",
         )
-        .field("name"));
-    }
+        .field("name")
+    })?;
+    let (listing, plaintext) = create_key(&state, auth.tenant_id, &name, &scopes).await?;
+    Ok(HttpResponse::Created().json(CreatedKey {
+        key: KeyView::from(&listing),
+        api_key: &plaintext,
+    }))
+}
+
+/// Generates and stores a key with checked scopes and name: the API's and the merchant
+/// console's way of making one. Returns it as listed, and its whole secret (shown once).
+pub(crate) async fn create_key(
+    state: &AppState,
+    tenant_id: Uuid,
+    name: &str,
+    scopes: &[String],
+) -> AppResult<(ApiKeyListing, String)> {
     let key = NewApiKey::generate();
     let id = state
         .store
-        .insert_api_key(auth.tenant_id, name, &key.prefix, &key.hash, &scopes)
+        .insert_api_key(tenant_id, name, &key.prefix, &key.hash, scopes)
         .await?
         .ok_or_else(|| AppError::not_found("tenant"))?;
-    let keys = state.store.list_api_keys(Some(auth.tenant_id)).await?;
-    let listing = keys
-        .iter()
+    let listing = state
+        .store
+        .list_api_keys(Some(tenant_id))
+        .await?
+        .into_iter()
         .find(|k| k.id == id)
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("new key {id} not listed")))?;
-    Ok(HttpResponse::Created().json(CreatedKey {
-        key: KeyView::from(listing),
-        api_key: &key.plaintext,
-    }))
+    Ok((listing, key.plaintext))
 }
 
 /// The merchant's keys, oldest first, revoked ones included.

@@ -161,6 +161,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(get().to(console::settings::index))
                 .route(post().to(console::settings::save)),
         )
+        // API keys (console/keys.rs; the API's are web/keys.rs)
+        .service(
+            at("/merchant/keys")
+                .route(get().to(console::keys::index))
+                .route(post().to(console::keys::create)),
+        )
+        .service(at("/merchant/keys/{id}/revoke").route(post().to(console::keys::revoke)))
         .service(at("/merchant/account").route(get().to(console::account::index)))
         .service(at("/merchant/account/totp").route(post().to(console::account::start)))
         .service(at("/merchant/account/totp.svg").route(get().to(console::account::qr)))

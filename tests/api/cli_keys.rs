@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::helpers::{error_code, spawn_app, TestApp};
 
-fn ecoupon(app: &TestApp) -> Command {
+pub(crate) fn ecoupon(app: &TestApp) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecoupon"));
     cmd.env("DATABASE_URL", &app.db.url)
         .env("ECOUPON_LOG__FORMAT", "json")
@@ -14,7 +14,7 @@ fn ecoupon(app: &TestApp) -> Command {
     cmd
 }
 
-fn run_ok(app: &TestApp, args: &[&str]) -> String {
+pub(crate) fn run_ok(app: &TestApp, args: &[&str]) -> String {
     let out = ecoupon(app).args(args).output().unwrap();
     assert!(
         out.status.success(),
@@ -24,7 +24,7 @@ fn run_ok(app: &TestApp, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn field<'a>(out: &'a str, name: &str) -> &'a str {
+pub(crate) fn field<'a>(out: &'a str, name: &str) -> &'a str {
     out.lines()
         .find_map(|l| l.strip_prefix(&format!("{name}: ")))
         .unwrap_or_else(|| panic!("no {name} in {out}"))

@@ -3,7 +3,8 @@
 //! consumer claims it in another browser; staff redeem it on the staff screen with the
 //! consumer's check code, and a second try says "already used"; the manager downloads the
 //! redemptions CSV and it holds the redemption. Then every console page is opened in
-//! Japanese and in English: a full-page screenshot of each goes to
+//! Japanese and in English (the API keys page also just after a key is made): a
+//! full-page screenshot of each goes to
 //! `test-artifacts/screenshots/console-<page>-<lang>.png`, and axe-core checks each against
 //! WCAG 2 A/AA.
 
@@ -179,6 +180,7 @@ async fn sign_in_create_claim_redeem_export_and_every_page_in_both_languages() {
         ("stores", "/merchant/stores".into(), "#store-form"),
         ("users", "/merchant/users".into(), "#invite-form"),
         ("settings", "/merchant/settings".into(), "#settings-form"),
+        ("keys", "/merchant/keys".into(), "#key-form"),
         ("account", "/merchant/account".into(), "#mfa"),
         (
             "export",
@@ -188,6 +190,17 @@ async fn sign_in_create_claim_redeem_export_and_every_page_in_both_languages() {
         ("password", "/merchant/password".into(), "#password-button"),
     ];
     for lang in ["ja", "en"] {
+        // The keys page as it is once: just after a key is made, its secret showing.
+        office
+            .goto(&app.url(&format!("/merchant/keys?lang={lang}")))
+            .await
+            .unwrap();
+        type_into(&office, "#key-name", &format!("POS {lang}")).await;
+        click(&office, "#scope-campaigns-read").await;
+        click(&office, "#scope-claims-write").await;
+        click(&office, "#key-create").await;
+        wait_text(&office, "#new-key-secret", "eck_").await;
+        seen.look(&office, "keys-created", lang).await;
         for (name, path, mark) in &pages {
             office
                 .goto(&app.url(&format!("{path}?lang={lang}")))

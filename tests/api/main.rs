@@ -31,6 +31,7 @@ mod console_campaigns;
 mod console_export;
 mod console_export_stream;
 mod console_helpers;
+mod console_keys;
 mod console_live_pages;
 mod console_live_restart;
 mod console_login;

@@ -14,6 +14,8 @@ pub mod campaigns;
 // Users, invitations, settings, account (users helper).
 pub mod account;
 pub mod invite;
+// API keys (keys helper).
+pub mod keys;
 pub mod settings;
 pub mod users;
 // Staff redemption screen and stores (redeem helper).
@@ -335,6 +337,11 @@ const NAV: &[(&str, &str, Permission)] = &[
     (
         "/merchant/settings",
         "console.nav.settings",
+        Permission::ManageSettings,
+    ),
+    (
+        "/merchant/keys",
+        "console.nav.keys",
         Permission::ManageSettings,
     ),
     ("/merchant/export", "console.nav.export", Permission::Export),
