@@ -138,6 +138,18 @@ mod tests {
     }
 
     #[test]
+    fn key_names_are_trimmed_text_of_at_most_100_characters() {
+        assert_eq!(parse_key_name("  渋谷店 POS ").unwrap(), "渋谷店 POS");
+        assert_eq!(parse_key_name("").unwrap(), "");
+        assert_eq!(
+            parse_key_name(&"店".repeat(100)).unwrap().chars().count(),
+            100
+        );
+        assert_eq!(parse_key_name(&"店".repeat(101)), Err(InvalidKeyName));
+        assert_eq!(parse_key_name("till\n2"), Err(InvalidKeyName));
+    }
+
+    #[test]
     fn malformed_keys_are_refused() {
         for raw in [
             "",
