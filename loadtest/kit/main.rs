@@ -21,7 +21,8 @@
 //! server's shared helpers) and by the load generator (wrk, or this process for the
 //! scenarios), and what the rest of the machine used, so the limiting resource is plain.
 //! Options: `--quick`, `--seconds N` (per phase), `--json PATH`, `--keep` (keep the
-//! database, scratch directory and server log).
+//! database, scratch directory and server log), `--only KEY,KEY` (only those phases, by
+//! the keys the JSON uses: e.g. `--only claims_1000_campaigns,idle_campaigns`).
 
 #[path = "../baselines.rs"]
 mod baselines;
@@ -52,9 +53,12 @@ struct Options {
     seconds: Option<f64>,
     json: Option<PathBuf>,
     keep: bool,
+    /// Phase keys to run; None runs them all.
+    only: Option<Vec<String>>,
 }
 
-const HELP: &str = "cargo bench --bench kit [-- [--quick] [--seconds N] [--json PATH] [--keep]]";
+const HELP: &str =
+    "cargo bench --bench kit [-- [--quick] [--seconds N] [--json PATH] [--keep] [--only KEY,KEY]]";
 
 fn options() -> anyhow::Result<Options> {
     let mut o = Options {
@@ -62,6 +66,7 @@ fn options() -> anyhow::Result<Options> {
         seconds: None,
         json: None,
         keep: false,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -72,6 +77,10 @@ fn options() -> anyhow::Result<Options> {
                 o.seconds = Some(args.next().context("--seconds N")?.parse()?);
             }
             "--json" => o.json = Some(args.next().context("--json PATH")?.into()),
+            "--only" => {
+                let keys = args.next().context("--only KEY,KEY")?;
+                o.only = Some(keys.split(',').map(str::to_owned).collect());
+            }
             // cargo bench passes this to every bench binary.
             "--bench" => {}
             "-h" | "--help" => {
@@ -124,13 +133,18 @@ fn output_dir() -> PathBuf {
         .map_or_else(std::env::temp_dir, |target| target.join("loadtest"))
 }
 
-/// Runs a phase; a phase that fails becomes a row saying why, and the run goes on.
+/// Runs a phase; a phase that fails becomes a row saying why, and the run goes on. A phase
+/// left out by `--only` is not run (nor awaited).
 async fn phase(
     rows: &mut Vec<Row>,
     key: &str,
     name: &str,
     run: impl Future<Output = anyhow::Result<Row>>,
 ) {
+    let only = ONLY.get().and_then(Option::as_ref);
+    if only.is_some_and(|keys| !keys.iter().any(|k| k == key)) {
+        return;
+    }
     println!("… {name}");
     let started = std::time::Instant::now();
     let row = run.await.unwrap_or_else(|e| {
@@ -151,7 +165,11 @@ async fn phase(
     rows.push(row);
 }
 
+/// `--only`, for [`phase`].
+static ONLY: std::sync::OnceLock<Option<Vec<String>>> = std::sync::OnceLock::new();
+
 async fn run(opts: Options) -> anyhow::Result<bool> {
+    let _ = ONLY.set(opts.only.clone());
     let started = std::time::Instant::now();
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
     let out_dir = output_dir();
