@@ -226,7 +226,8 @@ pub struct EngineSettings {
     pub max_actors: usize,
     /// Largest block of stock one node leases from a campaign at once.
     pub max_lease: i64,
-    /// A node whose leases have not heart-beaten for this long is presumed dead.
+    /// A node that has not heart-beaten (its `engine_nodes` row) for this long is presumed
+    /// dead, and its leases are reaped.
     #[serde(with = "humantime_serde")]
     pub lease_ttl: Duration,
     /// A redemption can be undone for this long.

@@ -9,7 +9,8 @@
 //!    one multi-row insert ([`crate::store::Store::insert_claim_batches`]); the caller gets
 //!    its answer after COMMIT.
 //! 4. Stock comes from the campaign row in leases ([`crate::store::Lease`]), sized by
-//!    [`lease_policy`]; [`node`] heart-beats them and reaps those of dead nodes.
+//!    [`lease_policy`]; [`node`] heart-beats the node (one row, however many leases) and
+//!    reaps the leases of dead nodes.
 //! 5. Every flush is published on the [`events`] bus and, coalesced, to other nodes.
 
 pub mod actor;
@@ -137,6 +138,8 @@ pub(crate) struct Shared {
     pub reads: reads::Reads,
     /// The node's longest campaign queue, for the queue-near-full alert.
     pub largest_queue: LargestQueue,
+    /// Leases no actor holds any more, for the lease keeper to release.
+    pub loose_leases: node::LooseLeases,
     /// Background loops (clock sync, NOTIFY, LISTEN, lease keeper), ended on shutdown so
     /// nothing talks to a database that is going away.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -180,6 +183,7 @@ impl Engine {
             check_codes: Default::default(),
             reads: Default::default(),
             largest_queue: Default::default(),
+            loose_leases: Default::default(),
             notifier: Notifier::new(node_id),
             events: EventBus::default(),
             clock: clock.clone(),
@@ -449,6 +453,7 @@ impl Engine {
             task.abort();
         }
         self.shared.notifier.flush(&self.shared.store).await;
+        node::leave(&self.shared).await;
         tracing::info!("claim engine stopped; unused stock returned");
     }
 

@@ -10,10 +10,17 @@
 //! (`FOR UPDATE`, by id). Taking a lease, releasing one, reaping and lowering a limit all
 //! follow it, so none of them can deadlock another. A claim batch locks only leases: the
 //! `FOR KEY SHARE` its foreign key takes on the campaign row never conflicts with
-//! `FOR NO KEY UPDATE`, so a batch never waits for the campaign row.
+//! `FOR NO KEY UPDATE`, so a batch never waits for the campaign row. A node's heartbeat
+//! locks only its own `engine_nodes` row; the reaper touches those rows last and skips
+//! locked ones, so it never waits for one.
+//!
+//! Liveness: a lease is live (issuable) while `released_at IS NULL`. Its node keeps it so
+//! by heart-beating its one `engine_nodes` row; lease rows are written only when taken and
+//! released, however long they are held.
 
 use std::time::Duration;
 
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::{Store, StoreError};
@@ -68,7 +75,8 @@ impl Store {
             unallocated: row.get(1),
         };
         tx.execute(
-            "INSERT INTO campaign_leases (id, campaign_id, node_id, size) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO campaign_leases (id, campaign_id, node_id, size, heartbeat_at)
+             VALUES ($1, $2, $3, $4, NULL)",
             &[&lease.id, &campaign_id, &node_id, &lease.size],
         )
         .await?;
@@ -82,34 +90,95 @@ impl Store {
     pub async fn release_lease(&self, lease_id: Uuid) -> Result<i64, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let returned = release_where(&tx, "id = $1", &lease_id).await?;
+        let returned = release_where(&tx, "id = $1", &[&lease_id]).await?;
         tx.commit().await?;
         Ok(returned.iter().map(|r| r.returned).sum())
     }
 
-    /// Keeps this node's leases alive. Returns how many are live.
+    /// Keeps this node's leases alive: one row per node, whatever it holds. A lease is live
+    /// while its node's row is fresh (see `migrations/V58__engine_nodes.sql`). Recreates
+    /// the row if a reaper deleted it while this node was frozen.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn heartbeat_leases(&self, node_id: Uuid) -> Result<u64, StoreError> {
+    pub async fn heartbeat_node(&self, node_id: Uuid) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
-        Ok(client
-            .execute(
-                "UPDATE campaign_leases SET heartbeat_at = now() WHERE node_id = $1 AND released_at IS NULL",
-                &[&node_id],
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO engine_nodes (node_id) VALUES ($1)
+                 ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now()",
             )
-            .await?)
+            .await?;
+        client.execute(&stmt, &[&node_id]).await?;
+        Ok(())
     }
 
-    /// Takes back the unused stock of leases whose node has been silent for `ttl`.
-    /// Several nodes may reap at once: row locks make each lease go back exactly once.
+    /// A node that stopped gracefully (its leases returned) leaves at once; the reaper
+    /// would otherwise delete its row once stale.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn forget_node(&self, node_id: Uuid) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute("DELETE FROM engine_nodes WHERE node_id = $1", &[&node_id])
+            .await?;
+        Ok(())
+    }
+
+    /// Takes back the unused stock of leases whose node has been silent for `ttl` (its
+    /// row is that old, or gone) and that are themselves older than `ttl` (so a lease taken
+    /// by a node just back from a freeze waits for that node's next beat), then deletes
+    /// the rows of silent nodes that hold nothing any more. A lease's own `heartbeat_at`
+    /// is NULL unless a node of the previous version took it (see V58).
+    ///
+    /// Costs O(nodes), not O(leases): the nodes holding live leases are found by skipping
+    /// through `campaign_leases_node`, one index probe per node. Several nodes may reap at
+    /// once: row locks make each lease go back exactly once.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn reap_leases(&self, ttl: Duration) -> Result<Vec<ReapedLease>, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        let reaped = release_where(
-            &tx,
-            "heartbeat_at < now() - make_interval(secs => $1::bigint / 1000.0)",
-            &ttl_ms,
+        let silent: Vec<Uuid> = tx
+            .query(
+                "WITH RECURSIVE holders AS (
+                     (SELECT node_id FROM campaign_leases WHERE released_at IS NULL
+                      ORDER BY node_id LIMIT 1)
+                     UNION ALL
+                     SELECT (SELECT l.node_id FROM campaign_leases l
+                             WHERE l.released_at IS NULL AND l.node_id > h.node_id
+                             ORDER BY l.node_id LIMIT 1)
+                     FROM holders h WHERE h.node_id IS NOT NULL
+                 )
+                 SELECT h.node_id FROM holders h
+                 WHERE h.node_id IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM engine_nodes n WHERE n.node_id = h.node_id
+                                   AND n.heartbeat_at >= now() - make_interval(secs => $1::bigint / 1000.0))",
+                &[&ttl_ms],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let reaped = if silent.is_empty() {
+            Vec::new()
+        } else {
+            release_where(
+                &tx,
+                "node_id = ANY($1) AND taken_at < now() - make_interval(secs => $2::bigint / 1000.0)
+                 AND (heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => $2::bigint / 1000.0))",
+                &[&silent, &ttl_ms],
+            )
+            .await?
+        };
+        // A row locked by a heartbeat (or another reaper) is skipped: it is fresh, or the
+        // next round deletes it. A node that heart-beats after this delete waits for it
+        // and recreates its row.
+        tx.execute(
+            "DELETE FROM engine_nodes WHERE node_id IN (
+                 SELECT n.node_id FROM engine_nodes n
+                 WHERE n.heartbeat_at < now() - make_interval(secs => $1::bigint / 1000.0)
+                   AND NOT EXISTS (SELECT 1 FROM campaign_leases l
+                                   WHERE l.node_id = n.node_id AND l.released_at IS NULL)
+                 ORDER BY n.node_id FOR UPDATE SKIP LOCKED)",
+            &[&ttl_ms],
         )
         .await?;
         tx.commit().await?;
@@ -157,26 +226,24 @@ pub(super) async fn revoke_campaign_leases(
     tx: &deadpool_postgres::Transaction<'_>,
     campaign_id: Uuid,
 ) -> Result<i64, StoreError> {
-    let released = release_rows(tx, "campaign_id = $1", &campaign_id, &[campaign_id]).await?;
+    let released = release_rows(tx, "campaign_id = $1", &[&campaign_id], &[campaign_id]).await?;
     Ok(released.iter().map(|r| r.returned).sum())
 }
 
 /// Locks the campaigns of matching live leases, then the leases (the one lock order),
 /// counts their coupons, marks them released and credits the unused units back.
-async fn release_where<P>(
+/// `filter` numbers its parameters from $1 (`params`).
+async fn release_where(
     tx: &deadpool_postgres::Transaction<'_>,
     filter: &str,
-    param: &P,
-) -> Result<Vec<ReapedLease>, StoreError>
-where
-    P: tokio_postgres::types::ToSql + Sync,
-{
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<ReapedLease>, StoreError> {
     // `filter` is one of the fixed strings above, never input.
     let find = format!(
         "SELECT DISTINCT campaign_id FROM campaign_leases WHERE {filter} AND released_at IS NULL"
     );
     let campaigns: Vec<Uuid> = tx
-        .query(&find, &[param])
+        .query(&find, params)
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -189,7 +256,7 @@ where
         &[&campaigns],
     )
     .await?;
-    let released = release_rows(tx, filter, param, &campaigns).await?;
+    let released = release_rows(tx, filter, params, &campaigns).await?;
     for r in released.iter().filter(|r| r.returned > 0) {
         tx.execute(
             "UPDATE campaigns SET allocated = allocated - $2 WHERE id = $1",
@@ -213,15 +280,12 @@ where
 
 /// Locks the matching live leases of `campaigns` (whose rows the caller has locked),
 /// counts their coupons and marks them released.
-async fn release_rows<P>(
+async fn release_rows(
     tx: &deadpool_postgres::Transaction<'_>,
     filter: &str,
-    param: &P,
+    params: &[&(dyn ToSql + Sync)],
     campaigns: &[Uuid],
-) -> Result<Vec<ReapedLease>, StoreError>
-where
-    P: tokio_postgres::types::ToSql + Sync,
-{
+) -> Result<Vec<ReapedLease>, StoreError> {
     // Two statements on purpose. The lock waits for batches in flight on these leases; only
     // a statement started after it has a snapshot that sees their coupons. Counting in the
     // locking statement would miss them and give back stock that was already issued.
@@ -230,11 +294,14 @@ where
     // the lock order.
     let lock = format!(
         "SELECT id FROM campaign_leases WHERE {filter} AND released_at IS NULL
-         AND campaign_id = ANY($2) ORDER BY id FOR UPDATE"
+         AND campaign_id = ANY(${}) ORDER BY id FOR UPDATE",
+        params.len() + 1
     );
     let campaigns = campaigns.to_vec();
+    let mut with_campaigns = params.to_vec();
+    with_campaigns.push(&campaigns);
     let ids: Vec<Uuid> = tx
-        .query(&lock, &[param, &campaigns])
+        .query(&lock, &with_campaigns)
         .await?
         .iter()
         .map(|r| r.get(0))

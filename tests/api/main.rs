@@ -49,6 +49,7 @@ mod health;
 mod helpers;
 mod injection;
 mod invariants;
+mod lease_keeping;
 mod live;
 mod live_nodes;
 mod log_secrets;

@@ -274,15 +274,19 @@ impl CampaignActor {
             return;
         };
         let leases = self.stock.drain_leases();
-        let store = self.store();
+        let (shared, id) = (self.shared.clone(), self.id);
         let release = async move {
-            if let Some(store) = store {
-                for lease in leases {
-                    match store.release_lease(lease).await {
-                        Ok(returned) => metrics::counter!(crate::metrics::LEASE_UNITS_RETURNED)
-                            .increment(returned.max(0) as u64),
-                        Err(e) => {
-                            tracing::warn!(error = %e, %lease, "could not return a lease; the lease keeper will")
+            let Some(store) = shared.upgrade().map(|s| s.store.clone()) else {
+                return;
+            };
+            for lease in leases {
+                match store.release_lease(lease).await {
+                    Ok(returned) => metrics::counter!(crate::metrics::LEASE_UNITS_RETURNED)
+                        .increment(returned.max(0) as u64),
+                    Err(e) => {
+                        tracing::warn!(error = %e, %lease, "could not return a lease; the lease keeper will");
+                        if let Some(s) = shared.upgrade() {
+                            s.loose_leases.add(lease, id, Duration::ZERO);
                         }
                     }
                 }

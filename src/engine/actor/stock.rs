@@ -248,8 +248,14 @@ impl CampaignActor {
             Err(e) => {
                 tracing::warn!(error = %e, campaign = %self.id, "could not lease stock");
                 // The lease may have been written with its reply lost: give it back by id
-                // (a no-op if it never was).
+                // (a no-op if it never was), and once more a ttl later, in case the grant
+                // was still on its way and commits after this release.
                 self.stock.to_release.push(lease_id);
+                if let Some(shared) = self.shared() {
+                    shared
+                        .loose_leases
+                        .add(lease_id, self.id, self.settings.lease_ttl);
+                }
                 self.retire_leases(ctx);
                 let waiting: Vec<Waiting> = self.stock.waiting.drain(..).collect();
                 for w in waiting {
