@@ -159,7 +159,8 @@ async fn release_stray(s: &Shared, lease: Uuid, campaign: Uuid) -> Result<(), ()
 /// A graceful stop, once the actors have returned their stock: what is still loose is
 /// given back, and the node's row goes, so anything left is reaped after one ttl.
 pub(crate) async fn leave(s: &Shared) {
-    for loose in std::mem::take(&mut *s.loose_leases.lock()) {
+    let loose = std::mem::take(&mut *s.loose_leases.lock());
+    for loose in loose {
         let _ = release_stray(s, loose.lease, loose.campaign).await;
     }
     if let Err(e) = s.store.forget_node(s.node_id).await {
