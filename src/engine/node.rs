@@ -156,12 +156,24 @@ async fn release_stray(s: &Shared, lease: Uuid, campaign: Uuid) -> Result<(), ()
     }
 }
 
-/// A graceful stop, once the actors have returned their stock: what is still loose is
-/// given back, and the node's row goes, so anything left is reaped after one ttl.
+/// A graceful stop, once the actors have returned what they could: every lease of this
+/// node still live goes back in one transaction (other nodes re-ask a campaign they
+/// believe sold out within a second), and the node's row goes. What the database could not
+/// take now is reaped after one ttl.
 pub(crate) async fn leave(s: &Shared) {
-    let loose = std::mem::take(&mut *s.loose_leases.lock());
-    for loose in loose {
-        let _ = release_stray(s, loose.lease, loose.campaign).await;
+    match s.store.release_node_leases(s.node_id).await {
+        Ok(released) => {
+            let returned: i64 = released.iter().map(|r| r.returned.max(0)).sum();
+            metrics::counter!(LEASE_UNITS_RETURNED).increment(returned as u64);
+            if !released.is_empty() {
+                tracing::info!(
+                    leases = released.len(),
+                    returned,
+                    "returned the leases this node's actors could not"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot return this node's leases; the reaper will"),
     }
     if let Err(e) = s.store.forget_node(s.node_id).await {
         tracing::warn!(error = %e, "cannot remove this node's heartbeat row; the reaper will");

@@ -2,7 +2,8 @@
 //! and never writes a lease row, and the reaper takes back the leases of a node whose row
 //! went stale (or never existed), then removes the row, while a node of the previous
 //! version (no row, its lease heart-beaten itself) keeps its lease through a rolling
-//! restart. (A node killed with SIGKILL is `faults_nodes.rs`.)
+//! restart; a node that stops gracefully returns its stock and removes its own row. (A
+//! node killed with SIGKILL is `faults_nodes.rs`.)
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -81,6 +82,32 @@ async fn the_heartbeat_moves_the_node_row_and_leaves_lease_rows_alone() {
     let (status, body) = app.claim(&id, "second").await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(lease_of("second").await, lease);
+
+    // A graceful stop gives the unused stock back and removes the node's row itself (no
+    // other node is there to reap anything).
+    app.stop().await;
+    eventually(
+        Duration::from_secs(30),
+        "the stopped node has returned its lease and left",
+        async || {
+            let left: i64 = app
+                .db_value(
+                    "SELECT (SELECT count(*) FROM engine_nodes)
+                          + (SELECT count(*) FROM campaign_leases WHERE released_at IS NULL)",
+                    &[],
+                )
+                .await;
+            (left == 0).then_some(())
+        },
+    )
+    .await;
+    let allocated: i64 = app
+        .db_value(
+            "SELECT allocated FROM campaigns WHERE id = $1::text::uuid",
+            &[&id],
+        )
+        .await;
+    assert_eq!(allocated, 2, "only the two coupons' units stay allocated");
 }
 
 #[actix_web::test]
