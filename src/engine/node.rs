@@ -99,16 +99,17 @@ async fn reap(s: &Shared) {
     }
 }
 
-/// Releases the loose leases that are due; one the database cannot be asked about now is
-/// tried again next round.
+/// Releases the loose leases that are due. At the first the database cannot be asked
+/// about, the rest wait for the next round: the heartbeat must not wait behind them.
 async fn release_loose(s: &Shared) {
-    for loose in s.loose_leases.take_due() {
-        release_stray(s, loose.lease, loose.campaign)
-            .await
-            .unwrap_or_else(|()| {
-                s.loose_leases
-                    .add(loose.lease, loose.campaign, Duration::ZERO);
-            });
+    let mut due = s.loose_leases.take_due().into_iter();
+    while let Some(loose) = due.next() {
+        if release_stray(s, loose.lease, loose.campaign).await.is_err() {
+            for l in std::iter::once(loose).chain(due) {
+                s.loose_leases.add(l.lease, l.campaign, Duration::ZERO);
+            }
+            return;
+        }
     }
 }
 
