@@ -55,13 +55,13 @@ pub use campaign_edit::{CampaignRewrite, ImageUpdate, NewImage, PosterStore};
 pub use campaigns::{
     CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, CampaignSummary, EditOutcome,
 };
-pub use claim_batch::{BatchFailure, BatchOf, BatchOutcome, ClaimRow};
+pub use claim_batch::{BatchFailure, BatchOf, BatchOutcome, ClaimKey, ClaimRow};
 pub use claims::{RedeemInput, StaffCouponView};
 pub use claims::{RedeemOutcome, RedemptionRecord, UndoOutcome};
 pub use consumers::{CompletedSignin, NewSigninRequest, PendingSignin, TakeSignin};
 pub use coupon_lookup::{ClaimedRow, CouponLookup, CouponRedemption};
 pub use export::{Cell, Dataset, ExportRange, ExportRows};
-pub use idempotency::IdempotencyBegin;
+pub use idempotency::{IdempotencyBegin, KeyState};
 pub use leases::{Lease, ReapedLease};
 pub use live::{LiveCounts, LiveRedemption, LiveSessionRow};
 pub use merchants::{

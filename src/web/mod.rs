@@ -24,6 +24,7 @@ pub mod i18n;
 pub mod idempotency;
 pub mod images;
 pub mod json;
+mod keyed_claims;
 mod keys;
 pub mod metrics_endpoint;
 pub mod middleware;
