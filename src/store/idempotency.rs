@@ -15,29 +15,10 @@
 //! after it (the key is then left in use, as if the crash had come during the request).
 
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row, Statement};
+use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{Store, StoreError};
-
-/// Runs `stmt` in its own transaction that commits without waiting for the WAL flush,
-/// sent as one pipeline: BEGIN, the statement and COMMIT go out before any answer comes
-/// back. (If the statement fails, the COMMIT rolls back.)
-async fn lazily_committed(
-    client: &Client,
-    stmt: &Statement,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Vec<Row>, StoreError> {
-    let (begin, rows, commit) = futures_util::join!(
-        client.batch_execute("BEGIN; SET LOCAL synchronous_commit TO off"),
-        client.query(stmt, params),
-        client.batch_execute("COMMIT"),
-    );
-    begin?;
-    let rows = rows?;
-    commit?;
-    Ok(rows)
-}
+use super::{lazily_committed, Store, StoreError};
 
 /// What a key's row says about a request that reuses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +44,32 @@ pub enum IdempotencyBegin {
     Started,
     /// The key was used before.
     Used(KeyState),
+}
+
+/// Reads a key's row (its columns from `at`: request_hash, status, body, unsettled_id,
+/// settled, expired) as what it says to a request with `request_hash`.
+pub(super) fn key_state(row: &Row, at: usize, request_hash: &[u8]) -> KeyState {
+    if row.get::<_, bool>(at + 5) {
+        return KeyState::Expired;
+    }
+    let stored_hash: &[u8] = row.get(at);
+    if stored_hash != request_hash {
+        return KeyState::Reused;
+    }
+    match (
+        row.get::<_, Option<i16>>(at + 1),
+        row.get::<_, Option<Uuid>>(at + 3),
+    ) {
+        (Some(status), _) => KeyState::Replay {
+            status,
+            body: row.get::<_, Option<Vec<u8>>>(at + 2).unwrap_or_default(),
+        },
+        (None, Some(id)) => KeyState::Claimed {
+            id,
+            settled: row.get::<_, Option<bool>>(at + 4).unwrap_or(false),
+        },
+        (None, None) => KeyState::InUse,
+    }
 }
 
 /// Rows purged per opportunistic sweep: small, so no request waits long on it.
@@ -128,31 +135,10 @@ impl Store {
                  FROM idempotency_keys WHERE api_key_id = $1 AND key = $2",
             )
             .await?;
-        let Some(row) = client
+        let row = client
             .query_opt(&look, &[&api_key_id, &key, &settle_after.as_secs_f64()])
-            .await?
-        else {
-            return Ok(None);
-        };
-        if row.get::<_, bool>(5) {
-            return Ok(Some(KeyState::Expired));
-        }
-        let stored_hash: &[u8] = row.get(0);
-        if stored_hash != request_hash {
-            return Ok(Some(KeyState::Reused));
-        }
-        let state = match (row.get::<_, Option<i16>>(1), row.get::<_, Option<Uuid>>(3)) {
-            (Some(status), _) => KeyState::Replay {
-                status,
-                body: row.get::<_, Option<Vec<u8>>>(2).unwrap_or_default(),
-            },
-            (None, Some(id)) => KeyState::Claimed {
-                id,
-                settled: row.get::<_, Option<bool>>(4).unwrap_or(false),
-            },
-            (None, None) => KeyState::InUse,
-        };
-        Ok(Some(state))
+            .await?;
+        Ok(row.map(|row| key_state(&row, 0, request_hash)))
     }
 
     /// Stores the first request's answer for replay.

@@ -62,8 +62,8 @@ pub fn request_hash(req: &HttpRequest, fingerprint: &[u8]) -> Vec<u8> {
 }
 
 /// A claim write sent before its answer was lost cannot land later than this after it.
-pub fn settle_after(state: &AppState) -> std::time::Duration {
-    state.settings.database.statement_timeout + std::time::Duration::from_secs(1)
+pub fn settle_after(settings: &crate::config::Settings) -> std::time::Duration {
+    settings.database.statement_timeout + std::time::Duration::from_secs(1)
 }
 
 pub fn in_use() -> AppError {
@@ -131,7 +131,7 @@ where
     let store = state.store.clone();
     let api_key_id = auth.key_id;
     maybe_purge(&store);
-    let settle_after = settle_after(state);
+    let settle_after = settle_after(&state.settings);
     match store
         .begin_idempotent(api_key_id, &key, &request_hash, settle_after)
         .await?

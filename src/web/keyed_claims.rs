@@ -2,7 +2,8 @@
 //! the claim's own batch statement, in the same transaction as its coupon, so a keyed claim
 //! costs a key lookup (a read) more than a plain one and no transaction of its own.
 //!
-//! 1. The key is looked up. Used before: the answer is the first request's (a stored
+//! 1. The key is looked up (with other requests' keys, one statement: `store::KeyReads`).
+//!    Used before: the answer is the first request's (a stored
 //!    refusal, or a claim's coupon rendered again), or 422 `idempotency_key_reused`, or
 //!    409 `idempotency_key_in_use` while it runs.
 //! 2. Free: the claim goes to the engine with the key. Written, the key is durable with the
@@ -42,10 +43,10 @@ pub(super) async fn claim(
     let request_hash = idempotency::request_hash(req, fingerprint);
     let store = &state.store;
     idempotency::maybe_purge(store);
-    let settle_after = idempotency::settle_after(state);
     for _ in 0..ROUNDS {
-        if let Some(used) = store
-            .idempotency_key_state(auth.key_id, &key, &request_hash, settle_after)
+        if let Some(used) = state
+            .key_reads
+            .state(auth.key_id, &key, &request_hash)
             .await?
         {
             match answer_used(used, auth, state, campaign_id, &key).await? {

@@ -72,4 +72,6 @@ pub struct AppState {
     pub signin: crate::oidc::Providers,
     /// Fans engine events out to live dashboard sockets (`/merchant/live`).
     pub live: crate::live::Broker,
+    /// Keyed claims' key lookups, many per statement.
+    pub key_reads: crate::store::KeyReads,
 }
