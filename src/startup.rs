@@ -116,6 +116,10 @@ impl Application {
         let jobs = crate::ops::jobs::Jobs::start(store.clone(), &settings, &secrets, board.clone());
         let board = web::Data::new(board);
         let api_keys = crate::web::auth::ApiKeyCache::new(&settings.api);
+        let key_reads = crate::store::KeyReads::start(
+            store.clone(),
+            crate::web::idempotency::settle_after(&settings),
+        );
         let state = web::Data::new(AppState {
             store: store.clone(),
             settings,
@@ -136,6 +140,7 @@ impl Application {
             tenants: Default::default(),
             signin,
             live: live.clone(),
+            key_reads,
         });
         let sampler =
             crate::metrics::sampler::Sampler::start(store.clone(), &engine, &state.settings);

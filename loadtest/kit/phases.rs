@@ -210,7 +210,7 @@ pub async fn claims_hot(kit: &Kit, connections: usize) -> anyhow::Result<Row> {
 }
 
 /// The same with an `Idempotency-Key` on every claim (issue 10: keys must not cost the
-/// claim path its speed). Each key is new, so each claim runs and records its answer.
+/// claim path its speed). Each key is new, so each claim runs and its batch writes the key.
 pub async fn claims_keyed(kit: &Kit) -> anyhow::Result<Row> {
     let key = "claims_keyed_200";
     let name = format!("kit {key}");

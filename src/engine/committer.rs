@@ -138,9 +138,13 @@ impl Writer {
         match self.insert(&jobs).await {
             Ok(outcomes) => answer(jobs, outcomes),
             // The server refused a shared statement (a deleted campaign, a deadlock): one
-            // batch's trouble must not fail the others, so each goes again on its own.
-            Err(e) if jobs.len() > 1 && e.refused_by_server() => {
-                tracing::warn!(error = %e, batches = jobs.len(), "shared claim write refused; writing each batch alone");
+            // batch's trouble must not fail the others, so each goes again on its own. An
+            // idempotency key committed meanwhile by another node (a duplicate request) is
+            // seen as taken the second time.
+            Err(e) if e.refused_by_server() && (jobs.len() > 1 || e.key_race()) => {
+                if !e.key_race() {
+                    tracing::warn!(error = %e, batches = jobs.len(), "shared claim write refused; writing each batch alone");
+                }
                 for job in jobs {
                     let result = self.insert(std::slice::from_ref(&job)).await;
                     let result = result.map(|mut o| o.pop().unwrap_or_default());

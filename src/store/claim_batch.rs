@@ -5,9 +5,37 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::{Store, StoreError};
+
+/// An API request's `Idempotency-Key`, written in the same statement as its claim's row
+/// (so a keyed claim costs no transaction of its own): the row in `idempotency_keys`
+/// names the coupon, whose answer a retry is given.
+#[derive(Debug)]
+pub struct ClaimKey {
+    pub api_key_id: Uuid,
+    pub key: String,
+    /// sha256 of the request (method, path, body): a retry must match it.
+    pub request_hash: Vec<u8>,
+}
+
+impl ClaimKey {
+    /// A node-local fingerprint of (API key, key), for "is this key in flight here?".
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.api_key_id.hash(&mut h);
+        self.key.hash(&mut h);
+        h.finish()
+    }
+
+    /// The same (API key, key), whatever the request.
+    pub fn same_key(&self, other: &ClaimKey) -> bool {
+        self.api_key_id == other.api_key_id && self.key == other.key
+    }
+}
 
 /// One claim waiting in a batch. Lottery losers have `code`/`lease_id` None.
 #[derive(Debug, Clone)]
@@ -22,6 +50,8 @@ pub struct ClaimRow {
     pub expires_at: Option<DateTime<Utc>>,
     pub uses_left: i32,
     pub secret: Vec<u8>,
+    /// The API request's idempotency key, stored with the row.
+    pub key: Option<Arc<ClaimKey>>,
 }
 
 /// One campaign's share of a write: its tenant, its id and its rows.
@@ -42,6 +72,9 @@ pub struct BatchOutcome {
     pub revoked_leases: HashSet<Uuid>,
     /// For consumers whose row hit the unique index: the seqs they hold now.
     pub consumer_seqs: HashMap<String, Vec<i32>>,
+    /// Rows not written because their idempotency key was already used: the retry is
+    /// answered from the key's first request.
+    pub key_taken: HashSet<Uuid>,
 }
 
 /// Why a batch has no outcome, and whether its rows may have been written. One failure
@@ -73,6 +106,16 @@ impl BatchFailure {
         matches!(self, BatchFailure::NotWritten(e)
             if matches!(&**e, StoreError::Db(db) if db.as_db_error().is_some()))
     }
+
+    /// Refused because another transaction committed one of the batch's idempotency keys
+    /// after this statement began (a duplicate request on another node): sent again, the
+    /// statement sees the key and leaves that claim out.
+    pub fn key_race(&self) -> bool {
+        matches!(self, BatchFailure::NotWritten(e)
+            if matches!(&**e, StoreError::Db(db) if db.as_db_error().is_some_and(|d|
+                d.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+                    && d.constraint() == Some("idempotency_keys_pkey"))))
+    }
 }
 
 /// Parallel arrays, one element per row, as the statement takes them.
@@ -90,6 +133,10 @@ struct Columns<'a> {
     expires: Vec<Option<DateTime<Utc>>>,
     uses: Vec<i32>,
     secrets: Vec<&'a [u8]>,
+    key_api_keys: Vec<Option<Uuid>>,
+    key_names: Vec<Option<&'a str>>,
+    key_hashes: Vec<Option<&'a [u8]>>,
+    keyed: bool,
 }
 
 impl<'a> Columns<'a> {
@@ -108,6 +155,7 @@ impl<'a> Columns<'a> {
             expires: Vec::with_capacity(n),
             uses: Vec::with_capacity(n),
             secrets: Vec::with_capacity(n),
+            ..Columns::default()
         };
         for b in batches {
             for r in b.rows {
@@ -125,6 +173,17 @@ impl<'a> Columns<'a> {
                 c.secrets.push(r.secret.as_slice());
             }
         }
+        c.keyed = batches
+            .iter()
+            .any(|b| b.rows.iter().any(|r| r.key.is_some()));
+        if c.keyed {
+            for r in batches.iter().flat_map(|b| b.rows) {
+                let key = r.key.as_deref();
+                c.key_api_keys.push(key.map(|k| k.api_key_id));
+                c.key_names.push(key.map(|k| k.key.as_str()));
+                c.key_hashes.push(key.map(|k| k.request_hash.as_slice()));
+            }
+        }
         c
     }
 }
@@ -136,12 +195,20 @@ impl<'a> Columns<'a> {
 /// `hooked` queues a coupon.claimed webhook per won row and subscribed endpoint in the same
 /// commit; a tenant without such an endpoint costs one probe of an index on an (almost
 /// always) tiny table.
-const INSERT_BATCHES: &str = "WITH live AS (
+///
+/// A batch with idempotency keys uses the keyed form (see [`INSERT_KEYED_BATCHES`]); the
+/// two differ only in the key parts, which this macro splices in.
+macro_rules! insert_batches {
+    ($taken:literal, $not_taken:literal, $keyed:literal, $answer_taken:literal) => {
+        concat!(
+            "WITH live AS (
     SELECT id FROM campaign_leases
     WHERE id = ANY($13::uuid[]) AND released_at IS NULL
     ORDER BY id
     FOR KEY SHARE
- ), written AS (
+ ), ",
+            $taken,
+            "written AS (
     INSERT INTO coupons (id, tenant_id, campaign_id, consumer, seq, won, code, lease_id,
                          claimed_at, valid_from, expires_at, uses_left, secret)
     SELECT u.id, u.tenant_id, u.campaign_id, u.consumer, u.seq, u.code IS NOT NULL, u.code, u.lease_id,
@@ -150,10 +217,14 @@ const INSERT_BATCHES: &str = "WITH live AS (
                 $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::int4[], $12::bytea[])
          AS u(tenant_id, campaign_id, id, consumer, seq, code, lease_id, claimed_at, valid_from,
               expires_at, uses_left, secret)
-    WHERE u.lease_id IS NULL OR u.lease_id IN (SELECT id FROM live)
+    WHERE (u.lease_id IS NULL OR u.lease_id IN (SELECT id FROM live))",
+            $not_taken,
+            "
     ON CONFLICT DO NOTHING
     RETURNING id, tenant_id, campaign_id, consumer, code, claimed_at, expires_at, uses_left
- ), hooked AS (
+ ), ",
+            $keyed,
+            "hooked AS (
     -- `consumer` is the merchant's own reference (stored `api:<ref>`);
     -- a claim-page consumer's device or sign-in id is not theirs: null.
     INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_type, data)
@@ -168,7 +239,41 @@ const INSERT_BATCHES: &str = "WITH live AS (
  )
  SELECT 'c', id FROM written
  UNION ALL
- SELECT 'l', id FROM live";
+ SELECT 'l', id FROM live",
+            $answer_taken
+        )
+    };
+}
+
+const INSERT_BATCHES: &str = insert_batches!("", "", "", "");
+
+/// The keyed form: a row whose key is already in `idempotency_keys` (a retry, or another
+/// request's key) is left out and answered 'd'; every written row's key is inserted in
+/// the same transaction, pointing at its coupon. That insert has no ON CONFLICT on
+/// purpose: a duplicate that another node commits after this statement's snapshot makes it
+/// a unique violation, which rolls the whole statement back, so one key never has two
+/// effects (the committer then sends the batch again, and it sees the key as taken).
+/// Expired keys count as taken too: the handler removes them before it claims.
+const INSERT_KEYED_BATCHES: &str = insert_batches!(
+    "taken AS (
+    SELECT k.id
+    FROM unnest($3::uuid[], $14::uuid[], $15::text[]) AS k(id, api_key_id, key)
+    WHERE k.key IS NOT NULL AND EXISTS (
+        SELECT 1 FROM idempotency_keys i WHERE i.api_key_id = k.api_key_id AND i.key = k.key)
+ ), ",
+    " AND u.id NOT IN (SELECT id FROM taken)",
+    "keyed AS (
+    INSERT INTO idempotency_keys (api_key_id, key, request_hash, unsettled_id, unsettled_at)
+    SELECT k.api_key_id, k.key, k.request_hash, w.id, now()
+    FROM written w
+    JOIN unnest($3::uuid[], $14::uuid[], $15::text[], $16::bytea[])
+         AS k(id, api_key_id, key, request_hash) ON k.id = w.id
+    WHERE k.key IS NOT NULL
+ ), ",
+    "
+ UNION ALL
+ SELECT 'd', id FROM taken"
+);
 
 impl Store {
     /// Writes the batches of one or several campaigns as one statement and one commit: with
@@ -188,46 +293,49 @@ impl Store {
             set.into_iter().collect()
         };
         let stmt = client
-            .prepare_cached(INSERT_BATCHES)
+            .prepare_cached(if c.keyed {
+                INSERT_KEYED_BATCHES
+            } else {
+                INSERT_BATCHES
+            })
             .await
             .map_err(BatchFailure::not_written)?;
-        let answer = client
-            .query(
-                &stmt,
-                &[
-                    &c.tenants,
-                    &c.campaigns,
-                    &c.ids,
-                    &c.consumers,
-                    &c.seqs,
-                    &c.codes,
-                    &c.lease_ids,
-                    &c.claimed,
-                    &c.valid_from,
-                    &c.expires,
-                    &c.uses,
-                    &c.secrets,
-                    &leases,
-                ],
-            )
-            .await
-            .map_err(|e| {
-                if e.as_db_error().is_some() {
-                    BatchFailure::not_written(e)
-                } else {
-                    BatchFailure::unknown(e)
-                }
-            })?;
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &c.tenants,
+            &c.campaigns,
+            &c.ids,
+            &c.consumers,
+            &c.seqs,
+            &c.codes,
+            &c.lease_ids,
+            &c.claimed,
+            &c.valid_from,
+            &c.expires,
+            &c.uses,
+            &c.secrets,
+            &leases,
+        ];
+        if c.keyed {
+            params.extend_from_slice(&[&c.key_api_keys, &c.key_names, &c.key_hashes]);
+        }
+        let answer = client.query(&stmt, &params).await.map_err(|e| {
+            if e.as_db_error().is_some() {
+                BatchFailure::not_written(e)
+            } else {
+                BatchFailure::unknown(e)
+            }
+        })?;
         let mut inserted = HashSet::with_capacity(answer.len());
         let mut live = HashSet::new();
+        let mut taken = HashSet::new();
         for row in &answer {
             let kind: &str = row.get(0);
             let id: Uuid = row.get(1);
-            if kind == "c" {
-                inserted.insert(id);
-            } else {
-                live.insert(id);
-            }
+            match kind {
+                "c" => inserted.insert(id),
+                "d" => taken.insert(id),
+                _ => live.insert(id),
+            };
         }
 
         let mut outcomes: Vec<BatchOutcome> = Vec::with_capacity(batches.len());
@@ -237,6 +345,9 @@ impl Store {
             let mut outcome = BatchOutcome::default();
             for r in b.rows {
                 match r.lease_id {
+                    _ if taken.contains(&r.id) => {
+                        outcome.key_taken.insert(r.id);
+                    }
                     Some(l) if !live.contains(&l) => {
                         outcome.revoked_leases.insert(l);
                     }

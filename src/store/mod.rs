@@ -24,6 +24,7 @@ mod coupon_lookup;
 mod export;
 mod idempotency;
 mod images;
+mod key_reads;
 mod leases;
 mod live;
 mod merchants;
@@ -32,6 +33,7 @@ pub mod notices;
 mod notify;
 pub mod operators;
 mod pool;
+use pool::lazily_committed;
 mod redemption_list;
 mod report;
 pub mod retention;
@@ -55,13 +57,14 @@ pub use campaign_edit::{CampaignRewrite, ImageUpdate, NewImage, PosterStore};
 pub use campaigns::{
     CampaignChange, CampaignEdit, CampaignRecord, CampaignStats, CampaignSummary, EditOutcome,
 };
-pub use claim_batch::{BatchFailure, BatchOf, BatchOutcome, ClaimRow};
+pub use claim_batch::{BatchFailure, BatchOf, BatchOutcome, ClaimKey, ClaimRow};
 pub use claims::{RedeemInput, StaffCouponView};
 pub use claims::{RedeemOutcome, RedemptionRecord, UndoOutcome};
 pub use consumers::{CompletedSignin, NewSigninRequest, PendingSignin, TakeSignin};
 pub use coupon_lookup::{ClaimedRow, CouponLookup, CouponRedemption};
 pub use export::{Cell, Dataset, ExportRange, ExportRows};
-pub use idempotency::IdempotencyBegin;
+pub use idempotency::{IdempotencyBegin, KeyState};
+pub use key_reads::KeyReads;
 pub use leases::{Lease, ReapedLease};
 pub use live::{LiveCounts, LiveRedemption, LiveSessionRow};
 pub use merchants::{
@@ -92,6 +95,9 @@ pub enum StoreError {
     /// A stored row that does not parse back into domain types (edited by hand?).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// One failure of a statement shared by several requests (a batched read).
+    #[error(transparent)]
+    Shared(std::sync::Arc<StoreError>),
 }
 
 /// The database, as the rest of the crate sees it.
@@ -204,6 +210,7 @@ impl StoreError {
     /// request was wrong: such failures are answered 503, retry later.
     pub fn is_unavailable(&self) -> bool {
         let db = match self {
+            StoreError::Shared(e) => return e.is_unavailable(),
             StoreError::Timeout(_) => return true,
             StoreError::Pool(deadpool_postgres::PoolError::Backend(db)) | StoreError::Db(db) => db,
             StoreError::Pool(_) => return true,

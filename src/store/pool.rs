@@ -40,3 +40,23 @@ impl Store {
         self.pool.status()
     }
 }
+
+/// Runs `stmt` in its own transaction that commits without waiting for the WAL flush,
+/// sent as one pipeline: BEGIN, the statement and COMMIT go out before any answer comes
+/// back. (If the statement fails, the COMMIT rolls back.) For writes whose loss in a crash
+/// is harmless or covered by a later durable commit (WAL is flushed in order).
+pub(super) async fn lazily_committed(
+    client: &tokio_postgres::Client,
+    stmt: &tokio_postgres::Statement,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, super::StoreError> {
+    let (begin, rows, commit) = futures_util::join!(
+        client.batch_execute("BEGIN; SET LOCAL synchronous_commit TO off"),
+        client.query(stmt, params),
+        client.batch_execute("COMMIT"),
+    );
+    begin?;
+    let rows = rows?;
+    commit?;
+    Ok(rows)
+}

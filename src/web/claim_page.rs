@@ -211,9 +211,10 @@ pub async fn claim(
         Err(ClaimError::NotFound) => Err(AppError::not_found("campaign")),
         // Saved or not, the page works it out from the database and shows the coupon if so.
         Err(ClaimError::OutcomeUnknown(_)) => Ok(page.redirect(&state, &back)),
-        Err(ClaimError::Busy | ClaimError::Failed) => {
-            Ok(page.redirect(&state, &format!("{back}?busy=1")))
-        }
+        // (The two key answers come only to API claims with an Idempotency-Key.)
+        Err(
+            ClaimError::Busy | ClaimError::Failed | ClaimError::KeyTaken | ClaimError::KeyInUse,
+        ) => Ok(page.redirect(&state, &format!("{back}?busy=1"))),
     }
 }
 

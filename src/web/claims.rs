@@ -1,7 +1,6 @@
 //! `POST /api/v1/campaigns/{id}/claims`: the flash-sale path, straight into the engine.
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -9,6 +8,7 @@ use uuid::Uuid;
 use super::auth::ApiAuth;
 use super::idempotency;
 use super::json::ApiJson;
+use super::keyed_claims;
 use super::AppState;
 use crate::domain::campaign::ClaimRejection;
 use crate::domain::consumer::ConsumerRef;
@@ -32,10 +32,11 @@ pub(super) fn claim_error(e: ClaimError) -> AppError {
         ClaimError::OutcomeUnknown(_) => {
             AppError::new(ErrorCode::OutcomeUnknown, e.to_string()).with_retry_after(1)
         }
+        ClaimError::KeyInUse | ClaimError::KeyTaken => idempotency::in_use(),
     }
 }
 
-/// With an `Idempotency-Key` header the claim runs under it (see `web::idempotency`);
+/// With an `Idempotency-Key` header the claim runs under it (see `web::keyed_claims`);
 /// without one this costs a header lookup.
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/claims", operation_id = "createClaim", tag = "claims",
     summary = "Claim a coupon for a consumer",
@@ -63,105 +64,74 @@ pub async fn create(
     campaign_id: web::Path<Uuid>,
     body: ApiJson<ClaimRequest>,
 ) -> AppResult<HttpResponse> {
-    match idempotency::key(&req)? {
-        None => claim(auth, state, campaign_id, body).await,
-        Some(key) => {
-            let fingerprint = body.consumer.as_bytes().to_vec();
-            let (a, s) = (auth.clone(), state.clone());
-            let settle = settle(auth.tenant_id, *campaign_id, state.clone());
-            let go = move || async move {
-                match attempt(auth, state, campaign_id, body).await? {
-                    // Its key stays held with the coupon id it was written under.
-                    Err(e @ ClaimError::OutcomeUnknown(Some(id))) => {
-                        let mut response = ResponseError::error_response(&claim_error(e));
-                        response.extensions_mut().insert(idempotency::Unsettled(id));
-                        Ok(response)
-                    }
-                    result => respond(result),
-                }
-            };
-            idempotency::run_settling(&req, key, &a, &s, &fingerprint, go, Some(settle)).await
-        }
-    }
-}
-
-/// On a retry of a claim whose answer was lost: the coupon it was written under, if it
-/// was, answered as the claim would have been (a lottery loser's row is `lottery_lost`).
-fn settle(tenant_id: Uuid, campaign_id: Uuid, state: web::Data<AppState>) -> idempotency::Settle {
-    Box::new(move |coupon_id| -> LocalBoxFuture<'static, _> {
-        Box::pin(async move {
-            let Some(c) = state
-                .store
-                .claimed_coupon(tenant_id, campaign_id, coupon_id)
-                .await?
-            else {
-                return Ok(None);
-            };
-            let answer = match &c.code {
-                Some(code) => HttpResponse::Created().json(Claimed {
-                    coupon: ClaimedCoupon {
-                        id: c.id,
-                        code,
-                        expires_at: c.expires_at,
-                        uses_left: c.uses_left,
-                    },
-                }),
-                None => {
-                    let lost = ClaimRejection::LotteryLost;
-                    ResponseError::error_response(&AppError::conflict(
-                        lost.code(),
-                        lost.to_string(),
-                    ))
-                }
-            };
-            Ok(Some(answer))
-        })
-    })
-}
-
-async fn claim(
-    auth: ApiAuth,
-    state: web::Data<AppState>,
-    campaign_id: web::Path<Uuid>,
-    body: ApiJson<ClaimRequest>,
-) -> AppResult<HttpResponse> {
-    respond(attempt(auth, state, campaign_id, body).await?)
-}
-
-/// The claim: refused before the engine (scope, consumer) as an `AppError`, else the
-/// engine's answer.
-async fn attempt(
-    auth: ApiAuth,
-    state: web::Data<AppState>,
-    campaign_id: web::Path<Uuid>,
-    body: ApiJson<ClaimRequest>,
-) -> AppResult<Result<IssuedCoupon, ClaimError>> {
+    // Checked before the key is looked at: a refused request is not the key's answer.
+    let key = idempotency::key(&req)?;
     auth.require_scope("claims:write")?;
     // The merchant's own namespace: never a device or a signed-in person.
     let consumer = ConsumerRef::merchant(&body.consumer)
         .map_err(|e| AppError::invalid("invalid_consumer", e.to_string()).field("consumer"))?;
-    Ok(state
-        .engine
-        .claim(auth.tenant_id, *campaign_id, consumer)
-        .await)
+    match key {
+        None => {
+            let result = state
+                .engine
+                .claim(auth.tenant_id, *campaign_id, consumer)
+                .await;
+            Ok(created(&result.map_err(claim_error)?))
+        }
+        Some(key) => {
+            let fingerprint = body.consumer.as_bytes();
+            keyed_claims::claim(
+                &req,
+                &auth,
+                &state,
+                *campaign_id,
+                consumer,
+                fingerprint,
+                key,
+            )
+            .await
+        }
+    }
 }
 
-fn respond(result: Result<IssuedCoupon, ClaimError>) -> AppResult<HttpResponse> {
-    let coupon = result.map_err(claim_error)?;
-    Ok(HttpResponse::Created().json(Claimed {
-        coupon: ClaimedCoupon {
-            id: coupon.id,
-            code: &coupon.code,
-            expires_at: coupon.expires_at,
-            uses_left: coupon.uses_left,
-        },
-    }))
+/// The 201 answer of a claim.
+pub(super) fn created(coupon: &IssuedCoupon) -> HttpResponse {
+    HttpResponse::Created().json(Claimed::of(
+        coupon.id,
+        &coupon.code,
+        coupon.expires_at,
+        coupon.uses_left,
+    ))
+}
+
+/// A lottery loser's answer, for a replay (the engine's own goes through `claim_error`).
+pub(super) fn lottery_lost() -> HttpResponse {
+    let lost = ClaimRejection::LotteryLost;
+    ResponseError::error_response(&AppError::conflict(lost.code(), lost.to_string()))
 }
 
 /// The 201 body. A struct rather than `json!`: no map is built per claim.
 #[derive(Serialize, ToSchema)]
-struct Claimed<'a> {
+pub(super) struct Claimed<'a> {
     coupon: ClaimedCoupon<'a>,
+}
+
+impl<'a> Claimed<'a> {
+    pub(super) fn of(
+        id: Uuid,
+        code: &'a str,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        uses_left: i32,
+    ) -> Claimed<'a> {
+        Claimed {
+            coupon: ClaimedCoupon {
+                id,
+                code,
+                expires_at,
+                uses_left,
+            },
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]

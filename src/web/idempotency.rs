@@ -7,18 +7,13 @@
 //! Without the header nothing here costs more than the header lookup: the flash-sale claim
 //! path stays as it was.
 //!
-//! A 5xx or 429 frees the key (nothing happened; the retry runs), except an answer marked
-//! [`Unsettled`]: a claim whose database answer was lost, which may have been written. Its
-//! key stays held with the id the claim was written under, and a retry asks the handler's
-//! [`Settle`] about that id: written, the retry gets the claim's answer (201 and its
-//! coupon, replayed); not written, and past the time a write in flight could still land
-//! (the database's statement timeout), the claim runs again; until then 409
-//! `idempotency_key_in_use`.
+//! A 5xx or 429 frees the key (nothing happened; the retry runs).
+//!
+//! Claims take another road, for speed (`web::keyed_claims`): their key is written in the
+//! claim's own batch statement, not claimed first in a transaction of its own.
 
 use std::future::Future;
-use std::time::Duration;
 
-use futures_util::future::LocalBoxFuture;
 use uuid::Uuid;
 
 use actix_web::http::{header, StatusCode};
@@ -27,7 +22,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use super::auth::ApiAuth;
 use super::AppState;
 use crate::domain::token::sha256;
-use crate::store::IdempotencyBegin;
+use crate::store::{IdempotencyBegin, KeyState};
 use crate::web::error::{AppError, AppResult, RenderedError};
 
 pub const HEADER: &str = "Idempotency-Key";
@@ -54,14 +49,68 @@ pub fn key(req: &HttpRequest) -> AppResult<Option<String>> {
     Ok(Some(key.to_string()))
 }
 
-/// In the extensions of a 5xx whose request may have taken effect anyway: the id of what
-/// it would have made (the coupon a claim was written under).
-#[derive(Debug, Clone, Copy)]
-pub struct Unsettled(pub Uuid);
+/// sha256 of the method, path and `fingerprint` (the request's content as the handler
+/// understood it): what decides whether a retry is "the same request".
+pub fn request_hash(req: &HttpRequest, fingerprint: &[u8]) -> Vec<u8> {
+    let mut hashed = Vec::with_capacity(fingerprint.len() + 64);
+    hashed.extend_from_slice(req.method().as_str().as_bytes());
+    hashed.push(b' ');
+    hashed.extend_from_slice(req.path().as_bytes());
+    hashed.push(b'\n');
+    hashed.extend_from_slice(fingerprint);
+    sha256(&hashed)
+}
 
-/// Given an [`Unsettled`] id, the answer its request would have had if the effect exists
-/// (`Some`), or `None` if it does not (yet).
-pub type Settle = Box<dyn FnOnce(Uuid) -> LocalBoxFuture<'static, AppResult<Option<HttpResponse>>>>;
+/// A claim write sent before its answer was lost cannot land later than this after it.
+pub fn settle_after(settings: &crate::config::Settings) -> std::time::Duration {
+    settings.database.statement_timeout + std::time::Duration::from_secs(1)
+}
+
+pub fn in_use() -> AppError {
+    AppError::conflict(
+        "idempotency_key_in_use",
+        format!("a request with this {HEADER} is still in progress; retry shortly"),
+    )
+    .with_retry_after(1)
+}
+
+pub fn reused() -> AppError {
+    AppError::invalid(
+        "idempotency_key_reused",
+        format!("this {HEADER} was used for a different request"),
+    )
+}
+
+/// A stored answer, given again.
+pub fn replay(status: i16, body: Vec<u8>) -> AppResult<HttpResponse> {
+    let status = u16::try_from(status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("stored status {status}")))?;
+    let rendered = status
+        .is_client_error()
+        .then(|| rendered_error(&body))
+        .flatten();
+    let mut response = HttpResponse::build(status)
+        .insert_header((REPLAYED, "true"))
+        .content_type("application/json")
+        .body(body);
+    // Without this the error middleware would take a replayed error for one of
+    // actix's own and rewrite it.
+    if let Some(rendered) = rendered {
+        response.extensions_mut().insert(rendered);
+    }
+    Ok(response)
+}
+
+/// Marks an answer rebuilt from what the first request did as a replay.
+pub fn replayed(mut response: HttpResponse) -> HttpResponse {
+    response.headers_mut().insert(
+        header::HeaderName::from_static("idempotent-replayed"),
+        header::HeaderValue::from_static("true"),
+    );
+    response
+}
 
 /// Runs `run` under `key`. `fingerprint` is the request's content as the handler
 /// understood it; with the method and path it decides whether a retry is "the same
@@ -78,92 +127,20 @@ where
     F: FnOnce() -> Fut + 'static,
     Fut: Future<Output = AppResult<HttpResponse>> + 'static,
 {
-    run_settling(req, key, auth, state, fingerprint, run, None).await
-}
-
-fn in_use() -> AppError {
-    AppError::conflict(
-        "idempotency_key_in_use",
-        format!("a request with this {HEADER} is still in progress; retry shortly"),
-    )
-    .with_retry_after(1)
-}
-
-/// [`run`] for a request that can answer [`Unsettled`]; `settle` resolves it on a retry.
-pub async fn run_settling<F, Fut>(
-    req: &HttpRequest,
-    key: String,
-    auth: &ApiAuth,
-    state: &web::Data<AppState>,
-    fingerprint: &[u8],
-    run: F,
-    settle: Option<Settle>,
-) -> AppResult<HttpResponse>
-where
-    F: FnOnce() -> Fut + 'static,
-    Fut: Future<Output = AppResult<HttpResponse>> + 'static,
-{
-    let mut hashed = Vec::with_capacity(fingerprint.len() + 64);
-    hashed.extend_from_slice(req.method().as_str().as_bytes());
-    hashed.push(b' ');
-    hashed.extend_from_slice(req.path().as_bytes());
-    hashed.push(b'\n');
-    hashed.extend_from_slice(fingerprint);
-    let request_hash = sha256(&hashed);
-
+    let request_hash = request_hash(req, fingerprint);
     let store = state.store.clone();
     let api_key_id = auth.key_id;
     maybe_purge(&store);
-    // A write sent before the answer was lost cannot land later than this after it.
-    let settle_after = state.settings.database.statement_timeout + Duration::from_secs(1);
+    let settle_after = settle_after(&state.settings);
     match store
         .begin_idempotent(api_key_id, &key, &request_hash, settle_after)
         .await?
     {
         IdempotencyBegin::Started => {}
-        IdempotencyBegin::Replay { status, body } => {
-            let status = u16::try_from(status)
-                .ok()
-                .and_then(|s| StatusCode::from_u16(s).ok())
-                .ok_or_else(|| AppError::internal(anyhow::anyhow!("stored status {status}")))?;
-            let rendered = status
-                .is_client_error()
-                .then(|| rendered_error(&body))
-                .flatten();
-            let mut response = HttpResponse::build(status)
-                .insert_header((REPLAYED, "true"))
-                .content_type("application/json")
-                .body(body);
-            // Without this the error middleware would take a replayed error for one of
-            // actix's own and rewrite it.
-            if let Some(rendered) = rendered {
-                response.extensions_mut().insert(rendered);
-            }
-            return Ok(response);
-        }
-        IdempotencyBegin::Reused => {
-            return Err(AppError::invalid(
-                "idempotency_key_reused",
-                format!("this {HEADER} was used for a different request"),
-            ))
-        }
-        IdempotencyBegin::InUse => return Err(in_use()),
-        IdempotencyBegin::Unsettled { id, settled } => {
-            let settle = settle.ok_or_else(in_use)?;
-            if let Some(answer) = settle(id).await? {
-                let mut answer = keep(&store, api_key_id, &key, answer).await?;
-                answer.headers_mut().insert(
-                    header::HeaderName::from_static("idempotent-replayed"),
-                    header::HeaderValue::from_static("true"),
-                );
-                return Ok(answer);
-            }
-            // Not written and never will be: this retry runs it (of concurrent retries,
-            // one only); before that, it may still land.
-            if !(settled && store.rerun_unsettled(api_key_id, &key, id).await?) {
-                return Err(in_use());
-            }
-        }
+        IdempotencyBegin::Used(KeyState::Replay { status, body }) => return replay(status, body),
+        IdempotencyBegin::Used(KeyState::Reused) => return Err(reused()),
+        // (A claim's key, or one taken over since: never this request's to run.)
+        IdempotencyBegin::Used(_) => return Err(in_use()),
     }
 
     // Its own task: if the client goes away, actix drops this handler, but the request and
@@ -180,8 +157,17 @@ where
         .map_err(|e| AppError::internal(anyhow::anyhow!("idempotent request task: {e}")))?
 }
 
-/// Records the key's answer (or frees or holds the key, see the module's notes) and gives
-/// the response back.
+/// A response's body, read out, and the response given back with it.
+pub async fn with_body(response: HttpResponse) -> AppResult<(HttpResponse, actix_web::web::Bytes)> {
+    let (head, body) = response.into_parts();
+    let body = actix_web::body::to_bytes(body)
+        .await
+        .map_err(|e| AppError::internal(anyhow::anyhow!("response body: {e}")))?;
+    Ok((head.set_body(body.clone()).map_into_boxed_body(), body))
+}
+
+/// Records the key's answer (or frees the key, see the module's notes) and gives the
+/// response back.
 async fn keep(
     store: &crate::store::Store,
     api_key_id: Uuid,
@@ -189,32 +175,24 @@ async fn keep(
     response: HttpResponse,
 ) -> AppResult<HttpResponse> {
     let status = response.status();
-    let unsettled = response.extensions().get::<Unsettled>().copied();
-    let (head, body) = response.into_parts();
-    let body = match actix_web::body::to_bytes(body).await {
-        Ok(b) => b,
+    let (response, body) = match with_body(response).await {
+        Ok(read) => read,
         Err(e) => {
             let _ = store.abandon_idempotent(api_key_id, key).await;
-            return Err(AppError::internal(anyhow::anyhow!("response body: {e}")));
+            return Err(e);
         }
     };
-    let recorded = match unsettled {
-        Some(Unsettled(id)) if status.is_server_error() => {
-            store.unsettle_idempotent(api_key_id, key, id).await
-        }
-        // 5xx and 429 changed nothing and say "try again": the retry must run, not replay.
-        _ if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS => {
-            store.abandon_idempotent(api_key_id, key).await
-        }
-        _ => {
-            let code = i16::try_from(status.as_u16()).unwrap_or(500);
-            store.finish_idempotent(api_key_id, key, code, &body).await
-        }
+    // 5xx and 429 changed nothing and say "try again": the retry must run, not replay.
+    let recorded = if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        store.abandon_idempotent(api_key_id, key).await
+    } else {
+        let code = i16::try_from(status.as_u16()).unwrap_or(500);
+        store.finish_idempotent(api_key_id, key, code, &body).await
     };
     if let Err(e) = recorded {
         tracing::warn!(error = %e, "could not record an idempotent answer");
     }
-    Ok(head.set_body(body).map_into_boxed_body())
+    Ok(response)
 }
 
 /// The code and message of a stored error body, as the error middleware expects them.
@@ -246,7 +224,7 @@ fn intern(code: &str) -> &'static str {
 
 /// Expired keys go in small sweeps riding on about one keyed request in 256, so no job
 /// needs to exist for them and no request waits on one.
-fn maybe_purge(store: &crate::store::Store) {
+pub fn maybe_purge(store: &crate::store::Store) {
     if rand::random::<u8>() == 0 {
         let store = store.clone();
         actix_web::rt::spawn(async move {

@@ -24,6 +24,7 @@ pub mod i18n;
 pub mod idempotency;
 pub mod images;
 pub mod json;
+mod keyed_claims;
 mod keys;
 pub mod metrics_endpoint;
 pub mod middleware;
@@ -71,4 +72,6 @@ pub struct AppState {
     pub signin: crate::oidc::Providers,
     /// Fans engine events out to live dashboard sockets (`/merchant/live`).
     pub live: crate::live::Broker,
+    /// Keyed claims' key lookups, many per statement.
+    pub key_reads: crate::store::KeyReads,
 }

@@ -172,3 +172,75 @@ async fn a_retried_redemption_is_used_once() {
         .await;
     assert_eq!(uses, 1);
 }
+
+/// The key is written by the claim's own batch statement: the key's row and the coupon's
+/// share a transaction.
+#[actix_web::test]
+async fn a_keyed_claim_is_written_in_the_same_transaction_as_its_coupon() {
+    let app = spawn_app().await;
+    let id = app
+        .create_campaign_id(json!({"name": "batched keys", "total_limit": 500, "status": "active"}))
+        .await;
+    let results = futures_util::future::join_all((0..60).map(|i| {
+        let (app, id) = (&app, &id);
+        async move { keyed_claim(app, id, &format!("batch-key-{i}"), &format!("p{i}")).await }
+    }))
+    .await;
+    for (status, replayed, body) in &results {
+        assert_eq!((*status, replayed.as_deref()), (201, None), "{body}");
+    }
+    // Every key names its coupon, committed by the same transaction.
+    let keyed: i64 = app
+        .db_value(
+            "SELECT count(*) FROM idempotency_keys k JOIN coupons c ON c.id = k.unsettled_id
+             WHERE k.key LIKE 'batch-key-%' AND k.xmin::text = c.xmin::text
+               AND c.consumer = 'api:p' || substr(k.key, 11)",
+            &[],
+        )
+        .await;
+    assert_eq!(keyed, 60);
+    // No first transaction claimed the keys and no second one recorded the answers: each
+    // row is as the batch inserted it.
+    let recorded: i64 = app
+        .db_value(
+            "SELECT count(*) FROM idempotency_keys
+             WHERE key LIKE 'batch-key-%' AND (status IS NOT NULL OR body IS NOT NULL)",
+            &[],
+        )
+        .await;
+    assert_eq!(recorded, 0);
+    // And each replays its own coupon.
+    for (i, (_, _, first)) in results.iter().enumerate().step_by(13) {
+        let (status, replayed, again) =
+            keyed_claim(&app, &id, &format!("batch-key-{i}"), &format!("p{i}")).await;
+        assert_eq!((status, replayed.as_deref()), (201, Some("true")));
+        assert_eq!(&again, first);
+    }
+}
+
+/// A duplicate that reaches the actor while the first claim with its key is still in the
+/// batch must not be refused `consumer_limit_reached` and have that stored as the key's
+/// answer: the key stays the first claim's.
+#[actix_web::test]
+async fn a_duplicate_never_turns_the_first_claim_into_a_refusal() {
+    let app = spawn_app().await;
+    let id = app
+        .create_campaign_id(json!({"name": "one each", "total_limit": 100, "status": "active"}))
+        .await;
+    for round in 0..5 {
+        let key = format!("dup-{round}");
+        let consumer = format!("kei-{round}");
+        let results =
+            futures_util::future::join_all((0..8).map(|_| keyed_claim(&app, &id, &key, &consumer)))
+                .await;
+        for (status, _, body) in &results {
+            assert!(
+                *status == 201 || (*status == 409 && error_code(body) == "idempotency_key_in_use"),
+                "{status} {body}"
+            );
+        }
+        let (status, replayed, body) = keyed_claim(&app, &id, &key, &consumer).await;
+        assert_eq!((status, replayed.as_deref()), (201, Some("true")), "{body}");
+        assert_eq!(coupons_of(&app, &id, &consumer).await, 1);
+    }
+}

@@ -4,7 +4,8 @@
 //! Group commit: one batch commits while the next fills, up to `max_inflight_batches`
 //! at once. A batch goes when it is full or `batch_linger` after its first claim.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -17,7 +18,7 @@ use crate::domain::campaign::{draw_lottery, ClaimRejection};
 use crate::engine::events::{ClaimedCoupon, EngineEvent};
 use crate::engine::{ClaimError, IssuedCoupon};
 use crate::metrics::{BATCH_SIZE, CLAIMS, CLAIM_DURATION, COMMIT_DURATION, MAILBOX_DEPTH};
-use crate::store::{BatchFailure, BatchOutcome, ClaimRow};
+use crate::store::{BatchFailure, BatchOutcome, ClaimKey, ClaimRow};
 
 pub(super) type Reply = oneshot::Sender<Result<IssuedCoupon, ClaimError>>;
 
@@ -32,6 +33,7 @@ pub(super) struct Waiting {
     pub reply: Reply,
     pub started: Instant,
     pub attempts: u8,
+    pub key: Option<Arc<ClaimKey>>,
 }
 
 struct Meta {
@@ -47,6 +49,12 @@ pub(super) struct Batcher {
     armed: bool,
     in_flight_batches: usize,
     in_flight_claims: usize,
+    /// Idempotency keys of the claims this actor holds, by fingerprint. A key is in flight
+    /// while its claim's message, row or wait holds the `Arc` (the entry is then live);
+    /// dead entries are swept as the map grows. Without this, a duplicate of a claim
+    /// still in its batch would be refused `consumer_limit_reached` (the first holds the
+    /// consumer's number), and that refusal recorded as the key's answer.
+    keys: HashMap<u64, Weak<ClaimKey>>,
 }
 
 impl Batcher {
@@ -56,6 +64,21 @@ impl Batcher {
 
     fn queued(&self) -> usize {
         self.rows.len() + self.in_flight_claims
+    }
+
+    /// Whether a claim with `key` is in flight here; if not, `key` is now.
+    fn key_in_flight(&mut self, key: &Arc<ClaimKey>) -> bool {
+        let fingerprint = key.fingerprint();
+        if let Some(held) = self.keys.get(&fingerprint).and_then(Weak::upgrade) {
+            if held.same_key(key) {
+                return true;
+            }
+        }
+        if self.keys.len() >= 64 && self.keys.len().is_power_of_two() {
+            self.keys.retain(|_, k| k.strong_count() > 0);
+        }
+        self.keys.insert(fingerprint, Arc::downgrade(key));
+        false
     }
 
     pub fn fail_all(&mut self, error: ClaimError) {
@@ -78,6 +101,8 @@ pub(super) fn record(
         Err(ClaimError::Busy) => "busy",
         Err(ClaimError::Failed) => "failed",
         Err(ClaimError::OutcomeUnknown(_)) => "outcome_unknown",
+        Err(ClaimError::KeyTaken) => "key_taken",
+        Err(ClaimError::KeyInUse) => "key_in_use",
     };
     metrics::counter!(CLAIMS, "result" => label).increment(1);
     metrics::histogram!(CLAIM_DURATION).record(started.elapsed().as_secs_f64());
@@ -98,6 +123,12 @@ impl CampaignActor {
         };
         if campaign.tenant_id != msg.tenant_id {
             return Err(ClaimError::NotFound);
+        }
+        // Before any check that the first claim with this key could change the answer of.
+        if let Some(key) = &msg.key {
+            if self.batcher.key_in_flight(key) {
+                return Err(ClaimError::KeyInUse);
+            }
         }
         let now = self
             .shared()
@@ -142,6 +173,7 @@ impl CampaignActor {
                 reply: tx,
                 started,
                 attempts: 0,
+                key: msg.key,
             },
             ctx,
         );
@@ -162,7 +194,7 @@ impl CampaignActor {
         } else {
             None
         };
-        let row = self.make_row(w.consumer, w.seq, lease);
+        let row = self.make_row(w.consumer, w.seq, lease, w.key);
         self.batcher.rows.push(row);
         self.batcher.metas.push(Meta {
             reply: w.reply,
@@ -173,7 +205,13 @@ impl CampaignActor {
         self.maybe_flush(ctx);
     }
 
-    fn make_row(&mut self, consumer: String, seq: i32, lease: Option<Uuid>) -> ClaimRow {
+    fn make_row(
+        &mut self,
+        consumer: String,
+        seq: i32,
+        lease: Option<Uuid>,
+        key: Option<Arc<ClaimKey>>,
+    ) -> ClaimRow {
         let campaign = self
             .campaign
             .as_ref()
@@ -201,6 +239,7 @@ impl CampaignActor {
             expires_at,
             uses_left: campaign.rules.uses_per_coupon(),
             secret,
+            key,
         }
     }
 
@@ -390,7 +429,21 @@ impl CampaignActor {
                 }
                 continue;
             }
+            let revoked = row
+                .lease_id
+                .is_some_and(|l| outcome.revoked_leases.contains(&l));
+            if outcome.key_taken.contains(&row.id) {
+                // Not written: the key's first request answers for it.
+                if let (Some(lease), false) = (row.lease_id, revoked) {
+                    self.stock.give_back(lease);
+                }
+                self.unreserve(&row.consumer, row.seq);
+                let taken = Err(ClaimError::KeyTaken);
+                let _ = meta.reply.send(record(taken, meta.started));
+                continue;
+            }
             let won = row.code.is_some();
+            let key = row.key;
             let retry = |meta: Meta, consumer: String, seq: i32| Waiting {
                 consumer,
                 seq,
@@ -398,11 +451,9 @@ impl CampaignActor {
                 reply: meta.reply,
                 started: meta.started,
                 attempts: meta.attempts + 1,
+                key,
             };
-            if row
-                .lease_id
-                .is_some_and(|l| outcome.revoked_leases.contains(&l))
-            {
+            if revoked {
                 // Not written; same claim number, new stock. (The revoked lease is gone.)
                 self.place(retry(meta, row.consumer, row.seq), ctx);
                 continue;

@@ -19,7 +19,7 @@ use super::{ClaimError, IssuedCoupon, Shared};
 use crate::config::EngineSettings;
 use crate::domain::campaign::{CampaignRules, CampaignStatus};
 use crate::domain::coupon_code::CodeFormat;
-use crate::store::{CampaignRecord, Store};
+use crate::store::{CampaignRecord, ClaimKey, Store};
 use claiming::Batcher;
 use stock::Stock;
 
@@ -33,6 +33,8 @@ pub type ClaimAnswer = oneshot::Receiver<Result<IssuedCoupon, ClaimError>>;
 pub struct Claim {
     pub tenant_id: Uuid,
     pub consumer: String,
+    /// An API request's idempotency key: written with the claim's row.
+    pub key: Option<Arc<ClaimKey>>,
 }
 
 /// Counters changed elsewhere (a redemption, another node), or the campaign row changed.
