@@ -85,6 +85,7 @@ pub fn install() -> PrometheusHandle {
                 .expect("bucket lists are non-empty constants")
                 .build_recorder();
             let handle = recorder.handle();
+            start_upkeep(handle.clone());
             // Another recorder may already be installed (only in odd test set-ups); then the
             // handle still renders, just empty.
             let _ = metrics::set_global_recorder(recorder);
@@ -94,6 +95,24 @@ pub fn install() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Histograms keep each sample until they are folded into buckets, which a scrape does;
+/// with no scraper (or a slow one) that is memory growing with every request. A thread
+/// of its own, so it runs whatever runtime the process has (tests install this too).
+fn start_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the metrics upkeep thread; histogram samples wait for scrapes");
+    }
 }
 
 fn describe() {

@@ -133,7 +133,8 @@ pub(crate) struct Shared {
     pub store: Store,
     /// Writes claim batches, several campaigns' in one statement.
     pub committer: committer::Committer,
-    pub settings: EngineSettings,
+    /// Shared, not copied: every campaign actor holds it.
+    pub settings: Arc<EngineSettings>,
     pub node_id: Uuid,
     pub clock: Clock,
     pub events: EventBus,
@@ -195,7 +196,7 @@ impl Engine {
             events: EventBus::default(),
             clock: clock.clone(),
             node_id,
-            settings,
+            settings: Arc::new(settings),
             store: store.clone(),
             tasks: Default::default(),
         });

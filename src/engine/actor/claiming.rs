@@ -145,7 +145,7 @@ impl CampaignActor {
         let win_probability = campaign.rules.win_probability();
         if self
             .consumers
-            .get(&msg.consumer)
+            .get(msg.consumer.as_str())
             .is_some_and(|used| used.len() >= limit as usize)
         {
             return Err(ClaimError::Rejected(ClaimRejection::ConsumerLimitReached));
@@ -249,7 +249,7 @@ impl CampaignActor {
         {
             self.consumers.clear();
         }
-        let used = self.consumers.entry(consumer.to_string()).or_default();
+        let used = self.consumers.entry(consumer.into()).or_default();
         let seq = (1..=limit).find(|s| !used.contains(s))?;
         used.push(seq);
         Some(seq)
@@ -293,8 +293,19 @@ impl CampaignActor {
             return;
         };
         let n = self.batcher.rows.len().min(self.settings.max_batch);
-        let rows: Vec<ClaimRow> = self.batcher.rows.drain(..n).collect();
-        let metas: Vec<Meta> = self.batcher.metas.drain(..n).collect();
+        // Taking the whole queue moves it (no copy) and leaves no capacity behind: an
+        // actor that goes idle after its claims keeps no empty batch buffers.
+        let (rows, metas): (Vec<ClaimRow>, Vec<Meta>) = if n == self.batcher.rows.len() {
+            (
+                std::mem::take(&mut self.batcher.rows),
+                std::mem::take(&mut self.batcher.metas),
+            )
+        } else {
+            (
+                self.batcher.rows.drain(..n).collect(),
+                self.batcher.metas.drain(..n).collect(),
+            )
+        };
         self.batcher.in_flight_batches += 1;
         self.batcher.in_flight_claims += n;
         let (tenant, id) = (campaign.tenant_id, self.id);
@@ -329,7 +340,7 @@ impl CampaignActor {
         if rows.len() != metas.len() {
             // The committer went away with the rows (the runtime is shutting down): all
             // that can be said is that they may have been written.
-            self.recount_soon();
+            self.recount_soon(ctx);
             for meta in metas {
                 let _ = meta
                     .reply
@@ -359,7 +370,7 @@ impl CampaignActor {
                 tracing::error!(error = %e, campaign = %self.id, claims = rows.len(), "claim batch outcome unknown");
                 self.stock.recount_after_release = true;
                 // Lottery losers carry no lease: recount anyway, once quiet.
-                self.recount_soon();
+                self.recount_soon(ctx);
                 let abandoned: HashSet<Uuid> = rows.iter().filter_map(|r| r.lease_id).collect();
                 for lease in abandoned {
                     self.stock.abandon(lease);
@@ -464,7 +475,10 @@ impl CampaignActor {
             }
             self.unreserve(&row.consumer, row.seq);
             if let Some(held) = outcome.consumer_seqs.get(&row.consumer) {
-                let used = self.consumers.entry(row.consumer.clone()).or_default();
+                let used = self
+                    .consumers
+                    .entry(row.consumer.as_str().into())
+                    .or_default();
                 for s in held {
                     if !used.contains(s) {
                         used.push(*s);

@@ -220,13 +220,17 @@ impl CampaignActor {
                 self.stock.unallocated = Some(lease.unallocated);
                 self.stock.last_size = lease.size;
                 self.stock.sold_out_at = None;
+                // Most campaigns hold one lease at a time: room for one more, not the
+                // four a first push would make room for, on every awake campaign.
+                self.stock.leases.reserve_exact(1);
                 self.stock.leases.push(LeaseState {
                     id: lease.id,
                     size: lease.size,
                     used: 0,
                     held: 0,
                 });
-                let waiting: Vec<Waiting> = self.stock.waiting.drain(..).collect();
+                // Taken whole, so no empty queue capacity stays behind on an idle actor.
+                let waiting = std::mem::take(&mut self.stock.waiting);
                 for w in waiting {
                     self.place(w, ctx);
                 }
@@ -304,7 +308,7 @@ impl CampaignActor {
                     }
                     if failed.is_empty() {
                         if std::mem::take(&mut act.stock.recount_after_release) {
-                            act.recount_soon();
+                            act.recount_soon(ctx);
                         }
                         return;
                     }
