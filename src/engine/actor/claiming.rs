@@ -271,7 +271,15 @@ impl CampaignActor {
         {
             return;
         }
-        if self.batcher.rows.len() >= self.settings.max_batch {
+        // `batch_linger` counts from the oldest claim's arrival, not from when a slot came
+        // free: claims that queued behind busy slots have waited long enough, and a fresh
+        // linger after every commit would add a timer tick to each round trip.
+        let waited = self
+            .batcher
+            .metas
+            .first()
+            .is_some_and(|m| m.started.elapsed() >= self.settings.batch_linger);
+        if self.batcher.rows.len() >= self.settings.max_batch || waited {
             self.flush(ctx);
         } else if !self.batcher.armed {
             self.batcher.armed = true;
