@@ -204,7 +204,8 @@ pub struct EngineSettings {
     /// Claims per campaign batch, at most; a statement that carries several campaigns'
     /// batches stops taking more at about this many rows.
     pub max_batch: usize,
-    /// How long a partly filled batch waits for company before it is flushed.
+    /// How long a partly filled batch waits for company before it is flushed, counted from
+    /// its oldest claim's arrival (claims that queued behind busy slots go at once).
     #[serde(with = "humantime_serde")]
     pub batch_linger: Duration,
     /// Batches committing at once per campaign, and claim-writing statements at once per
@@ -221,7 +222,7 @@ pub struct EngineSettings {
     #[serde(with = "humantime_serde")]
     pub actor_idle: Duration,
     /// Campaign actors one node runs at once; claims for one more campaign get `busy`
-    /// until idle ones leave (each costs a few KiB; claims only start actors for
+    /// until idle ones leave (each costs about 2.5 KiB; claims only start actors for
     /// campaigns that exist).
     pub max_actors: usize,
     /// Largest block of stock one node leases from a campaign at once.
