@@ -190,6 +190,7 @@ impl CampaignActor {
         };
         let want = next_lease_size(
             self.stock.rate.per_sec(),
+            self.stock.waiting.len(),
             self.stock.unallocated,
             self.stock.max_lease,
         );
