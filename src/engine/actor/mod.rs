@@ -255,22 +255,18 @@ impl CampaignActor {
                 act.publish_counters();
             }
             // Something moved meanwhile: try again once it is quiet.
-            Ok(_) => act.resync_later(ctx),
+            Ok(_) => act.recount_soon(ctx),
             Err(e) => {
                 tracing::warn!(error = %e, campaign = %act.id, "cannot re-read campaign counts");
-                act.resync_later(ctx);
+                act.recount_soon(ctx);
             }
         }));
     }
 
-    /// Re-read the counts from the database once quiet (after a batch whose outcome is
-    /// unknown: counters, stats and the database must agree again).
+    /// (Re)starts the quiet period after which the counts are re-read from the database:
+    /// after other nodes' deltas, or a batch whose outcome is unknown (counters, stats and
+    /// the database must agree again).
     pub(super) fn recount_soon(&mut self, ctx: &mut Context<Self>) {
-        self.resync_later(ctx);
-    }
-
-    /// (Re)starts the quiet period before the counts are re-read.
-    fn resync_later(&mut self, ctx: &mut Context<Self>) {
         self.resync_at = Some(Instant::now() + QUIET);
         self.arm_resync(ctx);
     }
@@ -397,7 +393,7 @@ impl Handler<Adjust> for CampaignActor {
             self.counters.issued += msg.issued;
             self.counters.redeemed += msg.redeemed;
             if msg.remote {
-                self.resync_later(ctx);
+                self.recount_soon(ctx);
             }
             self.publish_counters();
         }
