@@ -142,7 +142,7 @@ async fn sweep_own_leases(s: &Shared) {
 
 /// Releases a lease no actor of this node holds. Err: the database could not be asked.
 async fn release_stray(s: &Shared, lease: Uuid, campaign: Uuid) -> Result<(), ()> {
-    match s.store.release_lease(lease).await {
+    match s.store.release_lease(campaign, lease).await {
         Ok(returned) if returned > 0 => {
             tracing::info!(%lease, %campaign, returned, "released a stray lease of this node");
             metrics::counter!(LEASE_UNITS_RETURNED).increment(returned as u64);

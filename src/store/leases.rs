@@ -54,45 +54,112 @@ impl Store {
         node_id: Uuid,
         want: i64,
     ) -> Result<Option<Lease>, StoreError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let row = tx
-            .query_opt(
+        let client = self.pool.get().await?;
+        // One statement, sent with its BEGIN and COMMIT in one pipeline and committed
+        // without waiting for its WAL flush: the campaign row stays locked for one
+        // statement, not four round trips and a flush. Losing the grant in a crash is
+        // harmless: every coupon that carries it commits durably later, which flushes the
+        // grant first (WAL is flushed in order); a grant that is lost was never spent, and
+        // a batch that names it finds it missing, as it would a revoked one.
+        let stmt = client
+            .prepare_cached(
                 "WITH cur AS (
                      SELECT id, LEAST($2::bigint, total_limit - allocated) AS grant_size
                      FROM campaigns WHERE id = $1 FOR NO KEY UPDATE
+                 ), granted AS (
+                     UPDATE campaigns c SET allocated = c.allocated + cur.grant_size
+                     FROM cur WHERE c.id = cur.id AND cur.grant_size > 0
+                     RETURNING cur.grant_size, c.total_limit - c.allocated AS unallocated
+                 ), lease AS (
+                     INSERT INTO campaign_leases (id, campaign_id, node_id, size, heartbeat_at)
+                     SELECT $3, $1, $4, grant_size, NULL FROM granted
                  )
-                 UPDATE campaigns c SET allocated = c.allocated + cur.grant_size
-                 FROM cur WHERE c.id = cur.id AND cur.grant_size > 0
-                 RETURNING cur.grant_size, c.total_limit - c.allocated",
-                &[&campaign_id, &want],
+                 SELECT grant_size, unallocated FROM granted",
             )
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        let lease = Lease {
+        let rows =
+            super::lazily_committed(&client, &stmt, &[&campaign_id, &want, &lease_id, &node_id])
+                .await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        Ok(Some(Lease {
             id: lease_id,
             size: row.get(0),
             unallocated: row.get(1),
-        };
-        tx.execute(
-            "INSERT INTO campaign_leases (id, campaign_id, node_id, size, heartbeat_at)
-             VALUES ($1, $2, $3, $4, NULL)",
-            &[&lease.id, &campaign_id, &node_id, &lease.size],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(lease))
+        }))
     }
 
-    /// Gives back what a lease did not use. Returns the units given back (0 if it was
-    /// already released, e.g. by the reaper or a lowered limit).
-    #[tracing::instrument(level = "debug", skip_all, fields(lease_id = %lease_id))]
-    pub async fn release_lease(&self, lease_id: Uuid) -> Result<i64, StoreError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let returned = release_where(&tx, "id = $1", &[&lease_id]).await?;
-        tx.commit().await?;
-        Ok(returned.iter().map(|r| r.returned).sum())
+    /// Gives back what a lease of `campaign_id` did not use. Returns the units given back
+    /// (0 if it was already released, e.g. by the reaper or a lowered limit).
+    ///
+    /// The hot path's release (every spent lease goes through here), so the whole
+    /// transaction is one pipeline: BEGIN, the campaign row's lock, the lease's lock, the
+    /// count-and-credit, COMMIT, sent before any answer comes back. The server still runs
+    /// them one after another, so the count's snapshot is taken after the lease lock is
+    /// granted, as [`release_rows`] explains. It commits without waiting for its WAL flush:
+    /// a release lost in a crash leaves stock leased that was free (the lease keeper's
+    /// sweep releases it again), never the other way round.
+    #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = %campaign_id, lease_id = %lease_id))]
+    pub async fn release_lease(&self, campaign_id: Uuid, lease_id: Uuid) -> Result<i64, StoreError> {
+        let client = self.pool.get().await?;
+        let lock_campaign = client
+            .prepare_cached("SELECT 1 FROM campaigns WHERE id = $1 FOR NO KEY UPDATE")
+            .await?;
+        let lock_lease = client
+            .prepare_cached(
+                "SELECT 1 FROM campaign_leases
+                 WHERE id = $1 AND campaign_id = $2 AND released_at IS NULL FOR UPDATE",
+            )
+            .await?;
+        // The sold-out webhook fires on the release of a campaign's last live lease, all of
+        // it used (as in `release_where`): the campaign row is locked, so no other lease of
+        // it is taken or released meanwhile, and this one still looks live to this
+        // statement's snapshot, hence `l.id <> $1`.
+        let release = client
+            .prepare_cached(
+                "WITH released AS (
+                     UPDATE campaign_leases l
+                     SET released_at = now(),
+                         returned = l.size - (SELECT count(*) FROM coupons c WHERE c.lease_id = l.id)
+                     WHERE l.id = $1 AND l.campaign_id = $2 AND l.released_at IS NULL
+                     RETURNING l.returned
+                 ), credited AS (
+                     UPDATE campaigns c SET allocated = c.allocated - r.returned
+                     FROM released r WHERE c.id = $2 AND r.returned > 0
+                 ), hook AS (
+                     INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_type, data)
+                     SELECT e.id, c.tenant_id, 'campaign.sold_out',
+                            jsonb_build_object('campaign_id', c.id, 'name', c.name,
+                                               'total_limit', c.total_limit, 'sold_out_at', now())
+                     FROM released r, campaigns c JOIN webhook_endpoints e
+                          ON e.tenant_id = c.tenant_id AND 'campaign.sold_out' = ANY(e.events)
+                     WHERE r.returned = 0 AND c.id = $2 AND c.allocated = c.total_limit
+                       AND NOT EXISTS (SELECT 1 FROM campaign_leases l
+                                       WHERE l.campaign_id = c.id AND l.released_at IS NULL
+                                         AND l.id <> $1)
+                 )
+                 SELECT returned FROM released",
+            )
+            .await?;
+        let (campaign_param, lease_params): (
+            [&(dyn ToSql + Sync); 1],
+            [&(dyn ToSql + Sync); 2],
+        ) = ([&campaign_id], [&lease_id, &campaign_id]);
+        let (begin, campaign, lease, released, commit) = futures_util::join!(
+            client.batch_execute("BEGIN; SET LOCAL synchronous_commit TO off"),
+            client.query(&lock_campaign, &campaign_param),
+            client.query(&lock_lease, &lease_params),
+            client.query(&release, &lease_params),
+            // Rolls back if anything before it failed.
+            client.batch_execute("COMMIT"),
+        );
+        begin?;
+        campaign?;
+        lease?;
+        let released = released?;
+        commit?;
+        Ok(released.iter().map(|r| r.get::<_, i64>(0)).sum())
     }
 
     /// Keeps this node's leases alive: one row per node, whatever it holds. A lease is live

@@ -220,7 +220,7 @@ impl CampaignActor {
             return Ok(None);
         };
         for lease in store.node_leases(node, id).await? {
-            store.release_lease(lease).await?;
+            store.release_lease(id, lease).await?;
         }
         let stats = store.campaign_stats(id, record.rules.total_limit()).await?;
         let counters = Counters {
@@ -313,7 +313,7 @@ impl CampaignActor {
                 return;
             };
             for lease in leases {
-                match store.release_lease(lease).await {
+                match store.release_lease(id, lease).await {
                     Ok(returned) => metrics::counter!(crate::metrics::LEASE_UNITS_RETURNED)
                         .increment(returned.max(0) as u64),
                     Err(e) => {

@@ -284,11 +284,11 @@ impl CampaignActor {
             return;
         }
         let Some(store) = self.store() else { return };
-        let timeout = self.settings.batch_timeout;
+        let (timeout, campaign) = (self.settings.batch_timeout, self.id);
         let release = async move {
             let (mut returned, mut failed) = (0, Vec::new());
             for lease in done {
-                let answer = tokio::time::timeout(timeout, store.release_lease(lease)).await;
+                let answer = tokio::time::timeout(timeout, store.release_lease(campaign, lease)).await;
                 match answer.unwrap_or(Err(StoreError::Timeout(timeout))) {
                     Ok(n) => returned += n.max(0),
                     Err(e) => {
