@@ -21,6 +21,9 @@ pub const MAINTENANCE_ANSWERS: &str = "http_maintenance_responses_total";
 pub const BUILD_INFO: &str = "ecoupon_build_info";
 pub const CLAIMS: &str = "ecoupon_claims_total";
 pub const REDEMPTIONS: &str = "ecoupon_redemptions_total";
+/// Sold-out answers given by the HTTP worker from the actor's published view (see
+/// `engine/sold_out.rs`); also counted in CLAIMS.
+pub const SOLD_OUT_WITHOUT_ACTOR: &str = "ecoupon_claims_sold_out_without_actor_total";
 pub const CLAIM_DURATION: &str = "ecoupon_claim_duration_seconds";
 pub const BATCH_SIZE: &str = "ecoupon_batch_size";
 pub const COMMIT_DURATION: &str = "ecoupon_commit_duration_seconds";
@@ -130,6 +133,10 @@ fn describe() {
         "Requests answered 503 because of an announced maintenance window (not in http_requests_total)."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the labels name the running build.");
+    describe_counter!(
+        SOLD_OUT_WITHOUT_ACTOR,
+        "Claims answered sold_out without a round trip to the campaign's actor (also in ecoupon_claims_total)."
+    );
     describe_counter!(
         CLAIMS,
         "Claim attempts by result (issued or a rejection code)."

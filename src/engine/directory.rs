@@ -10,11 +10,18 @@ use actix::{Actor, Addr, Arbiter};
 use uuid::Uuid;
 
 use super::actor::CampaignActor;
+use super::sold_out::SoldOutView;
 use super::Shared;
 use crate::metrics::ACTIVE_ACTORS;
 
+/// A running actor, and what it answers without being asked while sold out.
+struct Slot {
+    addr: Addr<CampaignActor>,
+    sold_out: Option<Arc<SoldOutView>>,
+}
+
 pub(crate) struct Directory {
-    actors: Mutex<HashMap<Uuid, Addr<CampaignActor>>>,
+    actors: Mutex<HashMap<Uuid, Slot>>,
     /// Actors run on their own threads, away from the HTTP workers.
     arbiters: Vec<Arbiter>,
     next: AtomicUsize,
@@ -32,7 +39,7 @@ impl Directory {
         }
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Addr<CampaignActor>>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Slot>> {
         self.actors.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -43,12 +50,12 @@ impl Directory {
         shared: &Arc<Shared>,
     ) -> Option<Addr<CampaignActor>> {
         let mut map = self.map();
-        if let Some(addr) = map.get(&campaign_id).filter(|a| a.connected()) {
-            return Some(addr.clone());
+        if let Some(slot) = map.get(&campaign_id).filter(|s| s.addr.connected()) {
+            return Some(slot.addr.clone());
         }
         if map.len() >= shared.settings.max_actors {
             // Stopped actors leave the map when they stop; count only the live ones.
-            map.retain(|_, a| a.connected());
+            map.retain(|_, s| s.addr.connected());
             if map.len() >= shared.settings.max_actors {
                 return None;
             }
@@ -58,7 +65,13 @@ impl Directory {
         let actor =
             CampaignActor::new(campaign_id, Arc::downgrade(shared), shared.settings.clone());
         let addr = CampaignActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
-        map.insert(campaign_id, addr.clone());
+        map.insert(
+            campaign_id,
+            Slot {
+                addr: addr.clone(),
+                sold_out: None,
+            },
+        );
         metrics::gauge!(ACTIVE_ACTORS).set(map.len() as f64);
         Some(addr)
     }
@@ -66,14 +79,55 @@ impl Directory {
     pub fn running(&self, campaign_id: Uuid) -> Option<Addr<CampaignActor>> {
         self.map()
             .get(&campaign_id)
-            .filter(|a| a.connected())
-            .cloned()
+            .filter(|s| s.addr.connected())
+            .map(|s| s.addr.clone())
+    }
+
+    /// The running actor and its sold-out view, if it published one: the claim path's one
+    /// look at the map.
+    pub fn lookup(
+        &self,
+        campaign_id: Uuid,
+    ) -> Option<(Addr<CampaignActor>, Option<Arc<SoldOutView>>)> {
+        self.map()
+            .get(&campaign_id)
+            .filter(|s| s.addr.connected())
+            .map(|s| (s.addr.clone(), s.sold_out.clone()))
+    }
+
+    /// The running actor, to tell it that its campaign or its stock changed. Its sold-out
+    /// view is withdrawn here, at once: the actor takes the message in turn, but claims
+    /// answered from the view do not wait in its mailbox, and none may be answered from
+    /// the old campaign after the change is acknowledged.
+    pub fn running_for_change(&self, campaign_id: Uuid) -> Option<Addr<CampaignActor>> {
+        let mut map = self.map();
+        let slot = map
+            .get_mut(&campaign_id)
+            .filter(|s| s.addr.connected())?;
+        slot.sold_out = None;
+        Some(slot.addr.clone())
+    }
+
+    /// Publishes (Some) or withdraws (None) the sold-out view of this exact actor.
+    pub fn set_sold_out(
+        &self,
+        campaign_id: Uuid,
+        addr: &Addr<CampaignActor>,
+        view: Option<Arc<SoldOutView>>,
+    ) {
+        if let Some(slot) = self
+            .map()
+            .get_mut(&campaign_id)
+            .filter(|s| &s.addr == addr)
+        {
+            slot.sold_out = view;
+        }
     }
 
     /// Removes this exact actor (not a successor that already replaced it).
     pub fn forget(&self, campaign_id: Uuid, addr: &Addr<CampaignActor>) {
         let mut map = self.map();
-        if map.get(&campaign_id) == Some(addr) {
+        if map.get(&campaign_id).is_some_and(|s| &s.addr == addr) {
             map.remove(&campaign_id);
         }
         metrics::gauge!(ACTIVE_ACTORS).set(map.len() as f64);
@@ -82,7 +136,7 @@ impl Directory {
     pub fn drain(&self) -> Vec<Addr<CampaignActor>> {
         let mut map = self.map();
         metrics::gauge!(ACTIVE_ACTORS).set(0.0);
-        map.drain().map(|(_, a)| a).collect()
+        map.drain().map(|(_, s)| s.addr).collect()
     }
 
     pub fn len(&self) -> usize {

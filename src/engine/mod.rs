@@ -22,6 +22,7 @@ pub mod events;
 pub mod lease_policy;
 mod node;
 pub mod reads;
+mod sold_out;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -213,7 +214,12 @@ impl Engine {
                     if change.changed {
                         shared.reads.row_stale(change.campaign_id);
                     }
-                    if let Some(addr) = shared.directory.running(change.campaign_id) {
+                    let running = if change.changed {
+                        shared.directory.running_for_change(change.campaign_id)
+                    } else {
+                        shared.directory.running(change.campaign_id)
+                    };
+                    if let Some(addr) = running {
                         addr.do_send(Adjust::from_remote(&change));
                     } else {
                         shared.reads.counts_stale(change.campaign_id);
@@ -263,14 +269,22 @@ impl Engine {
         consumer: ConsumerRef,
         key: Option<Arc<ClaimKey>>,
     ) -> Result<IssuedCoupon, ClaimError> {
-        let msg = Claim {
-            tenant_id,
-            consumer: consumer.into_string(),
-            key,
-        };
+        let found = self.shared.directory.lookup(campaign_id);
+        if let Some((_, Some(view))) = &found {
+            let at = std::time::Instant::now();
+            if key.is_none()
+                && view.refuses(tenant_id, consumer.as_str(), self.shared.clock.now(), at)
+            {
+                metrics::counter!(crate::metrics::CLAIMS, "result" => "sold_out").increment(1);
+                metrics::counter!(crate::metrics::SOLD_OUT_WITHOUT_ACTOR).increment(1);
+                metrics::histogram!(crate::metrics::CLAIM_DURATION)
+                    .record(at.elapsed().as_secs_f64());
+                return Err(ClaimError::Rejected(ClaimRejection::SoldOut));
+            }
+        }
         // Only a campaign that exists (and is the tenant's) gets an actor: made-up ids are
         // answered from the read cache, which remembers misses for a second.
-        if self.shared.directory.running(campaign_id).is_none()
+        if found.is_none()
             && self
                 .campaign(tenant_id, campaign_id)
                 .await
@@ -283,14 +297,24 @@ impl Engine {
             metrics::counter!(crate::metrics::CLAIMS, "result" => "not_found").increment(1);
             return Err(ClaimError::NotFound);
         }
+        let msg = Claim {
+            tenant_id,
+            consumer: consumer.into_string(),
+            key,
+        };
+        let mut running = found.map(|(addr, _)| addr);
         // A stopped actor (idle, or crashed) is replaced once, transparently.
         for _ in 0..2 {
-            let Some(addr) = self
-                .shared
-                .directory
-                .get_or_start(campaign_id, &self.shared)
-            else {
-                return Err(ClaimError::Busy);
+            let addr = match running.take() {
+                Some(addr) => addr,
+                None => match self
+                    .shared
+                    .directory
+                    .get_or_start(campaign_id, &self.shared)
+                {
+                    Some(addr) => addr,
+                    None => return Err(ClaimError::Busy),
+                },
             };
             // The actor answers at once with where the answer will come: a closed mailbox
             // then means the claim was never looked at (safe to send again), while a
@@ -400,7 +424,7 @@ impl Engine {
     /// its next claim; other nodes are told to reload.
     pub fn campaign_changed(&self, record: &CampaignRecord) {
         self.shared.reads.row_changed(record);
-        if let Some(addr) = self.shared.directory.running(record.id) {
+        if let Some(addr) = self.shared.directory.running_for_change(record.id) {
             addr.do_send(Adjust {
                 record: Some(Box::new(record.clone())),
                 ..Adjust::reload()

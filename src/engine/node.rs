@@ -89,7 +89,7 @@ async fn reap(s: &Shared) {
                     returned = lease.returned, "reaped the lease of a silent node");
                 metrics::counter!(LEASES_REAPED).increment(1);
                 metrics::counter!(LEASE_UNITS_RETURNED).increment(lease.returned.max(0) as u64);
-                if let Some(addr) = s.directory.running(lease.campaign_id) {
+                if let Some(addr) = s.directory.running_for_change(lease.campaign_id) {
                     addr.do_send(Adjust::reload());
                 }
                 s.notifier.add(Uuid::nil(), lease.campaign_id, 0, 0, true);

@@ -73,5 +73,6 @@ mod schemathesis;
 mod shared_commits;
 mod signin;
 mod slo_rules;
+mod sold_out;
 mod tls;
 mod webhooks;

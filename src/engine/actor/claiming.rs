@@ -247,16 +247,16 @@ impl CampaignActor {
         if self.consumers.len() >= MAX_REMEMBERED_CONSUMERS
             && !self.consumers.contains_key(consumer)
         {
-            self.consumers.clear();
+            self.consumers_mut().clear();
         }
-        let used = self.consumers.entry(consumer.into()).or_default();
+        let used = self.consumers_mut().entry(consumer.into()).or_default();
         let seq = (1..=limit).find(|s| !used.contains(s))?;
         used.push(seq);
         Some(seq)
     }
 
     pub(super) fn unreserve(&mut self, consumer: &str, seq: i32) {
-        if let Some(used) = self.consumers.get_mut(consumer) {
+        if let Some(used) = self.consumers_mut().get_mut(consumer) {
             used.retain(|s| *s != seq);
         }
     }
@@ -398,6 +398,7 @@ impl CampaignActor {
         self.request_stock(ctx);
         self.maybe_flush(ctx);
         self.finish_shutdown(ctx);
+        self.sync_sold_out_view(ctx);
     }
 
     /// Answers a committed batch: inserted rows are issued, rows under a revoked lease wait
@@ -484,7 +485,7 @@ impl CampaignActor {
             self.unreserve(&row.consumer, row.seq);
             if let Some(held) = outcome.consumer_seqs.get(&row.consumer) {
                 let used = self
-                    .consumers
+                    .consumers_mut()
                     .entry(row.consumer.as_str().into())
                     .or_default();
                 for s in held {

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::events::RemoteChange;
+use super::sold_out::{ConsumerSeqs, SoldOutView};
 use super::{ClaimError, IssuedCoupon, Shared};
 use crate::config::EngineSettings;
 use crate::domain::campaign::{CampaignRules, CampaignStatus};
@@ -157,14 +158,15 @@ pub struct CampaignActor {
     batcher: Batcher,
     /// Seqs each consumer holds or has in flight. A consumer missing here is unknown,
     /// not clean: the insert's unique index settles it. Compact on purpose: a flash sale
-    /// puts a million consumers here, and most limits are one or two coupons.
-    consumers: HashMap<Box<str>, Seqs>,
+    /// puts a million consumers here, and most limits are one or two coupons. Shared with
+    /// the sold-out view; change it through `consumers_mut`.
+    consumers: ConsumerSeqs,
+    /// The `sold_out_at` whose view is published in the directory (see `sold_out.rs`).
+    sold_out_published: Option<Instant>,
     last_activity: Instant,
     shutdown_waiters: Option<Vec<oneshot::Sender<()>>>,
 }
 
-/// A consumer's claim numbers: inline up to two (no allocation of its own).
-pub(super) type Seqs = smallvec::SmallVec<[i32; 2]>;
 
 /// How long a campaign must be still before its counts are re-read.
 const QUIET: Duration = Duration::from_secs(1);
@@ -189,7 +191,8 @@ impl CampaignActor {
             counters_version: 0,
             resync_at: None,
             resync_armed: false,
-            consumers: HashMap::new(),
+            consumers: ConsumerSeqs::default(),
+            sold_out_published: None,
             last_activity: Instant::now(),
             shutdown_waiters: None,
         }
@@ -201,6 +204,41 @@ impl CampaignActor {
 
     fn store(&self) -> Option<Store> {
         self.shared().map(|s| s.store.clone())
+    }
+
+    /// The consumer map, to change: copied first only if a withdrawn sold-out view is
+    /// still being read.
+    fn consumers_mut(&mut self) -> &mut HashMap<Box<str>, super::sold_out::Seqs> {
+        Arc::make_mut(&mut self.consumers)
+    }
+
+    /// Publishes the sold-out view while the stock says sold out, withdraws it as soon as
+    /// it does not, or once the re-check is due (before that claim changes the consumer
+    /// map, which then needs no copy). Called around everything that changes stock or the
+    /// campaign.
+    pub(super) fn sync_sold_out_view(&mut self, ctx: &mut Context<Self>) {
+        let at = self
+            .stock
+            .sold_out_since()
+            .filter(|at| at.elapsed() < stock::SOLD_OUT_RECHECK);
+        if at == self.sold_out_published {
+            return;
+        }
+        let Some(shared) = self.shared() else { return };
+        let view = match (at, &self.campaign) {
+            (Some(at), Some(campaign)) => Some(Arc::new(SoldOutView {
+                tenant_id: campaign.tenant_id,
+                status: campaign.status,
+                rules: campaign.rules.clone(),
+                consumers: self.consumers.clone(),
+                until: at + stock::SOLD_OUT_RECHECK,
+            })),
+            _ => None,
+        };
+        self.sold_out_published = view.as_ref().and(at);
+        shared
+            .directory
+            .set_sold_out(self.id, &ctx.address(), view);
     }
 
     fn remaining(&self) -> i64 {
@@ -377,10 +415,12 @@ impl Handler<Claim> for CampaignActor {
     fn handle(&mut self, msg: Claim, ctx: &mut Context<Self>) -> Self::Result {
         self.last_activity = Instant::now();
         let started = Instant::now();
+        self.sync_sold_out_view(ctx);
         let answer = self.accept(msg, started, ctx);
         if let Err(refused) = &answer {
             let _ = claiming::record(Err(refused.clone()), started);
         }
+        self.sync_sold_out_view(ctx);
         MessageResult(answer)
     }
 }
@@ -400,9 +440,11 @@ impl Handler<Adjust> for CampaignActor {
         if let Some(record) = msg.record {
             self.stock.clear_sold_out();
             self.campaign = Some(Loaded::from_record(&record));
+            self.sync_sold_out_view(ctx);
         } else if msg.reload {
             // Stock may have come back (reaper, raised limit): try again on the next claim.
             self.stock.clear_sold_out();
+            self.sync_sold_out_view(ctx);
             let Some(store) = self.store() else { return };
             let id = self.id;
             let fut = async move { store.campaign_by_id(id).await };

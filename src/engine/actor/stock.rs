@@ -18,7 +18,7 @@ use crate::store::{Lease, StoreError};
 
 /// How long "sold out" is believed before the campaign row is asked again (stock can come
 /// back from a reaped or returned lease, or a raised limit).
-const SOLD_OUT_RECHECK: Duration = Duration::from_secs(1);
+pub(super) const SOLD_OUT_RECHECK: Duration = Duration::from_secs(1);
 
 struct LeaseState {
     id: Uuid,
@@ -96,6 +96,11 @@ impl Stock {
 
     pub fn sold_out(&self) -> bool {
         self.sold_out_at.is_some() && self.available() == 0
+    }
+
+    /// Since when the campaign has been sold out, while it still is.
+    pub fn sold_out_since(&self) -> Option<Instant> {
+        self.sold_out_at.filter(|_| self.available() == 0)
     }
 
     pub fn recheck_due(&self) -> bool {
@@ -272,6 +277,7 @@ impl CampaignActor {
         self.request_stock(ctx);
         self.maybe_flush(ctx);
         self.finish_shutdown(ctx);
+        self.sync_sold_out_view(ctx);
     }
 
     /// Releases spent leases, and those whose release failed before, in the background.
@@ -306,6 +312,7 @@ impl CampaignActor {
                     if returned > 0 {
                         metrics::counter!(LEASE_UNITS_RETURNED).increment(returned as u64);
                         act.stock_returned();
+                        act.sync_sold_out_view(ctx);
                     }
                     if failed.is_empty() {
                         if std::mem::take(&mut act.stock.recount_after_release) {
