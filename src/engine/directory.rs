@@ -101,9 +101,7 @@ impl Directory {
     /// the old campaign after the change is acknowledged.
     pub fn running_for_change(&self, campaign_id: Uuid) -> Option<Addr<CampaignActor>> {
         let mut map = self.map();
-        let slot = map
-            .get_mut(&campaign_id)
-            .filter(|s| s.addr.connected())?;
+        let slot = map.get_mut(&campaign_id).filter(|s| s.addr.connected())?;
         slot.sold_out = None;
         Some(slot.addr.clone())
     }
@@ -115,11 +113,7 @@ impl Directory {
         addr: &Addr<CampaignActor>,
         view: Option<Arc<SoldOutView>>,
     ) {
-        if let Some(slot) = self
-            .map()
-            .get_mut(&campaign_id)
-            .filter(|s| &s.addr == addr)
-        {
+        if let Some(slot) = self.map().get_mut(&campaign_id).filter(|s| &s.addr == addr) {
             slot.sold_out = view;
         }
     }

@@ -101,7 +101,11 @@ impl Store {
     /// a release lost in a crash leaves stock leased that was free (the lease keeper's
     /// sweep releases it again), never the other way round.
     #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = %campaign_id, lease_id = %lease_id))]
-    pub async fn release_lease(&self, campaign_id: Uuid, lease_id: Uuid) -> Result<i64, StoreError> {
+    pub async fn release_lease(
+        &self,
+        campaign_id: Uuid,
+        lease_id: Uuid,
+    ) -> Result<i64, StoreError> {
         let client = self.pool.get().await?;
         let lock_campaign = client
             .prepare_cached("SELECT 1 FROM campaigns WHERE id = $1 FOR NO KEY UPDATE")
@@ -142,10 +146,8 @@ impl Store {
                  SELECT returned FROM released",
             )
             .await?;
-        let (campaign_param, lease_params): (
-            [&(dyn ToSql + Sync); 1],
-            [&(dyn ToSql + Sync); 2],
-        ) = ([&campaign_id], [&lease_id, &campaign_id]);
+        let (campaign_param, lease_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 2]) =
+            ([&campaign_id], [&lease_id, &campaign_id]);
         let (begin, campaign, lease, released, commit) = futures_util::join!(
             client.batch_execute("BEGIN; SET LOCAL synchronous_commit TO off"),
             client.query(&lock_campaign, &campaign_param),

@@ -31,7 +31,10 @@ async fn keyed_claim(app: &TestApp, campaign: &str, key: &str, consumer: &str) -
         .unwrap();
     let status = res.status().as_u16();
     let body: serde_json::Value = res.json().await.unwrap();
-    let id = body["coupon"]["id"].as_str().unwrap_or_default().to_string();
+    let id = body["coupon"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     (status, id)
 }
 
@@ -71,7 +74,10 @@ async fn sold_out_answers_skip_the_actor_and_say_what_it_would() {
     let (status, body) = app.claim(&id, "a").await;
     assert_eq!((status, error_code(&body)), (409, "consumer_limit_reached"));
     // A retry under its idempotency key gets its first answer, not sold_out.
-    assert_eq!(keyed_claim(&app, &id, "till-7-0001", "k").await, (201, first));
+    assert_eq!(
+        keyed_claim(&app, &id, "till-7-0001", "k").await,
+        (201, first)
+    );
     // Another tenant's key does not learn that this campaign exists.
     let other = spawn_app_on(app.db.clone(), test_settings).await;
     let (status, body) = claim_with(&app, &other.api_key, &id, "x").await;

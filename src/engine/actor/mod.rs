@@ -167,7 +167,6 @@ pub struct CampaignActor {
     shutdown_waiters: Option<Vec<oneshot::Sender<()>>>,
 }
 
-
 /// How long a campaign must be still before its counts are re-read.
 const QUIET: Duration = Duration::from_secs(1);
 
@@ -236,9 +235,7 @@ impl CampaignActor {
             _ => None,
         };
         self.sold_out_published = view.as_ref().and(at);
-        shared
-            .directory
-            .set_sold_out(self.id, &ctx.address(), view);
+        shared.directory.set_sold_out(self.id, &ctx.address(), view);
     }
 
     fn remaining(&self) -> i64 {

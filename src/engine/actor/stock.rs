@@ -294,7 +294,8 @@ impl CampaignActor {
         let release = async move {
             let (mut returned, mut failed) = (0, Vec::new());
             for lease in done {
-                let answer = tokio::time::timeout(timeout, store.release_lease(campaign, lease)).await;
+                let answer =
+                    tokio::time::timeout(timeout, store.release_lease(campaign, lease)).await;
                 match answer.unwrap_or(Err(StoreError::Timeout(timeout))) {
                     Ok(n) => returned += n.max(0),
                     Err(e) => {
