@@ -1,7 +1,7 @@
 //! How much stock to lease at once. Big blocks mean few round trips on a busy node; small
 //! blocks mean little stock stranded on other nodes near the end of a sale. So: about two
-//! seconds of this node's recent demand (at least 64 units), never more than an eighth of what is still
-//! unleased, and one at a time at the very end.
+//! seconds of this node's recent demand (at least 64 units), never more than an eighth of
+//! what is still unleased, and one at a time at the very end.
 
 /// Units to ask for next.
 ///

@@ -51,9 +51,78 @@ impl SoldOutView {
         at < self.until
             && tenant_id == self.tenant_id
             && self.rules.check_claim_window(self.status, now).is_ok()
-            && !self
+            && self
                 .consumers
                 .get(consumer)
-                .is_some_and(|used| used.len() >= self.rules.per_consumer_limit() as usize)
+                .is_none_or(|used| used.len() < self.rules.per_consumer_limit() as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::campaign::RulesParams;
+
+    fn view(per_consumer_limit: i64, status: CampaignStatus, until: Instant) -> SoldOutView {
+        let t = |s| DateTime::from_timestamp(s, 0).unwrap();
+        let rules = CampaignRules::parse(
+            RulesParams {
+                total_limit: 10,
+                per_consumer_limit,
+                claim_starts_at: Some(t(500)),
+                claim_ends_at: Some(t(2000)),
+                use_starts_at: None,
+                use_ends_at: None,
+                valid_for_seconds: None,
+                uses_per_coupon: 1,
+                win_probability: None,
+            },
+            t(0),
+        )
+        .unwrap();
+        let consumers: HashMap<Box<str>, Seqs> = [
+            ("full".into(), Seqs::from_slice(&[1, 2])),
+            ("half".into(), Seqs::from_slice(&[1])),
+        ]
+        .into_iter()
+        .collect();
+        SoldOutView {
+            tenant_id: Uuid::nil(),
+            status,
+            rules,
+            consumers: Arc::new(consumers),
+            until,
+        }
+    }
+
+    #[test]
+    fn the_view_refuses_only_what_the_actor_would_answer_sold_out() {
+        let at = Instant::now();
+        let open = DateTime::from_timestamp(1000, 0).unwrap();
+        let v = view(2, CampaignStatus::Active, at + Duration::from_secs(1));
+        assert!(v.refuses(Uuid::nil(), "new", open, at));
+        assert!(v.refuses(Uuid::nil(), "half", open, at), "below the limit");
+        assert!(
+            !v.refuses(Uuid::nil(), "full", open, at),
+            "consumer_limit_reached first"
+        );
+        assert!(!v.refuses(Uuid::max(), "new", open, at), "another tenant");
+        let (early, late) = (
+            DateTime::from_timestamp(100, 0).unwrap(),
+            DateTime::from_timestamp(3000, 0).unwrap(),
+        );
+        assert!(
+            !v.refuses(Uuid::nil(), "new", early, at),
+            "not_started first"
+        );
+        assert!(!v.refuses(Uuid::nil(), "new", late, at), "ended first");
+        assert!(
+            !v.refuses(Uuid::nil(), "new", open, at + Duration::from_secs(1)),
+            "the actor's re-check is due"
+        );
+        let paused = view(2, CampaignStatus::Paused, at + Duration::from_secs(1));
+        assert!(!paused.refuses(Uuid::nil(), "new", open, at));
     }
 }
