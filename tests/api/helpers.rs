@@ -516,6 +516,13 @@ pub struct ChromeDriver {
 
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
+        // Chromium runs in chromedriver's own process group (see `chromedriver`): killing
+        // the group also ends a browser whose session was never closed, which would
+        // otherwise outlive the test run (orphaned, 20 processes a browser).
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &format!("-{}", self.child.id())])
+            .stderr(std::process::Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -523,6 +530,7 @@ impl Drop for ChromeDriver {
 
 /// Starts chromedriver on a free port. Without chromedriver or chromium the test fails.
 pub async fn chromedriver() -> ChromeDriver {
+    use std::os::unix::process::CommandExt;
     let driver = require_tool("chromedriver");
     let chromium = require_tool("chromium");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -532,6 +540,8 @@ pub async fn chromedriver() -> ChromeDriver {
         .port();
     let child = std::process::Command::new(driver)
         .arg(format!("--port={port}"))
+        // Its own group, with the browsers it starts: Drop ends them all at once.
+        .process_group(0)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
