@@ -10,6 +10,17 @@
   });
 })();
 
+// A page that answers a form with something shown only once (a new API key's secret)
+// names the page it belongs to: the address bar is set to it, so a reload asks for that
+// page instead of sending the form again (which would make a second key).
+(function () {
+  "use strict";
+  var shown = document.querySelector("[data-reload-url]");
+  if (shown && window.history && window.history.replaceState) {
+    window.history.replaceState(null, "", shown.getAttribute("data-reload-url"));
+  }
+})();
+
 // Campaign editor (campaigns area): the live preview redraws as the merchant types, in
 // both languages, from the catalogue strings each panel carries as data- attributes; the
 // campaign page asks before ending a campaign. Nothing happens on other pages.

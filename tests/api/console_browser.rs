@@ -226,6 +226,44 @@ async fn sign_in_create_claim_redeem_export_and_every_page_in_both_languages() {
     seen.assert_all_accessible();
 }
 
+/// The page that shows a new key's secret answers a POST; reloading it must not send the
+/// form again and make a second key (console.js points the address bar at the list).
+#[actix_web::test]
+async fn reloading_the_page_with_a_new_keys_secret_makes_no_second_key() {
+    let driver = chromedriver().await;
+    let app = spawn_app().await;
+    let owner = app.add_user("owner").await;
+    let office = browser(&driver).await;
+    office.set_window_size(DESK.0, DESK.1).await.unwrap();
+    sign_in(&office, &app, &owner, "en").await;
+    office.goto(&app.url("/merchant/keys")).await.unwrap();
+    type_into(&office, "#key-name", "Till 1").await;
+    click(&office, "#scope-claims-write").await;
+    click(&office, "#key-create").await;
+    wait_text(&office, "#new-key-secret", "eck_").await;
+    let keys = async || {
+        app.db_value::<i64>(
+            "SELECT count(*) FROM api_keys WHERE name = 'Till 1' AND tenant_id = $1",
+            &[&app.tenant_id],
+        )
+        .await
+    };
+    assert_eq!(keys().await, 1);
+    assert_eq!(
+        office.current_url().await.unwrap().path(),
+        "/merchant/keys",
+        "the address bar names the list"
+    );
+    office.refresh().await.unwrap();
+    wait_for(&office, "#key-form").await;
+    assert!(
+        office.find(Locator::Css("#new-key-secret")).await.is_err(),
+        "the secret is shown once"
+    );
+    assert_eq!(keys().await, 1, "a reload made no second key");
+    office.close().await.unwrap();
+}
+
 /// The pages forbid inline script (CSP `script-src 'self'`); axe still runs because
 /// WebDriver's scripts are not page scripts. This shows both, rather than assuming.
 #[actix_web::test]

@@ -520,7 +520,7 @@ impl Drop for ChromeDriver {
         // the group also ends a browser whose session was never closed, which would
         // otherwise outlive the test run (orphaned, 20 processes a browser).
         let _ = std::process::Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
             .stderr(std::process::Stdio::null())
             .status();
         let _ = self.child.kill();
