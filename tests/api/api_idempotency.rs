@@ -6,7 +6,8 @@ use serde_json::json;
 
 use crate::helpers::{error_code, eventually, spawn_app, TestApp};
 
-async fn keyed_claim(
+/// A claim under `Idempotency-Key`: status, the `Idempotent-Replayed` header, the body.
+pub(crate) async fn keyed_claim(
     app: &TestApp,
     campaign: &str,
     key: &str,

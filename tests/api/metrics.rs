@@ -3,7 +3,7 @@ use reqwest::Method;
 use crate::helpers::{require_tool, spawn_app, TestApp};
 
 /// The `/metrics` exposition.
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let res = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     res.text().await.unwrap()

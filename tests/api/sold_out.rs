@@ -4,33 +4,21 @@
 
 use serde_json::json;
 
+use crate::api_idempotency::keyed_claim;
 use crate::helpers::{claim_with, error_code, spawn_app, spawn_app_on, test_settings, TestApp};
+use crate::metrics::scrape;
 
 async fn answered_without_actor(app: &TestApp) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
+    scrape(app)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("ecoupon_claims_sold_out_without_actor_total "))
         .map_or(0.0, |v| v.parse().unwrap())
 }
 
-async fn keyed_claim(app: &TestApp, campaign: &str, key: &str, consumer: &str) -> (u16, String) {
-    let res = app
-        .post(&format!("/api/v1/campaigns/{campaign}/claims"))
-        .header("Idempotency-Key", key)
-        .json(&json!({ "consumer": consumer }))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let body: serde_json::Value = res.json().await.unwrap();
+/// Status and coupon id of a claim under an idempotency key.
+async fn keyed(app: &TestApp, campaign: &str, key: &str, consumer: &str) -> (u16, String) {
+    let (status, _, body) = keyed_claim(app, campaign, key, consumer).await;
     let id = body["coupon"]["id"]
         .as_str()
         .unwrap_or_default()
@@ -46,7 +34,7 @@ async fn sold_out_answers_skip_the_actor_and_say_what_it_would() {
         .await;
     assert_eq!(app.claim(&id, "a").await.0, 201);
     assert_eq!(app.claim(&id, "b").await.0, 201);
-    let (status, first) = keyed_claim(&app, &id, "till-7-0001", "k").await;
+    let (status, first) = keyed(&app, &id, "till-7-0001", "k").await;
     assert_eq!(status, 201);
     let (status, body) = app.claim(&id, "late-0").await;
     assert_eq!((status, error_code(&body)), (409, "sold_out"));
@@ -74,10 +62,7 @@ async fn sold_out_answers_skip_the_actor_and_say_what_it_would() {
     let (status, body) = app.claim(&id, "a").await;
     assert_eq!((status, error_code(&body)), (409, "consumer_limit_reached"));
     // A retry under its idempotency key gets its first answer, not sold_out.
-    assert_eq!(
-        keyed_claim(&app, &id, "till-7-0001", "k").await,
-        (201, first)
-    );
+    assert_eq!(keyed(&app, &id, "till-7-0001", "k").await, (201, first));
     // Another tenant's key does not learn that this campaign exists.
     let other = spawn_app_on(app.db.clone(), test_settings).await;
     let (status, body) = claim_with(&app, &other.api_key, &id, "x").await;
