@@ -121,7 +121,7 @@ impl Store {
         // it is taken or released meanwhile, and this one still looks live to this
         // statement's snapshot, hence `l.id <> $1`.
         let release = client
-            .prepare_cached(
+            .prepare_cached(concat!(
                 "WITH released AS (
                      UPDATE campaign_leases l
                      SET released_at = now(),
@@ -131,11 +131,9 @@ impl Store {
                  ), credited AS (
                      UPDATE campaigns c SET allocated = c.allocated - r.returned
                      FROM released r WHERE c.id = $2 AND r.returned > 0
-                 ), hook AS (
-                     INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_type, data)
-                     SELECT e.id, c.tenant_id, 'campaign.sold_out',
-                            jsonb_build_object('campaign_id', c.id, 'name', c.name,
-                                               'total_limit', c.total_limit, 'sold_out_at', now())
+                 ), hook AS (",
+                super::webhooks::insert_sold_out_event!(),
+                "
                      FROM released r, campaigns c JOIN webhook_endpoints e
                           ON e.tenant_id = c.tenant_id AND 'campaign.sold_out' = ANY(e.events)
                      WHERE r.returned = 0 AND c.id = $2 AND c.allocated = c.total_limit
@@ -143,8 +141,8 @@ impl Store {
                                        WHERE l.campaign_id = c.id AND l.released_at IS NULL
                                          AND l.id <> $1)
                  )
-                 SELECT returned FROM released",
-            )
+                 SELECT returned FROM released"
+            ))
             .await?;
         let (campaign_param, lease_params): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 2]) =
             ([&campaign_id], [&lease_id, &campaign_id]);

@@ -96,6 +96,19 @@ pub(super) async fn enqueue(
 /// The row lock (NO KEY UPDATE: claim batches' key-share checks pass) orders concurrent
 /// releases, and the second statement's snapshot sees what the lock waited for; so the
 /// last release, and only it, finds the campaign sold out.
+/// The `campaign.sold_out` event's insert, up to its FROM (which must name the campaign
+/// `c` and the endpoint `e`): one payload for both places that queue it, here and the
+/// single-lease release in `leases.rs`.
+macro_rules! insert_sold_out_event {
+    () => {
+        "INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_type, data)
+         SELECT e.id, c.tenant_id, 'campaign.sold_out',
+                jsonb_build_object('campaign_id', c.id, 'name', c.name,
+                                   'total_limit', c.total_limit, 'sold_out_at', now())"
+    };
+}
+pub(super) use insert_sold_out_event;
+
 pub(super) async fn enqueue_if_sold_out(
     tx: &impl deadpool_postgres::GenericClient,
     campaign_id: Uuid,
@@ -113,17 +126,15 @@ pub(super) async fn enqueue_if_sold_out(
         return Ok(());
     }
     let stmt = tx
-        .prepare_cached(
-            "INSERT INTO webhook_deliveries (endpoint_id, tenant_id, event_type, data)
-             SELECT e.id, c.tenant_id, 'campaign.sold_out',
-                    jsonb_build_object('campaign_id', c.id, 'name', c.name,
-                                       'total_limit', c.total_limit, 'sold_out_at', now())
+        .prepare_cached(concat!(
+            insert_sold_out_event!(),
+            "
              FROM campaigns c JOIN webhook_endpoints e
                   ON e.tenant_id = c.tenant_id AND 'campaign.sold_out' = ANY(e.events)
              WHERE c.id = $1 AND c.allocated = c.total_limit
                AND NOT EXISTS (SELECT 1 FROM campaign_leases l
-                               WHERE l.campaign_id = c.id AND l.released_at IS NULL)",
-        )
+                               WHERE l.campaign_id = c.id AND l.released_at IS NULL)"
+        ))
         .await?;
     tx.execute(&stmt, &[&campaign_id]).await?;
     Ok(())
