@@ -25,8 +25,9 @@ use crate::domain::campaign::{CampaignRules, CampaignStatus};
 pub(crate) type Seqs = smallvec::SmallVec<[i32; 2]>;
 
 /// The claim numbers each consumer holds or has in flight, as an actor knows them.
-/// Shared with a published view without copying; the actor copies on write only while a
-/// view it withdrew is still being read.
+/// Shared with a published view without copying; the actor copies it on write only while
+/// a view still holds it (rare: nothing changes the map while the campaign is sold out,
+/// and the view is withdrawn before the claim that re-checks the stock).
 pub(crate) type ConsumerSeqs = Arc<HashMap<Box<str>, Seqs>>;
 
 #[derive(Debug)]
