@@ -275,11 +275,8 @@ impl Engine {
             if key.is_none()
                 && view.refuses(tenant_id, consumer.as_str(), self.shared.clock.now(), at)
             {
-                metrics::counter!(crate::metrics::CLAIMS, "result" => "sold_out").increment(1);
                 metrics::counter!(crate::metrics::SOLD_OUT_WITHOUT_ACTOR).increment(1);
-                metrics::histogram!(crate::metrics::CLAIM_DURATION)
-                    .record(at.elapsed().as_secs_f64());
-                return Err(ClaimError::Rejected(ClaimRejection::SoldOut));
+                return actor::record(Err(ClaimError::Rejected(ClaimRejection::SoldOut)), at);
             }
         }
         // Only a campaign that exists (and is the tenant's) gets an actor: made-up ids are

@@ -90,7 +90,7 @@ impl Batcher {
 }
 
 /// Counts every answer once, by result, with its latency.
-pub(super) fn record(
+pub(crate) fn record(
     result: Result<IssuedCoupon, ClaimError>,
     started: Instant,
 ) -> Result<IssuedCoupon, ClaimError> {

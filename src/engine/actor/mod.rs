@@ -21,6 +21,8 @@ use crate::config::EngineSettings;
 use crate::domain::campaign::{CampaignRules, CampaignStatus};
 use crate::domain::coupon_code::CodeFormat;
 use crate::store::{CampaignRecord, ClaimKey, Store};
+/// The claim metrics, also for answers given without an actor (`engine/sold_out.rs`).
+pub(crate) use claiming::record;
 use claiming::Batcher;
 use stock::Stock;
 
