@@ -27,7 +27,7 @@ mod faults;
 mod faults_network;
 #[path = "../tests/api/faults_nodes.rs"]
 mod faults_nodes;
-#[path = "../tests/api/helpers.rs"]
+#[path = "../tests/api/helpers/mod.rs"]
 mod helpers;
 #[path = "../tests/api/invariants.rs"]
 mod invariants;

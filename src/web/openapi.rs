@@ -27,7 +27,7 @@
 //!    domain type shown through another type takes `#[schema(value_type = …)]`). Answer
 //!    with those types, not `json!`, so the document cannot drift from the response.
 //! 3. Add the handler to `paths(…)` in [`ApiDoc`] (types it names are picked up).
-//! 4. In its contract test, pass real responses to `OpenApiCheck` (tests/api/helpers.rs),
+//! 4. In its contract test, pass real responses to `OpenApiCheck` (tests/api/helpers/openapi.rs),
 //!    which validates them against the served document.
 
 use std::collections::BTreeMap;

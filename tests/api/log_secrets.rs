@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::helpers::{
     csrf_of, fresh_database, html_client, location, page, post_form, scratch_dir,
 };
-use crate::signin::{complete, provider, through_provider, Site, GOOGLE_SECRET};
+use crate::signin_support::{complete, provider, through_provider, Site, GOOGLE_SECRET};
 
 struct Spawned {
     address: String,

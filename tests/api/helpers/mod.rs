@@ -15,6 +15,11 @@ use tokio_postgres::config::Host;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
+mod browser;
+mod openapi;
+pub use browser::{browser, chromedriver};
+pub use openapi::OpenApiCheck;
+
 pub struct TestApp {
     pub address: String,
     pub api_key: String,
@@ -507,87 +512,6 @@ pub async fn post_form(client: &reqwest::Client, url: &str, csrf: &str) -> reqwe
         .unwrap()
 }
 
-/// A running chromedriver (Debian `chromium-driver`), killed on drop.
-pub struct ChromeDriver {
-    child: std::process::Child,
-    chromium: PathBuf,
-    url: String,
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        // Chromium runs in chromedriver's own process group (see `chromedriver`): killing
-        // the group also ends a browser whose session was never closed, which would
-        // otherwise outlive the test run (orphaned, 20 processes a browser).
-        let _ = std::process::Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
-            .stderr(std::process::Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts chromedriver on a free port. Without chromedriver or chromium the test fails.
-pub async fn chromedriver() -> ChromeDriver {
-    use std::os::unix::process::CommandExt;
-    let driver = require_tool("chromedriver");
-    let chromium = require_tool("chromium");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new(driver)
-        .arg(format!("--port={port}"))
-        // Its own group, with the browsers it starts: Drop ends them all at once.
-        .process_group(0)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let url = format!("http://127.0.0.1:{port}");
-    let driver = ChromeDriver {
-        child,
-        chromium,
-        url,
-    };
-    let status = format!("{}/status", driver.url);
-    eventually(
-        Duration::from_secs(20),
-        "chromedriver answers",
-        async || reqwest::get(&status).await.ok(),
-    )
-    .await;
-    driver
-}
-
-/// A fresh headless Chromium: its own profile, so its own cookies (its own device), with a
-/// phone-sized window.
-pub async fn browser(driver: &ChromeDriver) -> fantoccini::Client {
-    // Two TLS backends end up linked (ring via the app's HTTP client, aws-lc via
-    // fantoccini's); WebDriver here is plain HTTP, but rustls wants one chosen.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let profile = scratch_dir("chromium");
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": driver.chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--disable-dev-shm-usage", "--window-size=412,915", "--hide-scrollbars",
-                     format!("--user-data-dir={}", profile.display())]
-        }),
-    );
-    fantoccini::ClientBuilder::rustls()
-        .expect("TLS backend")
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session")
-}
-
 /// A claim at `app`'s node with someone else's key (the same tenant on another node).
 pub async fn claim_with(
     app: &TestApp,
@@ -619,94 +543,6 @@ pub async fn stock_counts(db: &TestDatabase, campaign: &str) -> (i64, i64, i64) 
         .await
         .unwrap();
     (row.get(0), row.get(1), row.get(2))
-}
-
-/// Real answers checked against the served OpenAPI document by tests/openapi/check.py
-/// (Python's openapi-spec-validator and jsonschema, from .ci/install-deps): the document is
-/// valid OpenAPI 3.1; each answer's status is documented for its operation, its body
-/// matches that status's schema and declares nothing the schema does not; an error's code
-/// is listed for its status. Record answers with [`OpenApiCheck::send`], then `check`.
-#[derive(Default)]
-pub struct OpenApiCheck {
-    answers: Vec<serde_json::Value>,
-}
-
-impl OpenApiCheck {
-    /// Sends `request` (for the documented `method` and `path` template, e.g.
-    /// `"/api/v1/coupons/{code}"`), records its answer and returns (status, body).
-    pub async fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        request: reqwest::RequestBuilder,
-    ) -> (u16, serde_json::Value) {
-        let res = request.send().await.expect("request");
-        let status = res.status().as_u16();
-        let text = res.text().await.expect("body");
-        let body = if text.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
-        };
-        self.record(method, path, status, &body);
-        (status, body)
-    }
-
-    pub fn record(&mut self, method: &str, path: &str, status: u16, body: &serde_json::Value) {
-        self.answers.push(serde_json::json!({
-            "method": method, "path": path, "status": status, "body": body,
-        }));
-    }
-
-    /// Fails listing every mismatch. Returns how many answers were checked.
-    pub async fn check(self, app: &TestApp) -> usize {
-        let problems = self.problems(app).await;
-        assert!(
-            problems.is_empty(),
-            "answers do not match the OpenAPI document:\n{}",
-            problems.join("\n")
-        );
-        self.answers.len()
-    }
-
-    /// Every mismatch, one line each.
-    pub async fn problems(&self, app: &TestApp) -> Vec<String> {
-        use std::io::Write;
-        let document: serde_json::Value = app
-            .client
-            .get(app.url("/api/v1/openapi.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .expect("the OpenAPI document is JSON");
-        let python = require_tool("python3");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openapi/check.py");
-        let mut child = std::process::Command::new(python)
-            .arg(script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("run tests/openapi/check.py");
-        let input = serde_json::json!({"document": document, "answers": self.answers});
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.to_string().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let report = String::from_utf8_lossy(&out.stdout);
-        if out.status.code() == Some(3) {
-            missing_dependency(&format!("{report} (openapi-spec-validator for python3)"));
-        }
-        assert!(
-            matches!(out.status.code(), Some(0 | 1)),
-            "tests/openapi/check.py failed: {report}"
-        );
-        report.lines().map(str::to_owned).collect()
-    }
 }
 
 /// A new key of `app`'s tenant with only `scopes`, as `ecoupon key create` makes one.
