@@ -160,3 +160,77 @@ async fn a_campaign_the_database_refuses_does_not_fail_the_campaigns_sharing_its
     assert_eq!(status, 201, "{body}");
     check_invariants(&app.db, &refused, &[]).await;
 }
+
+/// `coupons.campaign_id` has no foreign key (migrations/V59): the claim statement itself
+/// writes only rows whose campaign it found and locked. A row of a campaign that does not
+/// exist is left out, and the rows sharing its statement are written.
+#[actix_web::test]
+async fn a_row_of_a_campaign_that_is_gone_is_not_written() {
+    use ecoupon::store::{BatchOf, ClaimRow, Store};
+
+    let app = spawn_app().await;
+    let real: uuid::Uuid = app
+        .create_campaign_id(json!({ "name": "Real", "total_limit": 10, "status": "active" }))
+        .await
+        .parse()
+        .unwrap();
+    let gone = uuid::Uuid::now_v7();
+    let store = Store::connect(
+        app.db.url.parse().unwrap(),
+        &ecoupon::config::Settings::default().database,
+    )
+    .await
+    .unwrap();
+    // Lottery losers: no lease to check, so only the campaign stands between them and a row.
+    let row = |consumer: &str| ClaimRow {
+        id: uuid::Uuid::now_v7(),
+        consumer: format!("api:{consumer}"),
+        seq: 1,
+        code: None,
+        lease_id: None,
+        claimed_at: chrono::Utc::now(),
+        valid_from: chrono::Utc::now(),
+        expires_at: None,
+        uses_left: 0,
+        secret: vec![7; 16],
+        key: None,
+    };
+    let (kept, orphan) = ([row("kept")], [row("orphan")]);
+    let outcomes = store
+        .insert_claim_batches(&[
+            BatchOf {
+                tenant_id: app.tenant_id,
+                campaign_id: gone,
+                rows: &orphan,
+            },
+            BatchOf {
+                tenant_id: app.tenant_id,
+                campaign_id: real,
+                rows: &kept,
+            },
+        ])
+        .await
+        .expect("one missing campaign does not fail the statement");
+    assert!(outcomes[0].inserted.is_empty(), "{:?}", outcomes[0]);
+    assert!(
+        outcomes[1].inserted.contains(&kept[0].id),
+        "{:?}",
+        outcomes[1]
+    );
+    let rows: Vec<(uuid::Uuid, i64)> = app
+        .db
+        .client()
+        .await
+        .query(
+            "SELECT campaign_id, count(*) FROM coupons WHERE consumer IN ('api:kept', 'api:orphan')
+             GROUP BY campaign_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, vec![(real, 1)]);
+    store.close();
+}
