@@ -32,6 +32,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pages;
 mod pagination;
+pub mod password_sign_in;
 mod qr;
 mod redemptions;
 pub mod routes;

@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use super::{field_errors, Console};
 use crate::domain::merchant::password::check_new_password;
 use crate::domain::merchant::{PasswordProblem, TotpSecret};
-use crate::domain::tenant::verify_password;
 use crate::web::error::{AppError, AppResult, ErrorCode};
+use crate::web::password_sign_in;
 use crate::web::AppState;
 
 const ACCOUNT: &str = "/merchant/account";
@@ -190,12 +190,7 @@ pub async fn disable(
     }
     // The form checks a password, so it is throttled like sign-in: a stolen session
     // must not become a way to guess it.
-    if let Err(wait) = state.limits.sign_in_attempt(console.ip) {
-        return Err(
-            AppError::new(ErrorCode::RateLimited, "too many attempts; wait a moment")
-                .with_retry_after(wait),
-        );
-    }
+    password_sign_in::throttle(&state, console.ip)?;
     let hash = state
         .store
         .sign_in_candidates(&user.email)
@@ -204,10 +199,7 @@ pub async fn disable(
         .find(|c| c.user.id == user.id)
         .map(|c| c.password_hash)
         .ok_or_else(|| AppError::not_found("user"))?;
-    let password = form.password.clone();
-    let right = web::block(move || verify_password(&password, &hash))
-        .await
-        .map_err(AppError::internal)?;
+    let right = password_sign_in::check_password(&form.password, Some(&hash)).await?;
     let mut errors = Vec::new();
     if !right {
         crate::metrics::auth_failure("console_password");

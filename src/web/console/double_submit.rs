@@ -3,10 +3,12 @@
 //! in the form. A cross-site page can send the cookie's name but never read its value.
 
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
 use crate::domain::token::random_token;
 use crate::web::error::{AppError, AppResult, ErrorCode};
+use crate::web::i18n::Lang;
 use crate::web::AppState;
 
 /// `random_token()`'s length: anything else in the cookie is replaced.
@@ -36,6 +38,36 @@ impl DoubleSubmit {
             .max_age(CookieDuration::hours(2))
             .finish();
         res.add_cookie(&cookie).map_err(AppError::internal)
+    }
+
+    /// A console page (see [`super::page`]) whose form carries this token; the cookie is set
+    /// when the browser had none.
+    #[allow(clippy::too_many_arguments)]
+    pub fn page(
+        &self,
+        req: &HttpRequest,
+        state: &AppState,
+        lang: Lang,
+        remember_lang: bool,
+        status: StatusCode,
+        template: &str,
+        data: serde_json::Value,
+    ) -> AppResult<HttpResponse> {
+        let (csrf, fresh) = self.token(req);
+        let mut res = super::page(
+            state,
+            lang,
+            remember_lang,
+            &csrf,
+            req.path(),
+            status,
+            template,
+            data,
+        )?;
+        if fresh {
+            self.set(state, &mut res, &csrf)?;
+        }
+        Ok(res)
     }
 
     /// The form's token must equal the cookie's (compared in constant time).

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::double_submit::DoubleSubmit;
-use super::{field_errors, page};
+use super::field_errors;
 use crate::domain::merchant::password::check_new_password;
 use crate::domain::merchant::{PasswordProblem, MAX_PASSWORD_CHARS};
 use crate::domain::tenant::hash_password;
@@ -51,7 +51,6 @@ fn render(
     view: View<'_>,
 ) -> AppResult<HttpResponse> {
     let (lang, remember) = Lang::negotiate(req);
-    let (csrf, fresh) = INVITE_CSRF.token(req);
     let mut data = json!({
         "title": message(lang, "console.invite.title"),
         "body_class": "console console--login",
@@ -76,20 +75,7 @@ fn render(
             });
         }
     }
-    let mut res = page(
-        state,
-        lang,
-        remember,
-        &csrf,
-        req.path(),
-        status,
-        "merchant_invite",
-        data,
-    )?;
-    if fresh {
-        INVITE_CSRF.set(state, &mut res, &csrf)?;
-    }
-    Ok(res)
+    INVITE_CSRF.page(req, state, lang, remember, status, "merchant_invite", data)
 }
 
 /// The invitation a token names, or the page that says why it cannot be used.

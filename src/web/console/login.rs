@@ -5,8 +5,6 @@
 //! Attempts are throttled per IP (governor, per node) and per account (growing delays kept
 //! in the database, shared by every node).
 
-use std::sync::OnceLock;
-
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
@@ -14,21 +12,27 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::double_submit::DoubleSubmit;
-use super::{clear_session_cookie, cookie_name, page, session_cookie, Console};
+use super::{clear_session_cookie, cookie_name, session_cookie, Console};
 use crate::domain::merchant::password::check_new_password;
 use crate::domain::merchant::TotpSecret;
-use crate::domain::tenant::{hash_password, verify_password};
-use crate::domain::token::{random_token, sha256};
+use crate::domain::tenant::hash_password;
+use crate::domain::token::sha256;
 use crate::store::{AuditEntry, MerchantUser, NewSession};
 use crate::web::client_ip::client_ip;
-use crate::web::error::{AppError, AppResult, ErrorCode};
-use crate::web::i18n::{message, Lang};
+use crate::web::error::{AppError, AppResult};
+use crate::web::password_sign_in::{self, NewSessionId, SignInArea};
 use crate::web::AppState;
 
-/// The sign-in forms come before any session exists.
-const LOGIN_CSRF: DoubleSubmit = DoubleSubmit {
-    cookie: "ecoupon_login_csrf",
-    path: "/merchant/login",
+/// The sign-in and TOTP forms come before any session exists.
+const MERCHANT: SignInArea = SignInArea {
+    csrf: DoubleSubmit {
+        cookie: "ecoupon_login_csrf",
+        path: "/merchant/login",
+    },
+    area: "/merchant",
+    login: "/merchant/login",
+    home: "/merchant",
+    body_class: "console console--login",
 };
 
 #[derive(Deserialize)]
@@ -45,22 +49,6 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-/// Only a console path may be a place to go after signing in (no open redirect).
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if n.starts_with("/merchant")
-                && !n.starts_with("/merchant/login")
-                && !n.contains("//")
-                && !n.contains('\\')
-                && !n.chars().any(char::is_control) =>
-        {
-            n.to_owned()
-        }
-        _ => "/merchant".to_owned(),
-    }
-}
-
 fn login_page(
     req: &HttpRequest,
     state: &AppState,
@@ -70,29 +58,8 @@ fn login_page(
     email: &str,
     next: &str,
 ) -> AppResult<HttpResponse> {
-    let (lang, remember) = Lang::negotiate(req);
-    let (csrf, fresh) = LOGIN_CSRF.token(req);
-    let data = json!({
-        "title": message(lang, &format!("console.{template}.title")),
-        "error": error.map(|k| message(lang, k)),
-        "email": email,
-        "next": next,
-        "body_class": "console console--login",
-    });
-    let mut res = page(
-        state,
-        lang,
-        remember,
-        &csrf,
-        req.path(),
-        status,
-        template,
-        data,
-    )?;
-    if fresh {
-        LOGIN_CSRF.set(state, &mut res, &csrf)?;
-    }
-    Ok(res)
+    let title = format!("console.{template}.title");
+    MERCHANT.page(req, state, status, template, &title, error, email, next)
 }
 
 /// `GET /merchant/login`
@@ -101,7 +68,7 @@ pub async fn form(
     state: web::Data<AppState>,
     query: web::Query<NextQuery>,
 ) -> AppResult<HttpResponse> {
-    let next = safe_next(query.next.as_deref());
+    let next = MERCHANT.safe_next(query.next.as_deref());
     login_page(
         &req,
         &state,
@@ -113,27 +80,14 @@ pub async fn form(
     )
 }
 
-/// An Argon2 hash of nothing anyone knows, checked when the e-mail is unknown so that
-/// answers take as long either way.
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| hash_password(&random_token()))
-}
-
-async fn verify_off_thread(password: String, hash: String) -> AppResult<bool> {
-    web::block(move || verify_password(&password, &hash))
-        .await
-        .map_err(AppError::internal)
-}
-
 /// `POST /merchant/login`
 pub async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> AppResult<HttpResponse> {
-    LOGIN_CSRF.check(&req, &form.csrf)?;
-    let next = safe_next(Some(&form.next));
+    MERCHANT.csrf.check(&req, &form.csrf)?;
+    let next = MERCHANT.safe_next(Some(&form.next));
     let ip = client_ip(&req, &state.settings);
     let failed = |kind: &'static str| {
         crate::metrics::auth_failure(kind);
@@ -147,27 +101,21 @@ pub async fn submit(
             &next,
         )
     };
-    if let Err(wait) = state.limits.sign_in_attempt(ip) {
-        return Err(AppError::new(
-            ErrorCode::RateLimited,
-            "too many sign-in attempts; wait a moment",
-        )
-        .with_retry_after(wait));
-    }
+    password_sign_in::throttle(&state, ip)?;
     let email = form.email.trim();
     let candidates = state.store.sign_in_candidates(email).await?;
     let mut signed_in: Option<(MerchantUser, bool)> = None;
     if candidates.is_empty() {
-        verify_off_thread(form.password.clone(), dummy_hash().to_owned()).await?;
+        password_sign_in::check_password(&form.password, None).await?;
     }
     for c in candidates {
         if c.blocked_until.is_some_and(|until| until > Utc::now()) {
             // Still waiting after earlier failures: same work, same answer, no new count.
-            verify_off_thread(form.password.clone(), dummy_hash().to_owned()).await?;
+            password_sign_in::check_password(&form.password, None).await?;
             crate::metrics::auth_failure("sign_in_throttled");
             continue;
         }
-        if verify_off_thread(form.password.clone(), c.password_hash.clone()).await? {
+        if password_sign_in::check_password(&form.password, Some(&c.password_hash)).await? {
             if !c.user.disabled {
                 signed_in = Some((c.user, c.totp_secret.is_some()));
             }
@@ -180,14 +128,16 @@ pub async fn submit(
     };
     state.store.record_sign_in_success(user.id).await?;
     let mfa_pending = user.totp_enabled;
-    let res = start_session(&req, &state, &user, mfa_pending).await?;
     let to = if mfa_pending {
         format!("/merchant/login/totp?next={}", encode(&next))
     } else {
-        audit_sign_in(&state, &user, &ip.to_string()).await?;
         next
     };
-    Ok(with_location(res, &to))
+    let res = start_session(&req, &state, &user, mfa_pending, &to).await?;
+    if !mfa_pending {
+        audit_sign_in(&state, &user, &ip.to_string()).await?;
+    }
+    Ok(res)
 }
 
 fn encode(s: &str) -> String {
@@ -198,13 +148,6 @@ fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to.to_owned()))
         .finish()
-}
-
-fn with_location(mut res: HttpResponse, to: &str) -> HttpResponse {
-    if let Ok(v) = header::HeaderValue::from_str(to) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    res
 }
 
 async fn audit_sign_in(state: &AppState, user: &MerchantUser, ip: &str) -> AppResult<()> {
@@ -224,44 +167,32 @@ async fn audit_sign_in(state: &AppState, user: &MerchantUser, ip: &str) -> AppRe
 }
 
 /// A fresh session (a new id at every sign-in step, so a planted id is worthless); the
-/// previous one of this browser ends. The answer is a 303 whose Location the caller sets.
+/// previous one of this browser ends. The answer is a 303 to `to`.
 async fn start_session(
     req: &HttpRequest,
     state: &AppState,
     user: &MerchantUser,
     mfa_pending: bool,
+    to: &str,
 ) -> AppResult<HttpResponse> {
     if let Some(old) = req.cookie(cookie_name(state)) {
         state.store.delete_session(&sha256(old.value())).await?;
     }
-    let id = random_token();
-    let absolute = chrono::TimeDelta::from_std(state.settings.console.absolute_timeout)
-        .unwrap_or(chrono::TimeDelta::hours(12));
-    let user_agent: String = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .take(200)
-        .collect();
+    let session = NewSessionId::new(req, state);
     state
         .store
         .create_session(NewSession {
-            id_hash: &sha256(&id),
+            id_hash: &session.id_hash,
             user_id: user.id,
             tenant_id: user.tenant_id,
-            csrf: &random_token(),
+            csrf: &session.csrf,
             mfa_pending,
-            expires_at: Utc::now() + absolute,
+            expires_at: session.expires_at,
             ip: &client_ip(req, &state.settings).to_string(),
-            user_agent: &user_agent,
+            user_agent: &session.user_agent,
         })
         .await?;
-    Ok(HttpResponse::SeeOther()
-        .cookie(session_cookie(state, &id))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish())
+    Ok(session.redirect(session_cookie(state, &session.id), to))
 }
 
 /// The session of a browser that gave its password but not yet its TOTP code.
@@ -288,7 +219,7 @@ pub async fn totp_form(
     if pending(&req, &state).await?.is_none() {
         return Ok(see_other("/merchant/login"));
     }
-    let next = safe_next(query.next.as_deref());
+    let next = MERCHANT.safe_next(query.next.as_deref());
     login_page(
         &req,
         &state,
@@ -314,16 +245,10 @@ pub async fn totp_submit(
     state: web::Data<AppState>,
     form: web::Form<TotpForm>,
 ) -> AppResult<HttpResponse> {
-    LOGIN_CSRF.check(&req, &form.csrf)?;
-    let next = safe_next(Some(&form.next));
+    MERCHANT.csrf.check(&req, &form.csrf)?;
+    let next = MERCHANT.safe_next(Some(&form.next));
     let ip = client_ip(&req, &state.settings);
-    if let Err(wait) = state.limits.sign_in_attempt(ip) {
-        return Err(AppError::new(
-            ErrorCode::RateLimited,
-            "too many sign-in attempts; wait a moment",
-        )
-        .with_retry_after(wait));
-    }
+    password_sign_in::throttle(&state, ip)?;
     let Some(session) = pending(&req, &state).await? else {
         return Ok(see_other("/merchant/login"));
     };
@@ -350,9 +275,9 @@ pub async fn totp_submit(
             &next,
         );
     }
-    let res = start_session(&req, &state, &user, false).await?;
+    let res = start_session(&req, &state, &user, false, &next).await?;
     audit_sign_in(&state, &user, &ip.to_string()).await?;
-    Ok(with_location(res, &next))
+    Ok(res)
 }
 
 #[derive(Deserialize)]
@@ -428,7 +353,7 @@ pub async fn password_submit(
         .map(|c| c.password_hash)
         .ok_or_else(|| AppError::not_found("user"))?;
     let mut errors = Vec::new();
-    if !verify_off_thread(form.current.clone(), hash).await? {
+    if !password_sign_in::check_password(&form.current, Some(&hash)).await? {
         errors.push((
             "current",
             console.t("console.merchant_password.wrong_current"),
@@ -471,6 +396,5 @@ pub async fn password_submit(
     console
         .audit(&state, "user.password_change", &user.email, json!({}))
         .await?;
-    let res = start_session(&req, &state, user, false).await?;
-    Ok(with_location(res, user.role.home()))
+    start_session(&req, &state, user, false, user.role.home()).await
 }

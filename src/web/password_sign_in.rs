@@ -1,0 +1,200 @@
+//! What the merchant console's password sign-in (`web/console/login.rs`) and the operator console's
+//! (`web/ops/login.rs`) share, so that the two cannot drift apart on what matters:
+//!
+//! - where a form may send the browser afterwards (no open redirect);
+//! - the form page itself, with its pre-session CSRF cookie;
+//! - the per-IP throttle's answer;
+//! - one Argon2 check on every path, against a dummy hash when there is no account, so that
+//!   timing reveals nothing;
+//! - a new session's id, expiry and recorded user agent, and the 303 that sets its cookie.
+
+use std::sync::OnceLock;
+
+use actix_web::cookie::Cookie;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::domain::tenant::{hash_password, verify_password};
+use crate::domain::token::{random_token, sha256};
+use crate::web::console::double_submit::DoubleSubmit;
+use crate::web::error::{AppError, AppResult, ErrorCode};
+use crate::web::i18n::{message, Lang};
+use crate::web::AppState;
+
+/// One console's sign-in: its area of paths and its sign-in form.
+pub struct SignInArea {
+    /// The CSRF cookie of the forms that come before any session exists.
+    pub csrf: DoubleSubmit,
+    /// Every page of the console is this path or below it, e.g. `/merchant`.
+    pub area: &'static str,
+    /// The sign-in form's path (never a place to go after signing in).
+    pub login: &'static str,
+    /// Where a sign-in goes without a (valid) `next`.
+    pub home: &'static str,
+    pub body_class: &'static str,
+}
+
+impl SignInArea {
+    /// `next` if it is a path of this console other than the sign-in itself, else `home`.
+    pub fn safe_next(&self, next: Option<&str>) -> String {
+        match next {
+            Some(n) if self.is_own_path(n) => n.to_owned(),
+            _ => self.home.to_owned(),
+        }
+    }
+
+    fn is_own_path(&self, n: &str) -> bool {
+        let rest = match n.strip_prefix(self.area) {
+            Some(rest) => rest,
+            None => return false,
+        };
+        (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
+            && !n.starts_with(self.login)
+            && !n.contains("//")
+            && !n.contains('\\')
+            && !n.chars().any(char::is_control)
+    }
+
+    /// A sign-in form page (`template`), with the CSRF cookie set when the browser has none.
+    #[allow(clippy::too_many_arguments)]
+    pub fn page(
+        &self,
+        req: &HttpRequest,
+        state: &AppState,
+        status: StatusCode,
+        template: &str,
+        title_key: &str,
+        error: Option<&str>,
+        email: &str,
+        next: &str,
+    ) -> AppResult<HttpResponse> {
+        let (lang, remember) = Lang::negotiate(req);
+        let data = json!({
+            "title": message(lang, title_key),
+            "error": error.map(|k| message(lang, k)),
+            "email": email,
+            "next": next,
+            "body_class": self.body_class,
+        });
+        self.csrf
+            .page(req, state, lang, remember, status, template, data)
+    }
+}
+
+/// The per-IP sign-in throttle (every sign-in step counts): 429 with `Retry-After`.
+pub fn throttle(state: &AppState, ip: std::net::IpAddr) -> AppResult<()> {
+    state.limits.sign_in_attempt(ip).map_err(|wait| {
+        AppError::new(
+            ErrorCode::RateLimited,
+            "too many sign-in attempts; wait a moment",
+        )
+        .with_retry_after(wait)
+    })
+}
+
+/// An Argon2 hash of nothing anyone knows, checked when there is no account (or it must
+/// not be tried now) so that answers take as long either way.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&random_token()))
+}
+
+/// Checks `password` against `hash` off the async workers (Argon2 takes tens of
+/// milliseconds); with no hash, against the dummy one, and answers false.
+pub async fn check_password(password: &str, hash: Option<&str>) -> AppResult<bool> {
+    let (password, real, hash) = match hash {
+        Some(h) => (password.to_owned(), true, h.to_owned()),
+        None => (password.to_owned(), false, dummy_hash().to_owned()),
+    };
+    let matches = web::block(move || verify_password(&password, &hash))
+        .await
+        .map_err(AppError::internal)?;
+    Ok(real && matches)
+}
+
+/// A new session's secrets and facts. Only `id_hash` is stored; `id` goes in the cookie.
+pub struct NewSessionId {
+    pub id: String,
+    pub id_hash: Vec<u8>,
+    pub csrf: String,
+    pub expires_at: DateTime<Utc>,
+    /// The first 200 characters of the browser's `User-Agent`, for the session list.
+    pub user_agent: String,
+}
+
+impl NewSessionId {
+    pub fn new(req: &HttpRequest, state: &AppState) -> NewSessionId {
+        let id = random_token();
+        let absolute = chrono::TimeDelta::from_std(state.settings.console.absolute_timeout)
+            .unwrap_or(chrono::TimeDelta::hours(12));
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
+        NewSessionId {
+            id_hash: sha256(&id),
+            id,
+            csrf: random_token(),
+            expires_at: Utc::now() + absolute,
+            user_agent,
+        }
+    }
+
+    /// The 303 to `to` that hands the browser its session cookie.
+    pub fn redirect(&self, cookie: Cookie<'static>, to: &str) -> HttpResponse {
+        HttpResponse::SeeOther()
+            .cookie(cookie)
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::LOCATION, to.to_owned()))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MERCHANT: SignInArea = SignInArea {
+        csrf: DoubleSubmit {
+            cookie: "c",
+            path: "/merchant/login",
+        },
+        area: "/merchant",
+        login: "/merchant/login",
+        home: "/merchant",
+        body_class: "",
+    };
+
+    #[test]
+    fn only_the_consoles_own_pages_are_places_to_go() {
+        for ok in [
+            "/merchant",
+            "/merchant/",
+            "/merchant/keys",
+            "/merchant?lang=en",
+        ] {
+            assert_eq!(MERCHANT.safe_next(Some(ok)), ok);
+        }
+        for bad in [
+            "https://evil.example/merchant",
+            "//evil.example",
+            "/merchant//evil.example",
+            "/merchant\\evil",
+            "/merchantx",
+            "/merchant/login",
+            "/merchant/login/totp",
+            "/ops",
+            "/merchant/\nx",
+            "",
+        ] {
+            assert_eq!(MERCHANT.safe_next(Some(bad)), "/merchant", "{bad:?}");
+        }
+        assert_eq!(MERCHANT.safe_next(None), "/merchant");
+    }
+}
