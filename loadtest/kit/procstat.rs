@@ -118,6 +118,26 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// The same CPU and counts per second of `load_s`, the part of the metered time in
+    /// which requests were in flight. A claim phase's wrk runs past its deadline so that
+    /// the last claims are answered and counted (`wrk::DRAIN`), with its connections
+    /// parked and the machine nearly idle; per second of the whole run, the cores and
+    /// commits of an 8 s phase read about 8/11 of what they were under load, and claims
+    /// per core (answers per second of load, divided by those cores) 11/8 too many.
+    pub fn over_load(mut self, load_s: f64) -> Usage {
+        if load_s > 0.0 && load_s < self.wall_s {
+            let k = self.wall_s / load_s;
+            self.ecoupon *= k;
+            self.postgres = self.postgres.map(|c| c * k);
+            self.generator *= k;
+            self.machine *= k;
+            self.commits_per_s = self.commits_per_s.map(|c| c * k);
+            self.wal_syncs_per_s = self.wal_syncs_per_s.map(|c| c * k);
+            self.wall_s = load_s;
+        }
+        self
+    }
+
     /// Busy cores not accounted to ecoupon, PostgreSQL or the generator: other work on a
     /// shared machine.
     pub fn other(&self) -> f64 {

@@ -42,7 +42,8 @@ impl Row {
     pub fn with_wrk(mut self, result: &WrkResult, usage: Usage) -> Row {
         self.rate = Some(result.rate());
         self.latency = Some(result.latency_us);
-        self.usage = Some(usage);
+        // Cores and commits per second of load, like the answers per second.
+        self.usage = Some(usage.over_load(result.window_s));
         self.extra = json!({
             "answers": result.answers(),
             "parked_408": result.parked_408,
