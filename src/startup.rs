@@ -158,6 +158,8 @@ impl Application {
             .map(|l| redirect_server(l, &state.settings.public_url(), &http))
             .transpose()?;
         let server = HttpServer::new(move || {
+            // Runs once on each worker thread: the campaign actors its claims start live here.
+            crate::engine::host_actors_on_this_thread();
             App::new()
                 .app_data(state.clone())
                 .app_data(board.clone())

@@ -24,6 +24,8 @@ mod node;
 pub mod reads;
 mod sold_out;
 
+pub use directory::host_actors_on_this_thread;
+
 use std::sync::Arc;
 use std::time::Duration;
 
