@@ -191,10 +191,7 @@ impl<'a> Columns<'a> {
 /// One statement, so one round trip and its own transaction (committed, WAL flushed,
 /// before the reply comes): the batch's leases are locked against release (`live`, in id
 /// order, the order every release locks them in), rows under a lease that is gone are left
-/// out, and the answer lists the rows written ('c') and the leases still live ('l'). Each
-/// campaign is locked FOR KEY SHARE once (`camp`), in place of a foreign key, whose
-/// trigger locked it once per row (migrations/V59): a row of a campaign deleted meanwhile
-/// is not written.
+/// out, and the answer lists the rows written ('c') and the leases still live ('l').
 /// `hooked` queues a coupon.claimed webhook per won row and subscribed endpoint in the same
 /// commit; a tenant without such an endpoint costs one probe of an index on an (almost
 /// always) tiny table.
@@ -209,8 +206,6 @@ macro_rules! insert_batches {
     WHERE id = ANY($13::uuid[]) AND released_at IS NULL
     ORDER BY id
     FOR KEY SHARE
- ), camp AS (
-    SELECT id FROM campaigns WHERE id = ANY($2::uuid[]) FOR KEY SHARE
  ), ",
             $taken,
             "written AS (
@@ -222,8 +217,7 @@ macro_rules! insert_batches {
                 $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::int4[], $12::bytea[])
          AS u(tenant_id, campaign_id, id, consumer, seq, code, lease_id, claimed_at, valid_from,
               expires_at, uses_left, secret)
-    WHERE (u.lease_id IS NULL OR u.lease_id IN (SELECT id FROM live))
-      AND u.campaign_id IN (SELECT id FROM camp)",
+    WHERE (u.lease_id IS NULL OR u.lease_id IN (SELECT id FROM live))",
             $not_taken,
             "
     ON CONFLICT DO NOTHING
