@@ -104,3 +104,27 @@ pub async fn disable(store: &Store, email: &str, by: &str, password: &str) -> an
     }
     audit(store, &actor.email, "operator.disable", &target.email).await
 }
+
+/// Removes an operator's second factor (a lost or replaced phone) and ends their sessions.
+/// Another active operator does it: whoever holds only the lost account's password must
+/// not be able to.
+pub async fn reset_two_factor(
+    store: &Store,
+    email: &str,
+    by: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    let actor = authenticate(store, by, password).await?;
+    let target = store
+        .operator_by_email(email.trim())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("EMAIL: there is no operator {email}"))?;
+    if target.id == actor.id {
+        anyhow::bail!("--by: an operator cannot reset their own second factor; a different active operator must");
+    }
+    if !target.totp_enabled {
+        anyhow::bail!("EMAIL: {} has no second factor to reset", target.email);
+    }
+    store.reset_operator_totp(target.id).await?;
+    audit(store, &actor.email, "operator.mfa_reset", &target.email).await
+}

@@ -163,21 +163,6 @@ impl Store {
         Ok(())
     }
 
-    /// Accepts a TOTP step for the user only if it is later than the last one accepted,
-    /// so a code works once even when two nodes see it at the same moment.
-    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
-    pub async fn use_totp_step(&self, user_id: Uuid, step: i64) -> Result<bool, StoreError> {
-        let client = self.pool.get().await?;
-        let n = client
-            .execute(
-                "UPDATE merchant_users SET totp_last_step = $2
-                 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
-                &[&user_id, &step],
-            )
-            .await?;
-        Ok(n == 1)
-    }
-
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %s.user_id))]
     pub async fn create_session(&self, s: NewSession<'_>) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
@@ -278,40 +263,6 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Stores a TOTP secret being enrolled (`enabled` false) or confirms it (`enabled`
-    /// true); `None` removes the second factor.
-    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id, enabled))]
-    pub async fn set_totp(
-        &self,
-        user_id: Uuid,
-        secret: Option<&[u8]>,
-        enabled: bool,
-    ) -> Result<(), StoreError> {
-        let client = self.pool.get().await?;
-        client
-            .execute(
-                "UPDATE merchant_users SET totp_secret = $2, totp_enabled = $3 WHERE id = $1",
-                &[&user_id, &secret, &(enabled && secret.is_some())],
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// The TOTP secret and last accepted step of a user (for enrolment and sign-in).
-    pub async fn totp_state(
-        &self,
-        user_id: Uuid,
-    ) -> Result<(Option<Vec<u8>>, Option<i64>), StoreError> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_one(
-                "SELECT totp_secret, totp_last_step FROM merchant_users WHERE id = $1",
-                &[&user_id],
-            )
-            .await?;
-        Ok((row.get(0), row.get(1)))
     }
 
     /// A tenant's users, owners first.

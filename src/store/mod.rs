@@ -41,6 +41,7 @@ mod shops;
 pub mod tenant_data;
 mod tenant_settings;
 mod tenants;
+mod totp;
 mod wallet;
 pub mod webhooks;
 
@@ -77,6 +78,7 @@ pub use report::{MonthRow, Observed};
 pub use shops::{Shop, ShopCampaignStat, ShopWrite};
 pub use tenant_settings::{SettingsUpdate, TenantSettings};
 pub use tenants::ApiKeyRecord;
+pub use totp::TotpOwner;
 pub use wallet::{Theme, WalletCoupon};
 
 #[derive(Debug, thiserror::Error)]

@@ -13,10 +13,11 @@ pub struct Operator {
     pub status: String,
     pub approved_by: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub totp_enabled: bool,
 }
 
 const COLUMNS: &str = "o.id, o.email, o.password_hash, o.status,
-    (SELECT a.email FROM operators a WHERE a.id = o.approved_by), o.created_at";
+    (SELECT a.email FROM operators a WHERE a.id = o.approved_by), o.created_at, o.totp_enabled";
 
 /// For the console's list: who asked, and when they last signed in.
 #[derive(Debug, Clone)]
@@ -34,6 +35,7 @@ fn operator(r: &tokio_postgres::Row) -> Operator {
         status: r.get(3),
         approved_by: r.get(4),
         created_at: r.get(5),
+        totp_enabled: r.get(6),
     }
 }
 
@@ -76,8 +78,8 @@ impl Store {
             .iter()
             .map(|r| OperatorListing {
                 operator: operator(r),
-                requested_by: r.get(6),
-                last_sign_in_at: r.get(7),
+                requested_by: r.get(7),
+                last_sign_in_at: r.get(8),
             })
             .collect())
     }
@@ -217,10 +219,10 @@ impl Store {
         let client = self.pool.get().await?;
         client
             .execute(
-                "INSERT INTO operator_sessions (id_hash, operator_id, csrf, expires_at, ip, user_agent)
-                 SELECT $1, $2, $3, $4, $5, $6
+                "INSERT INTO operator_sessions (id_hash, operator_id, csrf, expires_at, ip, user_agent, mfa_pending)
+                 SELECT $1, $2, $3, $4, $5, $6, $7
                  WHERE EXISTS (SELECT 1 FROM operators WHERE id = $2 AND status = 'active')",
-                &[&s.id_hash, &s.operator_id, &s.csrf, &s.expires_at, &s.ip, &s.user_agent],
+                &[&s.id_hash, &s.operator_id, &s.csrf, &s.expires_at, &s.ip, &s.user_agent, &s.mfa_pending],
             )
             .await?;
         client
@@ -242,7 +244,7 @@ impl Store {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(&format!(
-                "SELECT {COLUMNS}, s.csrf, s.last_seen_at
+                "SELECT {COLUMNS}, s.csrf, s.last_seen_at, s.mfa_pending
                  FROM operator_sessions s JOIN operators o ON o.id = s.operator_id
                  WHERE s.id_hash = $1 AND s.expires_at > now() AND o.status = 'active'"
             ))
@@ -252,8 +254,9 @@ impl Store {
         };
         let session = OperatorSession {
             operator: operator(&r),
-            csrf: r.get(6),
-            last_seen_at: r.get(7),
+            csrf: r.get(7),
+            last_seen_at: r.get(8),
+            mfa_pending: r.get(9),
         };
         if Utc::now() - session.last_seen_at > chrono::TimeDelta::seconds(60) {
             client
@@ -264,6 +267,26 @@ impl Store {
                 .await?;
         }
         Ok(Some(session))
+    }
+
+    /// Removes an operator's second factor (a lost phone) and ends their sessions, in one
+    /// transaction. False when there is no such operator.
+    pub async fn reset_operator_totp(&self, id: Uuid) -> Result<bool, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let n = tx
+            .execute(
+                "UPDATE operators SET totp_secret = NULL, totp_enabled = false WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        tx.execute(
+            "DELETE FROM operator_sessions WHERE operator_id = $1",
+            &[&id],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(n == 1)
     }
 
     pub async fn delete_operator_session(&self, id_hash: &[u8]) -> Result<(), StoreError> {
@@ -289,6 +312,8 @@ pub struct NewOperatorSession<'a> {
     pub expires_at: DateTime<Utc>,
     pub ip: &'a str,
     pub user_agent: &'a str,
+    /// Password given, TOTP code not yet: the session opens no page but the code form.
+    pub mfa_pending: bool,
 }
 
 /// A signed-in operator's session.
@@ -296,4 +321,5 @@ pub struct OperatorSession {
     pub operator: Operator,
     pub csrf: String,
     pub last_seen_at: DateTime<Utc>,
+    pub mfa_pending: bool,
 }

@@ -36,6 +36,7 @@ pub mod password_sign_in;
 mod qr;
 mod redemptions;
 pub mod routes;
+pub mod second_factor;
 pub mod session;
 pub mod signin;
 mod status;

@@ -77,6 +77,8 @@ impl SignInArea {
             "email": email,
             "next": next,
             "body_class": self.body_class,
+            // The second sign-in step (the authenticator code) posts here.
+            "totp_action": format!("{}/totp", self.login),
         });
         self.csrf
             .page(req, state, lang, remember, status, template, data)

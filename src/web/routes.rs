@@ -199,7 +199,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(get().to(ops::login::form))
                 .route(post().to(ops::login::submit)),
         )
+        .service(
+            at("/ops/login/totp")
+                .route(get().to(ops::login::totp_form))
+                .route(post().to(ops::login::totp_submit)),
+        )
         .service(at("/ops/logout").route(post().to(ops::login::logout)))
+        .service(at("/ops/account").route(get().to(ops::account::index)))
+        .service(at("/ops/account/totp").route(post().to(ops::account::start)))
+        .service(at("/ops/account/totp.svg").route(get().to(ops::account::qr)))
+        .service(at("/ops/account/totp/confirm").route(post().to(ops::account::confirm)))
+        .service(at("/ops/account/totp/disable").route(post().to(ops::account::disable)))
         .service(at("/ops/notices").route(get().to(ops::notices::index)))
         .service(at("/ops/notices/maintenance").route(post().to(ops::notices::schedule)))
         .service(at("/ops/notices/incident").route(post().to(ops::notices::incident)))

@@ -9,5 +9,6 @@ mod notices;
 mod operators;
 mod separation;
 mod support;
+mod two_factor;
 
 pub use support::*;

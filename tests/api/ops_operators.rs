@@ -17,7 +17,7 @@ fn password_of(out: &str) -> String {
 }
 
 /// Runs `operator <args>` with `password` on standard input; (ok, stdout or error line).
-fn with_password(
+pub(crate) fn with_password(
     url: &str,
     data: &std::path::Path,
     args: &[&str],

@@ -40,6 +40,18 @@ pub enum OperatorCommand {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Remove an operator's second factor (lost phone) and end their sessions; they can
+    /// enrol again after signing in with the password. The acting operator (someone else)
+    /// gives their password on standard input.
+    #[command(name = "reset-2fa")]
+    ResetTwoFactor {
+        #[arg(value_name = "EMAIL")]
+        email: String,
+        #[arg(long, value_name = "EMAIL")]
+        by: String,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Every operator and their state.
     List {
         #[arg(long, value_name = "DIR")]
@@ -124,14 +136,29 @@ pub async fn operator(settings: Settings, command: OperatorCommand) -> anyhow::R
             })
             .await
         }
+        OperatorCommand::ResetTwoFactor {
+            email,
+            by,
+            data_dir,
+        } => {
+            settings.data_dir = data_dir.unwrap_or(settings.data_dir);
+            let password = read_password(&by)?;
+            with_store(&settings, |store| async move {
+                crate::ops::operators::reset_two_factor(&store, &email, &by, &password).await?;
+                println!("second factor removed: {email} (sessions ended)");
+                Ok(())
+            })
+            .await
+        }
         OperatorCommand::List { data_dir } => {
             settings.data_dir = data_dir.unwrap_or(settings.data_dir);
             with_store(&settings, |store| async move {
                 for op in store.operators().await? {
                     println!(
-                        "{:<32} {:<9} approved by {}  since {}",
+                        "{:<32} {:<9} {:<7} approved by {}  since {}",
                         op.email,
                         op.status,
+                        if op.totp_enabled { "2fa" } else { "no-2fa" },
                         op.approved_by.as_deref().unwrap_or("-"),
                         op.created_at.to_rfc3339()
                     );

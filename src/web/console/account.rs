@@ -6,20 +6,18 @@
 //! tenant requires a second factor, `Console::load` sends users without one here, and
 //! they cannot turn theirs off.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use chrono::Utc;
-use qrcode::render::svg;
-use qrcode::{EcLevel, QrCode};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{field_errors, Console};
 use crate::domain::merchant::password::check_new_password;
 use crate::domain::merchant::{PasswordProblem, TotpSecret};
+use crate::store::TotpOwner;
 use crate::web::error::{AppError, AppResult, ErrorCode};
-use crate::web::password_sign_in;
 use crate::web::AppState;
+use crate::web::{password_sign_in, second_factor};
 
 const ACCOUNT: &str = "/merchant/account";
 
@@ -28,8 +26,12 @@ async fn pending_secret(console: &Console, state: &AppState) -> AppResult<Option
     if console.user.totp_enabled {
         return Ok(None);
     }
-    let (secret, _) = state.store.totp_state(console.user.id).await?;
+    let (secret, _) = state.store.totp_state(owner(console)).await?;
     Ok(secret.map(TotpSecret::from_bytes))
+}
+
+fn owner(console: &Console) -> TotpOwner {
+    TotpOwner::MerchantUser(console.user.id)
 }
 
 pub async fn index(console: Console, state: web::Data<AppState>) -> AppResult<HttpResponse> {
@@ -44,19 +46,6 @@ async fn account_page(
 ) -> AppResult<HttpResponse> {
     let user = &console.user;
     let pending = pending_secret(console, state).await?;
-    let enrolling: Value = match &pending {
-        Some(secret) => {
-            // Groups of four are easier to type into an app by hand.
-            let base32 = secret.base32();
-            let grouped: Vec<String> = base32
-                .as_bytes()
-                .chunks(4)
-                .map(|c| String::from_utf8_lossy(c).into_owned())
-                .collect();
-            json!({"secret": grouped.join(" ")})
-        }
-        None => Value::Null,
-    };
     console.render_status(
         state,
         status,
@@ -68,7 +57,8 @@ async fn account_page(
             "mfa_required": user.tenant_require_mfa,
             "mfa_missing": user.tenant_require_mfa && !user.totp_enabled,
             "can_disable": user.totp_enabled && !user.tenant_require_mfa,
-            "enrolling": enrolling,
+            "enrolling": second_factor::enrolling(pending.as_ref()),
+            "totp_base": ACCOUNT,
             "errors": field_errors(&errors),
         }),
     )
@@ -92,7 +82,7 @@ pub async fn start(
     let secret = TotpSecret::generate();
     state
         .store
-        .set_totp(console.user.id, Some(secret.as_bytes()), false)
+        .set_totp(owner(&console), Some(secret.as_bytes()), false)
         .await?;
     Ok(console.redirect(ACCOUNT))
 }
@@ -103,20 +93,7 @@ pub async fn qr(console: Console, state: web::Data<AppState>) -> AppResult<HttpR
     let secret = pending_secret(&console, &state)
         .await?
         .ok_or_else(|| AppError::not_found("enrolment"))?;
-    let url = secret
-        .url(&console.user.email)
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("TOTP URL could not be built")))?;
-    let code = QrCode::with_error_correction_level(url.as_bytes(), EcLevel::M)
-        .map_err(AppError::internal)?;
-    let image = code
-        .render::<svg::Color>()
-        .min_dimensions(220, 220)
-        .quiet_zone(true)
-        .build();
-    Ok(HttpResponse::Ok()
-        .content_type("image/svg+xml")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(image))
+    second_factor::qr_code(&secret, &console.user.email)
 }
 
 #[derive(Deserialize)]
@@ -136,18 +113,7 @@ pub async fn confirm(
     let Some(secret) = pending_secret(&console, &state).await? else {
         return Ok(console.redirect(ACCOUNT));
     };
-    let (_, last) = state.store.totp_state(console.user.id).await?;
-    let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
-    let last = last.and_then(|l| u64::try_from(l).ok());
-    let step = secret
-        .verify(&form.code, now, last)
-        .and_then(|s| i64::try_from(s).ok());
-    // The step is used up here as at sign-in, so the code that enrolled cannot also sign in.
-    let accepted = match step {
-        Some(step) => state.store.use_totp_step(console.user.id, step).await?,
-        None => false,
-    };
-    if !accepted {
+    if !second_factor::accept_code(&state, owner(&console), &secret, &form.code).await? {
         let errors = vec![("code", console.t("console.account.code_wrong"))];
         return account_page(&console, &state, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
     }
@@ -155,7 +121,7 @@ pub async fn confirm(
     // started over meanwhile).
     state
         .store
-        .set_totp(console.user.id, Some(secret.as_bytes()), true)
+        .set_totp(owner(&console), Some(secret.as_bytes()), true)
         .await?;
     console
         .audit(&state, "account.mfa_enable", &console.user.email, json!({}))
@@ -216,7 +182,7 @@ pub async fn disable(
     if !errors.is_empty() {
         return account_page(&console, &state, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
     }
-    state.store.set_totp(user.id, None, false).await?;
+    state.store.set_totp(owner(&console), None, false).await?;
     console
         .audit(&state, "account.mfa_disable", &user.email, json!({}))
         .await?;

@@ -14,13 +14,13 @@ use serde_json::json;
 use super::double_submit::DoubleSubmit;
 use super::{clear_session_cookie, cookie_name, session_cookie, Console};
 use crate::domain::merchant::password::check_new_password;
-use crate::domain::merchant::TotpSecret;
 use crate::domain::tenant::hash_password;
 use crate::domain::token::sha256;
-use crate::store::{AuditEntry, MerchantUser, NewSession};
+use crate::store::{AuditEntry, MerchantUser, NewSession, TotpOwner};
 use crate::web::client_ip::client_ip;
 use crate::web::error::{AppError, AppResult};
 use crate::web::password_sign_in::{self, NewSessionId, SignInArea};
+use crate::web::second_factor;
 use crate::web::AppState;
 
 /// The sign-in and TOTP forms come before any session exists.
@@ -253,16 +253,8 @@ pub async fn totp_submit(
         return Ok(see_other("/merchant/login"));
     };
     let user = session.user;
-    let (secret, last) = state.store.totp_state(user.id).await?;
-    let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
-    let step = secret.and_then(|s| {
-        TotpSecret::from_bytes(s).verify(&form.code, now, last.and_then(|l| u64::try_from(l).ok()))
-    });
-    let accepted = match step.and_then(|s| i64::try_from(s).ok()) {
-        Some(step) => state.store.use_totp_step(user.id, step).await?,
-        None => false,
-    };
-    if !accepted {
+    let owner = TotpOwner::MerchantUser(user.id);
+    if !second_factor::accept_sign_in_code(&state, owner, &form.code).await? {
         crate::metrics::auth_failure("console_totp");
         state.store.record_sign_in_failure(user.id).await?;
         return login_page(

@@ -1,7 +1,9 @@
 //! Signing in and out of the operator console. Only active operators sign in (a pending
 //! request has not been approved yet). As on the merchant console: unknown e-mails cost
 //! the same Argon2 work, every failure shows the same message, attempts are throttled per
-//! IP (governor) and per account (growing waits in the database).
+//! IP (governor) and per account (growing waits in the database). An operator with a
+//! second factor gives the authenticator app's code next (`/ops/login/totp`); until then
+//! the session opens no page.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -12,11 +14,12 @@ use serde_json::json;
 use super::{clear_session_cookie, cookie_name, session_cookie, OpsConsole};
 use crate::domain::token::sha256;
 use crate::store::operators::{NewOperatorSession, Operator};
-use crate::store::AuditEntry;
+use crate::store::{AuditEntry, TotpOwner};
 use crate::web::client_ip::client_ip;
 use crate::web::console::double_submit::DoubleSubmit;
 use crate::web::error::AppResult;
 use crate::web::password_sign_in::{self, NewSessionId, SignInArea};
+use crate::web::second_factor;
 use crate::web::AppState;
 
 const OPS: SignInArea = SignInArea {
@@ -100,13 +103,36 @@ pub async fn submit(
         .store
         .record_operator_sign_in_success(operator.id)
         .await?;
-    if let Some(old) = req.cookie(cookie_name(&state)) {
+    if operator.totp_enabled {
+        // Password right; the session opens nothing until the app's code is given too.
+        let to = format!("/ops/login/totp?next={}", encode(&next));
+        return start_session(&req, &state, &operator, true, &to).await;
+    }
+    let res = start_session(&req, &state, &operator, false, &next).await?;
+    audit_sign_in(&state, &operator, &ip.to_string()).await?;
+    Ok(res)
+}
+
+fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A fresh session (a new id at every sign-in step, so a planted id is worthless); the
+/// previous one of this browser ends. The answer is a 303 to `to`.
+async fn start_session(
+    req: &HttpRequest,
+    state: &AppState,
+    operator: &Operator,
+    mfa_pending: bool,
+    to: &str,
+) -> AppResult<HttpResponse> {
+    if let Some(old) = req.cookie(cookie_name(state)) {
         state
             .store
             .delete_operator_session(&sha256(old.value()))
             .await?;
     }
-    let session = NewSessionId::new(&req, &state);
+    let session = NewSessionId::new(req, state);
     state
         .store
         .create_operator_session(NewOperatorSession {
@@ -114,10 +140,15 @@ pub async fn submit(
             operator_id: operator.id,
             csrf: &session.csrf,
             expires_at: session.expires_at,
-            ip: &ip.to_string(),
+            ip: &client_ip(req, &state.settings).to_string(),
             user_agent: &session.user_agent,
+            mfa_pending,
         })
         .await?;
+    Ok(session.redirect(session_cookie(state, &session.id), to))
+}
+
+async fn audit_sign_in(state: &AppState, operator: &Operator, ip: &str) -> AppResult<()> {
     state
         .store
         .audit(AuditEntry {
@@ -126,11 +157,101 @@ pub async fn submit(
             actor: &operator.email,
             action: "operator.sign_in",
             target: &operator.email,
-            ip: &ip.to_string(),
+            ip,
             detail: json!({}),
         })
         .await?;
-    Ok(session.redirect(session_cookie(&state, &session.id), &next))
+    Ok(())
+}
+
+/// The operator of a browser that gave the password but not yet the TOTP code.
+async fn pending(req: &HttpRequest, state: &AppState) -> AppResult<Option<Operator>> {
+    let Some(cookie) = req.cookie(cookie_name(state)) else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .operator_session(&sha256(cookie.value()))
+        .await?
+        .filter(|s| s.mfa_pending)
+        .map(|s| s.operator))
+}
+
+fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to.to_owned()))
+        .finish()
+}
+
+/// `GET /ops/login/totp`
+pub async fn totp_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<NextQuery>,
+) -> AppResult<HttpResponse> {
+    if pending(&req, &state).await?.is_none() {
+        return Ok(see_other(OPS.login));
+    }
+    let next = OPS.safe_next(query.next.as_deref());
+    OPS.page(
+        &req,
+        &state,
+        StatusCode::OK,
+        "ops_totp",
+        "console.merchant_totp.title",
+        None,
+        "",
+        &next,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct TotpForm {
+    code: String,
+    csrf: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// `POST /ops/login/totp`: the app's code finishes the sign-in. A wrong code counts as a
+/// failed sign-in of the account (growing waits), like a wrong password.
+pub async fn totp_submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<TotpForm>,
+) -> AppResult<HttpResponse> {
+    OPS.csrf.check(&req, &form.csrf)?;
+    let next = OPS.safe_next(Some(&form.next));
+    let ip = client_ip(&req, &state.settings);
+    password_sign_in::throttle(&state, ip)?;
+    let Some(operator) = pending(&req, &state).await? else {
+        return Ok(see_other(OPS.login));
+    };
+    let blocked = state.store.operator_blocked_until(operator.id).await?;
+    let waiting = blocked.is_some_and(|until| until > Utc::now());
+    let owner = TotpOwner::Operator(operator.id);
+    if waiting || !second_factor::accept_sign_in_code(&state, owner, &form.code).await? {
+        crate::metrics::auth_failure("ops_totp");
+        if !waiting {
+            state
+                .store
+                .record_operator_sign_in_failure(operator.id)
+                .await?;
+        }
+        return OPS.page(
+            &req,
+            &state,
+            StatusCode::UNAUTHORIZED,
+            "ops_totp",
+            "console.merchant_totp.title",
+            Some("console.merchant_totp.failed"),
+            "",
+            &next,
+        );
+    }
+    let res = start_session(&req, &state, &operator, false, &next).await?;
+    audit_sign_in(&state, &operator, &ip.to_string()).await?;
+    Ok(res)
 }
 
 /// The active operator with this e-mail and password, if any. Every way of failing costs

@@ -8,6 +8,7 @@
 //! Taking an [`OpsConsole`] as a handler argument is what makes a page require a signed-in
 //! operator: without a live session the browser is sent (303) to `/ops/login`.
 
+pub mod account;
 pub mod login;
 pub mod mail;
 pub mod notices;
@@ -109,6 +110,10 @@ impl OpsConsole {
         else {
             return Err(login().into());
         };
+        if session.mfa_pending {
+            // Password given, code not yet: this session opens nothing but the code form.
+            return Err(Redirect::to("/ops/login/totp").into());
+        }
         let idle = chrono::TimeDelta::from_std(state.settings.console.idle_timeout)
             .unwrap_or(chrono::TimeDelta::MAX);
         if chrono::Utc::now() - session.last_seen_at > idle {
@@ -219,6 +224,7 @@ const NAV: &[(&str, &str)] = &[
     ("/ops/notices", "ops.nav.notices"),
     ("/ops/operators", "ops.nav.operators"),
     ("/ops/mail", "ops.nav.mail"),
+    ("/ops/account", "ops.nav.account"),
 ];
 
 /// `GET /ops`

@@ -49,6 +49,7 @@ async fn operators_page(
                     "pending" => "c-badge--paused",
                     _ => "c-badge--ended",
                 },
+                "mfa": op.totp_enabled,
                 "requested_by": l.requested_by,
                 "approved_by": op.approved_by,
                 "created": show_time(op.created_at),

@@ -1,14 +1,16 @@
 //! The operator console in headless Chromium, in Japanese and English: sign in, schedule an
 //! emergency maintenance and post an incident through the forms, approve a pending
-//! operator, look at the outbox. Every page is screenshotted (full page, desktop width)
-//! into `test-artifacts/screenshots/ops-*.png` (and `$OPS_SHOTS_DIR` when set) and checked
-//! by axe against WCAG 2 A/AA.
+//! operator, look at the outbox, turn on the second factor and sign in with it. Every page
+//! is screenshotted (full page, desktop width) into `test-artifacts/screenshots/ops-*.png`
+//! (and `$OPS_SHOTS_DIR` when set) and checked by axe against WCAG 2 A/AA.
 
 use std::time::Duration;
 
 use chrono::{FixedOffset, TimeDelta, Utc};
 use fantoccini::{Client, Locator};
 use serde_json::json;
+
+use ecoupon::domain::merchant::TotpSecret;
 
 use crate::axe::accessibility_report;
 use crate::browser::artifacts;
@@ -104,7 +106,7 @@ async fn the_operator_console_in_both_languages() {
     let driver = chromedriver().await;
     let app = spawn_app().await;
     app.add_user("admin").await;
-    let (_, alice) = add_operator(&app, "active").await;
+    let (alice_id, alice) = add_operator(&app, "active").await;
     let (bob_id, _) = add_operator(&app, "pending").await;
     add_operator(&app, "disabled").await;
     let client = browser(&driver).await;
@@ -205,6 +207,38 @@ async fn the_operator_console_in_both_languages() {
     client.set_window_size(412, 915).await.unwrap();
     sign_in(&client, &app, &alice, "ja").await;
     problems.extend(look(&client, "notices-phone-ja").await);
+
+    // The second factor: enrol on the account page, then sign-in asks for the code.
+    client.set_window_size(1280, 900).await.unwrap();
+    client.goto(&app.url("/ops/account")).await.unwrap();
+    wait_for(&client, "[data-mfa=\"off\"]").await;
+    problems.extend(look(&client, "account-ja").await);
+    click(&client, "#totp-start").await;
+    wait_for(&client, "#totp-qr").await;
+    problems.extend(look(&client, "account-enrolling-ja").await);
+    let secret: Vec<u8> = app
+        .db_value(
+            "SELECT totp_secret FROM operators WHERE id = $1",
+            &[&alice_id],
+        )
+        .await;
+    let secret = TotpSecret::from_bytes(secret);
+    let now = || Utc::now().timestamp() as u64;
+    type_into(&client, "#totp-code", &secret.code_at(now()).unwrap()).await;
+    click(&client, "#totp-confirm-button").await;
+    wait_for(&client, "[data-mfa=\"on\"]").await;
+    client.goto(&app.url("/ops/account?lang=en")).await.unwrap();
+    wait_for(&client, "[data-mfa=\"on\"]").await;
+    problems.extend(look(&client, "account-en").await);
+    click(&client, "#logout").await;
+    type_into(&client, "#email", &alice).await;
+    type_into(&client, "#password", OPS_PASSWORD).await;
+    click(&client, "#login-button").await;
+    wait_for(&client, "#totp-form").await;
+    problems.extend(look(&client, "totp-en").await);
+    type_into(&client, "#code", &secret.code_at(now() + 30).unwrap()).await;
+    click(&client, "#totp-button").await;
+    wait_for(&client, "#maintenance-form").await;
 
     client.close().await.unwrap();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
