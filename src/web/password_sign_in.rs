@@ -14,6 +14,7 @@ use actix_web::cookie::Cookie;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::tenant::{hash_password, verify_password};
@@ -82,6 +83,32 @@ impl SignInArea {
         });
         self.csrf
             .page(req, state, lang, remember, status, template, data)
+    }
+}
+
+/// The second sign-in step's form: the authenticator app's code.
+#[derive(Deserialize)]
+pub struct CodeForm {
+    pub code: String,
+    csrf: String,
+    #[serde(default)]
+    next: String,
+}
+
+impl SignInArea {
+    /// Checks a posted code form's CSRF token and the per-IP throttle (every step counts);
+    /// answers where to go after it and the client's address.
+    pub fn code_form(
+        &self,
+        req: &HttpRequest,
+        state: &AppState,
+        form: &CodeForm,
+    ) -> AppResult<(String, std::net::IpAddr)> {
+        self.csrf.check(req, &form.csrf)?;
+        let next = self.safe_next(Some(&form.next));
+        let ip = crate::web::client_ip::client_ip(req, &state.settings);
+        throttle(state, ip)?;
+        Ok((next, ip))
     }
 }
 

@@ -5,10 +5,12 @@ use actix_web::{HttpResponse, Resource};
 
 use super::{
     assets, campaigns, claim_page, claims, codes, console, coupons, health, images, keys,
-    metrics_endpoint, openapi, ops, pages, qr, redemptions, signin, status, stores, tenant, wallet,
-    webhooks,
+    metrics_endpoint, openapi, ops, pages, qr, redemptions, second_factor, signin, status, stores,
+    tenant, wallet, webhooks,
 };
 use crate::web::error::{AppError, ErrorCode};
+use console::Console;
+use ops::OpsConsole;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg
@@ -169,9 +171,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(at("/merchant/keys/{id}/revoke").route(post().to(console::keys::revoke)))
         .service(at("/merchant/account").route(get().to(console::account::index)))
-        .service(at("/merchant/account/totp").route(post().to(console::account::start)))
-        .service(at("/merchant/account/totp.svg").route(get().to(console::account::qr)))
-        .service(at("/merchant/account/totp/confirm").route(post().to(console::account::confirm)))
+        .service(at("/merchant/account/totp").route(post().to(second_factor::start::<Console>)))
+        .service(at("/merchant/account/totp.svg").route(get().to(second_factor::qr::<Console>)))
+        .service(
+            at("/merchant/account/totp/confirm")
+                .route(post().to(second_factor::confirm::<Console>)),
+        )
         .service(at("/merchant/account/totp/disable").route(post().to(console::account::disable)))
         // Staff redemption screen and stores (console/redeem.rs, stores.rs)
         .service(
@@ -206,9 +211,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(at("/ops/logout").route(post().to(ops::login::logout)))
         .service(at("/ops/account").route(get().to(ops::account::index)))
-        .service(at("/ops/account/totp").route(post().to(ops::account::start)))
-        .service(at("/ops/account/totp.svg").route(get().to(ops::account::qr)))
-        .service(at("/ops/account/totp/confirm").route(post().to(ops::account::confirm)))
+        .service(at("/ops/account/totp").route(post().to(second_factor::start::<OpsConsole>)))
+        .service(at("/ops/account/totp.svg").route(get().to(second_factor::qr::<OpsConsole>)))
+        .service(
+            at("/ops/account/totp/confirm").route(post().to(second_factor::confirm::<OpsConsole>)),
+        )
         .service(at("/ops/account/totp/disable").route(post().to(ops::account::disable)))
         .service(at("/ops/notices").route(get().to(ops::notices::index)))
         .service(at("/ops/notices/maintenance").route(post().to(ops::notices::schedule)))

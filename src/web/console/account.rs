@@ -1,9 +1,8 @@
 //! `GET /merchant/account`: every user's own account: the password-change link and the
 //! optional TOTP second factor (RFC 6238).
 //!
-//! Enrolment stores a new secret not yet enabled, shows it as a QR code and in base32,
-//! and enables it only when the user proves their app has it by typing a code. When the
-//! tenant requires a second factor, `Console::load` sends users without one here, and
+//! Enrolment (a secret enabled only once a code from the app matches) is
+//! `web/second_factor.rs`'s, for [`Console`]. When the tenant requires a second factor, `Console::load` sends users without one here, and
 //! they cannot turn theirs off.
 
 use actix_web::http::StatusCode;
@@ -13,22 +12,13 @@ use serde_json::json;
 
 use super::{field_errors, Console};
 use crate::domain::merchant::password::check_new_password;
-use crate::domain::merchant::{PasswordProblem, TotpSecret};
+use crate::domain::merchant::PasswordProblem;
 use crate::store::TotpOwner;
 use crate::web::error::{AppError, AppResult, ErrorCode};
-use crate::web::AppState;
-use crate::web::{password_sign_in, second_factor};
+use crate::web::second_factor::{self, TotpAccount};
+use crate::web::{password_sign_in, AppState};
 
 const ACCOUNT: &str = "/merchant/account";
-
-/// The secret being enrolled: stored, not yet enabled.
-async fn pending_secret(console: &Console, state: &AppState) -> AppResult<Option<TotpSecret>> {
-    if console.user.totp_enabled {
-        return Ok(None);
-    }
-    let (secret, _) = state.store.totp_state(owner(console)).await?;
-    Ok(secret.map(TotpSecret::from_bytes))
-}
 
 fn owner(console: &Console) -> TotpOwner {
     TotpOwner::MerchantUser(console.user.id)
@@ -45,7 +35,7 @@ async fn account_page(
     errors: Vec<(&str, String)>,
 ) -> AppResult<HttpResponse> {
     let user = &console.user;
-    let pending = pending_secret(console, state).await?;
+    let pending = second_factor::pending_secret(console, state).await?;
     console.render_status(
         state,
         status,
@@ -64,69 +54,34 @@ async fn account_page(
     )
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
-}
+impl TotpAccount for Console {
+    const ACCOUNT: &'static str = ACCOUNT;
 
-/// `POST /merchant/account/totp`: a new secret to enrol (replacing one not confirmed).
-pub async fn start(
-    console: Console,
-    state: web::Data<AppState>,
-    form: web::Form<CsrfOnly>,
-) -> AppResult<HttpResponse> {
-    console.check_csrf(&form.csrf)?;
-    if console.user.totp_enabled {
-        return Ok(console.redirect(ACCOUNT));
+    fn owner(&self) -> TotpOwner {
+        owner(self)
     }
-    let secret = TotpSecret::generate();
-    state
-        .store
-        .set_totp(owner(&console), Some(secret.as_bytes()), false)
-        .await?;
-    Ok(console.redirect(ACCOUNT))
-}
 
-/// `GET /merchant/account/totp.svg`: the QR code of the secret being enrolled, for the
-/// user's app to scan. Never cached; gone once enrolment is confirmed.
-pub async fn qr(console: Console, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let secret = pending_secret(&console, &state)
-        .await?
-        .ok_or_else(|| AppError::not_found("enrolment"))?;
-    second_factor::qr_code(&secret, &console.user.email)
-}
-
-#[derive(Deserialize)]
-pub struct ConfirmForm {
-    #[serde(default)]
-    code: String,
-    csrf: String,
-}
-
-/// `POST /merchant/account/totp/confirm`: the code from the app turns the factor on.
-pub async fn confirm(
-    console: Console,
-    state: web::Data<AppState>,
-    form: web::Form<ConfirmForm>,
-) -> AppResult<HttpResponse> {
-    console.check_csrf(&form.csrf)?;
-    let Some(secret) = pending_secret(&console, &state).await? else {
-        return Ok(console.redirect(ACCOUNT));
-    };
-    if !second_factor::accept_code(&state, owner(&console), &secret, &form.code).await? {
-        let errors = vec![("code", console.t("console.account.code_wrong"))];
-        return account_page(&console, &state, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
+    fn totp_enabled(&self) -> bool {
+        self.user.totp_enabled
     }
-    // The secret that was checked, not whatever is stored now (a second tab may have
-    // started over meanwhile).
-    state
-        .store
-        .set_totp(owner(&console), Some(secret.as_bytes()), true)
-        .await?;
-    console
-        .audit(&state, "account.mfa_enable", &console.user.email, json!({}))
-        .await?;
-    Ok(console.redirect(ACCOUNT))
+
+    fn account_name(&self) -> &str {
+        &self.user.email
+    }
+
+    fn check_csrf(&self, token: &str) -> AppResult<()> {
+        Console::check_csrf(self, token)
+    }
+
+    async fn code_refused(&self, state: &AppState) -> AppResult<HttpResponse> {
+        let errors = vec![("code", self.t("console.account.code_wrong"))];
+        account_page(self, state, StatusCode::UNPROCESSABLE_ENTITY, errors).await
+    }
+
+    async fn audit_enabled(&self, state: &AppState) -> AppResult<()> {
+        self.audit(state, "account.mfa_enable", &self.user.email, json!({}))
+            .await
+    }
 }
 
 #[derive(Deserialize)]

@@ -19,7 +19,7 @@ use crate::domain::token::sha256;
 use crate::store::{AuditEntry, MerchantUser, NewSession, TotpOwner};
 use crate::web::client_ip::client_ip;
 use crate::web::error::{AppError, AppResult};
-use crate::web::password_sign_in::{self, NewSessionId, SignInArea};
+use crate::web::password_sign_in::{self, CodeForm, NewSessionId, SignInArea};
 use crate::web::second_factor;
 use crate::web::AppState;
 
@@ -231,24 +231,13 @@ pub async fn totp_form(
     )
 }
 
-#[derive(Deserialize)]
-pub struct TotpForm {
-    code: String,
-    csrf: String,
-    #[serde(default)]
-    next: String,
-}
-
 /// `POST /merchant/login/totp`
 pub async fn totp_submit(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<TotpForm>,
+    form: web::Form<CodeForm>,
 ) -> AppResult<HttpResponse> {
-    MERCHANT.csrf.check(&req, &form.csrf)?;
-    let next = MERCHANT.safe_next(Some(&form.next));
-    let ip = client_ip(&req, &state.settings);
-    password_sign_in::throttle(&state, ip)?;
+    let (next, ip) = MERCHANT.code_form(&req, &state, &form)?;
     let Some(session) = pending(&req, &state).await? else {
         return Ok(see_other("/merchant/login"));
     };

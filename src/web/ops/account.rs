@@ -1,8 +1,7 @@
 //! `GET /ops/account`: the operator's own account and the optional TOTP second factor
-//! (RFC 6238), as merchant users have it (`web/console/account.rs`). Enrolment stores a
-//! new secret not yet enabled, shows it as a QR code and in base32, and enables it only
-//! when a code from the app matches. Turning it off needs the password. An operator who
-//! lost the phone is reset by another operator: `ecoupon operator reset-2fa`.
+//! (RFC 6238), as merchant users have it (`web/console/account.rs`). Enrolment is
+//! `web/second_factor.rs`'s, for [`OpsConsole`]. Turning it off needs the password. An
+//! operator who lost the phone is reset by another operator: `ecoupon operator reset-2fa`.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -10,26 +9,16 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::OpsConsole;
-use crate::domain::merchant::TotpSecret;
 use crate::store::TotpOwner;
 use crate::web::console::field_errors;
-use crate::web::error::{AppError, AppResult};
-use crate::web::AppState;
-use crate::web::{password_sign_in, second_factor};
+use crate::web::error::AppResult;
+use crate::web::second_factor::{self, TotpAccount};
+use crate::web::{password_sign_in, AppState};
 
 const ACCOUNT: &str = "/ops/account";
 
 fn owner(ops: &OpsConsole) -> TotpOwner {
     TotpOwner::Operator(ops.operator.id)
-}
-
-/// The secret being enrolled: stored, not yet enabled.
-async fn pending_secret(ops: &OpsConsole, state: &AppState) -> AppResult<Option<TotpSecret>> {
-    if ops.operator.totp_enabled {
-        return Ok(None);
-    }
-    let (secret, _) = state.store.totp_state(owner(ops)).await?;
-    Ok(secret.map(TotpSecret::from_bytes))
 }
 
 pub async fn index(ops: OpsConsole, state: web::Data<AppState>) -> AppResult<HttpResponse> {
@@ -42,7 +31,7 @@ async fn account_page(
     status: StatusCode,
     errors: Vec<(&str, String)>,
 ) -> AppResult<HttpResponse> {
-    let pending = pending_secret(ops, state).await?;
+    let pending = second_factor::pending_secret(ops, state).await?;
     ops.render_status(
         state,
         status,
@@ -59,72 +48,39 @@ async fn account_page(
     )
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
-}
+impl TotpAccount for OpsConsole {
+    const ACCOUNT: &'static str = ACCOUNT;
 
-/// `POST /ops/account/totp`: a new secret to enrol (replacing one not confirmed).
-pub async fn start(
-    ops: OpsConsole,
-    state: web::Data<AppState>,
-    form: web::Form<CsrfOnly>,
-) -> AppResult<HttpResponse> {
-    ops.check_csrf(&form.csrf)?;
-    if !ops.operator.totp_enabled {
-        let secret = TotpSecret::generate();
-        state
-            .store
-            .set_totp(owner(&ops), Some(secret.as_bytes()), false)
-            .await?;
+    fn owner(&self) -> TotpOwner {
+        owner(self)
     }
-    Ok(ops.redirect(ACCOUNT))
-}
 
-/// `GET /ops/account/totp.svg`: the QR code of the secret being enrolled. Never cached;
-/// gone once enrolment is confirmed.
-pub async fn qr(ops: OpsConsole, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let secret = pending_secret(&ops, &state)
-        .await?
-        .ok_or_else(|| AppError::not_found("enrolment"))?;
-    second_factor::qr_code(&secret, &ops.operator.email)
-}
-
-#[derive(Deserialize)]
-pub struct ConfirmForm {
-    #[serde(default)]
-    code: String,
-    csrf: String,
-}
-
-/// `POST /ops/account/totp/confirm`: the code from the app turns the factor on.
-pub async fn confirm(
-    ops: OpsConsole,
-    state: web::Data<AppState>,
-    form: web::Form<ConfirmForm>,
-) -> AppResult<HttpResponse> {
-    ops.check_csrf(&form.csrf)?;
-    let Some(secret) = pending_secret(&ops, &state).await? else {
-        return Ok(ops.redirect(ACCOUNT));
-    };
-    if !second_factor::accept_code(&state, owner(&ops), &secret, &form.code).await? {
-        let errors = vec![("code", ops.t("console.account.code_wrong"))];
-        return account_page(&ops, &state, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
+    fn totp_enabled(&self) -> bool {
+        self.operator.totp_enabled
     }
-    // The secret that was checked, not whatever is stored now (a second tab may have
-    // started over meanwhile).
-    state
-        .store
-        .set_totp(owner(&ops), Some(secret.as_bytes()), true)
-        .await?;
-    ops.audit(
-        &state,
-        "operator.mfa_enable",
-        &ops.operator.email,
-        json!({}),
-    )
-    .await?;
-    Ok(ops.redirect(ACCOUNT))
+
+    fn account_name(&self) -> &str {
+        &self.operator.email
+    }
+
+    fn check_csrf(&self, token: &str) -> AppResult<()> {
+        OpsConsole::check_csrf(self, token)
+    }
+
+    async fn code_refused(&self, state: &AppState) -> AppResult<HttpResponse> {
+        let errors = vec![("code", self.t("console.account.code_wrong"))];
+        account_page(self, state, StatusCode::UNPROCESSABLE_ENTITY, errors).await
+    }
+
+    async fn audit_enabled(&self, state: &AppState) -> AppResult<()> {
+        self.audit(
+            state,
+            "operator.mfa_enable",
+            &self.operator.email,
+            json!({}),
+        )
+        .await
+    }
 }
 
 #[derive(Deserialize)]

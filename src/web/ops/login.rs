@@ -18,7 +18,7 @@ use crate::store::{AuditEntry, TotpOwner};
 use crate::web::client_ip::client_ip;
 use crate::web::console::double_submit::DoubleSubmit;
 use crate::web::error::AppResult;
-use crate::web::password_sign_in::{self, NewSessionId, SignInArea};
+use crate::web::password_sign_in::{self, CodeForm, NewSessionId, SignInArea};
 use crate::web::second_factor;
 use crate::web::AppState;
 
@@ -205,25 +205,14 @@ pub async fn totp_form(
     )
 }
 
-#[derive(Deserialize)]
-pub struct TotpForm {
-    code: String,
-    csrf: String,
-    #[serde(default)]
-    next: String,
-}
-
 /// `POST /ops/login/totp`: the app's code finishes the sign-in. A wrong code counts as a
 /// failed sign-in of the account (growing waits), like a wrong password.
 pub async fn totp_submit(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<TotpForm>,
+    form: web::Form<CodeForm>,
 ) -> AppResult<HttpResponse> {
-    OPS.csrf.check(&req, &form.csrf)?;
-    let next = OPS.safe_next(Some(&form.next));
-    let ip = client_ip(&req, &state.settings);
-    password_sign_in::throttle(&state, ip)?;
+    let (next, ip) = OPS.code_form(&req, &state, &form)?;
     let Some(operator) = pending(&req, &state).await? else {
         return Ok(see_other(OPS.login));
     };
