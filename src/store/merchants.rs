@@ -150,6 +150,21 @@ impl Store {
         Ok(())
     }
 
+    /// Until when the user must wait after failed sign-ins (None: not waiting).
+    pub async fn sign_in_blocked_until(
+        &self,
+        user_id: Uuid,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT sign_in_blocked_until FROM merchant_users WHERE id = $1",
+                &[&user_id],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user_id))]
     pub async fn record_sign_in_success(&self, user_id: Uuid) -> Result<(), StoreError> {
         let client = self.pool.get().await?;

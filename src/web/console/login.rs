@@ -126,8 +126,12 @@ pub async fn submit(
     let Some((user, _)) = signed_in else {
         return failed("console_password");
     };
-    state.store.record_sign_in_success(user.id).await?;
     let mfa_pending = user.totp_enabled;
+    if !mfa_pending {
+        // With a second factor the count of failures starts again only once the code is
+        // right too: the password alone must not buy more guesses at the code.
+        state.store.record_sign_in_success(user.id).await?;
+    }
     let to = if mfa_pending {
         format!("/merchant/login/totp?next={}", encode(&next))
     } else {
@@ -243,9 +247,13 @@ pub async fn totp_submit(
     };
     let user = session.user;
     let owner = TotpOwner::MerchantUser(user.id);
-    if !second_factor::accept_sign_in_code(&state, owner, &form.code).await? {
+    let blocked = state.store.sign_in_blocked_until(user.id).await?;
+    let waiting = blocked.is_some_and(|until| until > Utc::now());
+    if waiting || !second_factor::accept_sign_in_code(&state, owner, &form.code).await? {
         crate::metrics::auth_failure("console_totp");
-        state.store.record_sign_in_failure(user.id).await?;
+        if !waiting {
+            state.store.record_sign_in_failure(user.id).await?;
+        }
         return login_page(
             &req,
             &state,
@@ -256,6 +264,7 @@ pub async fn totp_submit(
             &next,
         );
     }
+    state.store.record_sign_in_success(user.id).await?;
     let res = start_session(&req, &state, &user, false, &next).await?;
     audit_sign_in(&state, &user, &ip.to_string()).await?;
     Ok(res)

@@ -99,15 +99,17 @@ pub async fn submit(
             &next,
         );
     };
+    if operator.totp_enabled {
+        // Password right; the session opens nothing until the app's code is given too, and
+        // the count of failures starts again only then: the password alone must not buy
+        // more guesses at the code.
+        let to = format!("/ops/login/totp?next={}", encode(&next));
+        return start_session(&req, &state, &operator, true, &to).await;
+    }
     state
         .store
         .record_operator_sign_in_success(operator.id)
         .await?;
-    if operator.totp_enabled {
-        // Password right; the session opens nothing until the app's code is given too.
-        let to = format!("/ops/login/totp?next={}", encode(&next));
-        return start_session(&req, &state, &operator, true, &to).await;
-    }
     let res = start_session(&req, &state, &operator, false, &next).await?;
     audit_sign_in(&state, &operator, &ip.to_string()).await?;
     Ok(res)
@@ -238,6 +240,10 @@ pub async fn totp_submit(
             &next,
         );
     }
+    state
+        .store
+        .record_operator_sign_in_success(operator.id)
+        .await?;
     let res = start_session(&req, &state, &operator, false, &next).await?;
     audit_sign_in(&state, &operator, &ip.to_string()).await?;
     Ok(res)

@@ -243,3 +243,52 @@ async fn a_tenant_that_requires_mfa_sends_users_to_set_it_up_and_keeps_it_on() {
     let body = res.text().await.unwrap();
     assert!(body.contains("二要素認証が必須"), "{body}");
 }
+
+#[actix_web::test]
+async fn giving_the_password_again_does_not_buy_more_guesses_at_the_code() {
+    let app = spawn_app().await;
+    let (email, _) = app.console_user("staff").await;
+    let id = user_id(&app, &email).await;
+    let secret = TotpSecret::generate();
+    app.db
+        .client()
+        .await
+        .execute(
+            "UPDATE merchant_users SET totp_secret = $2, totp_enabled = true WHERE id = $1",
+            &[&id, &secret.as_bytes()],
+        )
+        .await
+        .unwrap();
+    let failures = || async {
+        let n: i32 = app
+            .db_value(
+                "SELECT failed_sign_ins FROM merchant_users WHERE id = $1",
+                &[&id],
+            )
+            .await;
+        n
+    };
+    let browser = html_client(None);
+    let wrong = (secret.code_at(now()).unwrap().parse::<u32>().unwrap() + 500_000) % 1_000_000;
+    let wrong = format!("{wrong:06}");
+    for round in 0..2 {
+        let res = sign_in(&app, &browser, &email, PASSWORD).await;
+        assert!(
+            location(&res).starts_with("/merchant/login/totp"),
+            "round {round}"
+        );
+        for _ in 0..2 {
+            assert_eq!(totp_step(&app, &browser, &wrong).await.status(), 401);
+        }
+    }
+    assert_eq!(
+        failures().await,
+        4,
+        "the password step left the count alone"
+    );
+    // Signing in with the code starts it over.
+    sign_in(&app, &browser, &email, PASSWORD).await;
+    let res = totp_step(&app, &browser, &secret.code_at(now()).unwrap()).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(failures().await, 0);
+}

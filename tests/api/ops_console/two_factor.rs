@@ -234,3 +234,38 @@ async fn another_operator_resets_a_lost_second_factor_and_its_sessions_end() {
     let trail = audit_trail(&app, "operator.mfa_reset").await;
     assert_eq!(trail, [format!("operator.mfa_reset {other} {email}")]);
 }
+
+#[actix_web::test]
+async fn wrong_codes_make_the_account_wait_and_the_password_alone_does_not_reset_that() {
+    let app = spawn_app().await;
+    let (id, email) = add_operator(&app, "active").await;
+    let (client, _) = ops_as(&app, &email, "en").await;
+    let (secret, _) = enrol(&app, &client, id).await;
+    ops_post(&app, &client, "/ops/account", "/ops/logout", &[]).await;
+
+    let browser = html_client(None);
+    let res = ops_sign_in(&app, &browser, &email, OPS_PASSWORD).await;
+    assert!(location(&res).starts_with("/ops/login/totp"));
+    let wrong = (secret.code_at(now()).unwrap().parse::<u32>().unwrap() + 500_000) % 1_000_000;
+    let wrong = format!("{wrong:06}");
+    for _ in 0..4 {
+        assert_eq!(code_step(&app, &browser, &wrong).await.status(), 401);
+    }
+    // The password again (the account is not waiting yet): it must not start the count
+    // over, or four guesses at a time would go on for ever.
+    let res = ops_sign_in(&app, &browser, &email, OPS_PASSWORD).await;
+    assert!(location(&res).starts_with("/ops/login/totp"));
+    assert_eq!(code_step(&app, &browser, &wrong).await.status(), 401);
+    let failures: i32 = app
+        .db_value(
+            "SELECT failed_sign_ins FROM operators WHERE id = $1",
+            &[&id],
+        )
+        .await;
+    assert_eq!(failures, 5, "the password step did not reset the count");
+    // Now the account waits: even the right code is refused, and so is the password.
+    let right = secret.code_at(now() + 30).unwrap();
+    assert_eq!(code_step(&app, &browser, &right).await.status(), 401);
+    let res = ops_sign_in(&app, &html_client(None), &email, OPS_PASSWORD).await;
+    assert_eq!(res.status(), 401);
+}
