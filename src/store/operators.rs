@@ -269,6 +269,29 @@ impl Store {
         Ok(Some(session))
     }
 
+    /// Sets a new password hash; every session of the operator ends with it.
+    pub async fn set_operator_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+    ) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "UPDATE operators SET password_hash = $2, failed_sign_ins = 0,
+                sign_in_blocked_until = NULL WHERE id = $1",
+            &[&id, &password_hash],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM operator_sessions WHERE operator_id = $1",
+            &[&id],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Removes an operator's second factor (a lost phone) and ends their sessions, in one
     /// transaction. False when there is no such operator.
     pub async fn reset_operator_totp(&self, id: Uuid) -> Result<bool, StoreError> {

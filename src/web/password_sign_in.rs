@@ -112,6 +112,66 @@ impl SignInArea {
     }
 }
 
+/// A password change form: the current password and the new one twice.
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    pub current: String,
+    pub new: String,
+    pub confirm: String,
+    pub csrf: String,
+}
+
+impl PasswordForm {
+    /// What is wrong with the change, per field, in the page's language (`t` looks a
+    /// message up): the current password (`current_ok`), the new one under the password
+    /// rules (shorter allowed with a second factor), the same as before, or not typed the
+    /// same twice.
+    pub fn problems(
+        &self,
+        t: impl Fn(&str) -> String,
+        current_ok: bool,
+        email: &str,
+        second_factor: bool,
+    ) -> Vec<(&'static str, String)> {
+        use crate::domain::merchant::password::check_new_password;
+        use crate::domain::merchant::{PasswordProblem, MAX_PASSWORD_CHARS};
+        let mut errors = Vec::new();
+        if !current_ok {
+            errors.push(("current", t("console.merchant_password.wrong_current")));
+        }
+        if let Err(problem) = check_new_password(&self.new, email, second_factor) {
+            let min = match problem {
+                PasswordProblem::TooShort { min } => min.to_string(),
+                _ => String::new(),
+            };
+            let text = t(problem.message_key())
+                .replace("{min}", &min)
+                .replace("{max}", &MAX_PASSWORD_CHARS.to_string());
+            errors.push(("new", text));
+        } else if self.new == self.current {
+            errors.push(("new", t("console.merchant_password.same")));
+        }
+        if self.new != self.confirm {
+            errors.push(("confirm", t("console.merchant_password.mismatch")));
+        }
+        errors
+    }
+
+    /// The new password's Argon2id hash, off the async threads.
+    pub async fn new_hash(&self) -> AppResult<String> {
+        let new = self.new.clone();
+        web::block(move || hash_password(&new))
+            .await
+            .map_err(AppError::internal)
+    }
+}
+
+/// The password page's data: the rules' lengths for this account.
+pub fn password_rules(second_factor: bool) -> serde_json::Value {
+    use crate::domain::merchant::{password::min_password_chars, MAX_PASSWORD_CHARS};
+    json!({"min": min_password_chars(second_factor), "max": MAX_PASSWORD_CHARS})
+}
+
 /// The per-IP sign-in throttle (every sign-in step counts): 429 with `Retry-After`.
 pub fn throttle(state: &AppState, ip: std::net::IpAddr) -> AppResult<()> {
     state.limits.sign_in_attempt(ip).map_err(|wait| {

@@ -211,6 +211,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(at("/ops/logout").route(post().to(ops::login::logout)))
         .service(at("/ops/account").route(get().to(ops::account::index)))
+        .service(
+            at("/ops/password")
+                .route(get().to(ops::password::form))
+                .route(post().to(ops::password::submit)),
+        )
         .service(at("/ops/account/totp").route(post().to(second_factor::start::<OpsConsole>)))
         .service(at("/ops/account/totp.svg").route(get().to(second_factor::qr::<OpsConsole>)))
         .service(

@@ -7,6 +7,7 @@ mod in_the_browser;
 mod maintenance_sli;
 mod notices;
 mod operators;
+mod password;
 mod separation;
 mod support;
 mod two_factor;

@@ -69,17 +69,22 @@ pub fn is_common(password: &str) -> bool {
 }
 
 /// Checks a new password for the user with `email`.
+/// The shortest new password allowed: a second factor makes a shorter one enough.
+pub fn min_password_chars(has_mfa: bool) -> usize {
+    if has_mfa {
+        MIN_WITH_MFA
+    } else {
+        MIN_WITHOUT_MFA
+    }
+}
+
 pub fn check_new_password(
     password: &str,
     email: &str,
     has_mfa: bool,
 ) -> Result<(), PasswordProblem> {
     let chars = password.chars().count();
-    let min = if has_mfa {
-        MIN_WITH_MFA
-    } else {
-        MIN_WITHOUT_MFA
-    };
+    let min = min_password_chars(has_mfa);
     if chars < min {
         return Err(PasswordProblem::TooShort { min });
     }

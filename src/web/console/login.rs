@@ -13,13 +13,11 @@ use serde_json::json;
 
 use super::double_submit::DoubleSubmit;
 use super::{clear_session_cookie, cookie_name, session_cookie, Console};
-use crate::domain::merchant::password::check_new_password;
-use crate::domain::tenant::hash_password;
 use crate::domain::token::sha256;
 use crate::store::{AuditEntry, MerchantUser, NewSession, TotpOwner};
 use crate::web::client_ip::client_ip;
 use crate::web::error::{AppError, AppResult};
-use crate::web::password_sign_in::{self, CodeForm, NewSessionId, SignInArea};
+use crate::web::password_sign_in::{self, CodeForm, NewSessionId, PasswordForm, SignInArea};
 use crate::web::second_factor;
 use crate::web::AppState;
 
@@ -303,7 +301,7 @@ fn password_page(
     status: StatusCode,
     errors: serde_json::Value,
 ) -> AppResult<HttpResponse> {
-    let min = if console.user.totp_enabled { 8 } else { 15 };
+    let rules = password_sign_in::password_rules(console.user.totp_enabled);
     console.render_status(
         state,
         status,
@@ -311,19 +309,12 @@ fn password_page(
         json!({
             "title": console.t("console.merchant_password.title"),
             "forced": console.user.must_change_password,
-            "min": min,
-            "max": crate::domain::merchant::MAX_PASSWORD_CHARS,
+            "min": rules["min"],
+            "max": rules["max"],
+            "password_action": "/merchant/password",
             "errors": errors,
         }),
     )
-}
-
-#[derive(Deserialize)]
-pub struct PasswordForm {
-    current: String,
-    new: String,
-    confirm: String,
-    csrf: String,
 }
 
 /// `POST /merchant/password`: every session of the user ends, and this browser gets a
@@ -342,34 +333,8 @@ pub async fn password_submit(
         .find(|c| c.user.id == user.id)
         .map(|c| c.password_hash)
         .ok_or_else(|| AppError::not_found("user"))?;
-    let mut errors = Vec::new();
-    if !password_sign_in::check_password(&form.current, Some(&hash)).await? {
-        errors.push((
-            "current",
-            console.t("console.merchant_password.wrong_current"),
-        ));
-    }
-    if let Err(problem) = check_new_password(&form.new, &user.email, user.totp_enabled) {
-        let text = console
-            .t(problem.message_key())
-            .replace(
-                "{min}",
-                &match problem {
-                    crate::domain::merchant::PasswordProblem::TooShort { min } => min.to_string(),
-                    _ => String::new(),
-                },
-            )
-            .replace(
-                "{max}",
-                &crate::domain::merchant::MAX_PASSWORD_CHARS.to_string(),
-            );
-        errors.push(("new", text));
-    } else if form.new == form.current {
-        errors.push(("new", console.t("console.merchant_password.same")));
-    }
-    if form.new != form.confirm {
-        errors.push(("confirm", console.t("console.merchant_password.mismatch")));
-    }
+    let current_ok = password_sign_in::check_password(&form.current, Some(&hash)).await?;
+    let errors = form.problems(|k| console.t(k), current_ok, &user.email, user.totp_enabled);
     if !errors.is_empty() {
         return password_page(
             &console,
@@ -378,10 +343,7 @@ pub async fn password_submit(
             super::field_errors(&errors),
         );
     }
-    let new = form.new.clone();
-    let phc = web::block(move || hash_password(&new))
-        .await
-        .map_err(AppError::internal)?;
+    let phc = form.new_hash().await?;
     state.store.set_password(user.id, &phc).await?;
     console
         .audit(&state, "user.password_change", &user.email, json!({}))

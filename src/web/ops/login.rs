@@ -121,7 +121,7 @@ fn encode(s: &str) -> String {
 
 /// A fresh session (a new id at every sign-in step, so a planted id is worthless); the
 /// previous one of this browser ends. The answer is a 303 to `to`.
-async fn start_session(
+pub(super) async fn start_session(
     req: &HttpRequest,
     state: &AppState,
     operator: &Operator,

@@ -13,6 +13,7 @@ pub mod login;
 pub mod mail;
 pub mod notices;
 pub mod operators;
+pub mod password;
 
 use std::future::Future;
 use std::net::IpAddr;

@@ -213,6 +213,10 @@ async fn the_operator_console_in_both_languages() {
     client.goto(&app.url("/ops/account")).await.unwrap();
     wait_for(&client, "[data-mfa=\"off\"]").await;
     problems.extend(look(&client, "account-ja").await);
+    click(&client, "#change-password").await;
+    wait_for(&client, "#password-form").await;
+    problems.extend(look(&client, "password-ja").await);
+    client.goto(&app.url("/ops/account")).await.unwrap();
     click(&client, "#totp-start").await;
     wait_for(&client, "#totp-qr").await;
     problems.extend(look(&client, "account-enrolling-ja").await);
