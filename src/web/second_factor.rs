@@ -95,7 +95,7 @@ pub trait TotpAccount: FromRequest + Sized {
     /// The account name an authenticator app shows (the e-mail).
     fn account_name(&self) -> &str;
     fn check_csrf(&self, token: &str) -> AppResult<()>;
-    /// The account page again, 422, with this message at the code field.
+    /// The account page again, 422, saying at the code field that the code was wrong.
     fn code_refused(&self, state: &AppState) -> impl Future<Output = AppResult<HttpResponse>>;
     /// Writes the enabling to the audit log.
     fn audit_enabled(&self, state: &AppState) -> impl Future<Output = AppResult<()>>;

@@ -2,8 +2,8 @@
 //! optional TOTP second factor (RFC 6238).
 //!
 //! Enrolment (a secret enabled only once a code from the app matches) is
-//! `web/second_factor.rs`'s, for [`Console`]. When the tenant requires a second factor, `Console::load` sends users without one here, and
-//! they cannot turn theirs off.
+//! `web/second_factor.rs`'s, for [`Console`]. When the tenant requires a second factor,
+//! `Console::load` sends users without one here, and they cannot turn theirs off.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
