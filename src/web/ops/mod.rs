@@ -192,7 +192,10 @@ impl OpsConsole {
         let nav: Vec<Value> = NAV
             .iter()
             .map(|(href, key)| {
-                json!({"href": href, "label": self.t(key), "current": self.path.starts_with(href)})
+                // The password page belongs to the account.
+                let current = self.path.starts_with(href)
+                    || (*href == "/ops/account" && self.path == "/ops/password");
+                json!({"href": href, "label": self.t(key), "current": current})
             })
             .collect();
         if let Some(map) = data.as_object_mut() {

@@ -19,6 +19,10 @@ async fn an_operator_changes_their_password_and_their_other_sessions_end() {
     let (status, html) = page(&client, &app.url("/ops/password")).await;
     assert_eq!(status, 200);
     assert!(html.contains("action=\"/ops/password\""));
+    assert!(
+        html.contains("href=\"/ops/account\" aria-current=\"page\""),
+        "the menu shows the account as the current place"
+    );
 
     let change = |current: &'static str, new: &'static str, confirm: &'static str| {
         let client = client.clone();
