@@ -138,15 +138,29 @@ impl Store {
     /// Disables an operator and ends every console session of theirs, in one transaction:
     /// their next request is already signed out.
     pub async fn disable_operator(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.change_ending_sessions(
+            "UPDATE operators SET status = 'disabled', disabled_at = now()
+             WHERE id = $1 AND status <> 'disabled'",
+            id,
+            &[],
+        )
+        .await
+    }
+
+    /// Runs `update` (on operator `$1`, with `more` as `$2`…) and deletes the operator's
+    /// sessions in the same transaction, so their next request is signed out. True when
+    /// the update changed the row.
+    async fn change_ending_sessions(
+        &self,
+        update: &str,
+        id: Uuid,
+        more: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<bool, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let n = tx
-            .execute(
-                "UPDATE operators SET status = 'disabled', disabled_at = now()
-                 WHERE id = $1 AND status <> 'disabled'",
-                &[&id],
-            )
-            .await?;
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&id];
+        params.extend_from_slice(more);
+        let n = tx.execute(update, &params).await?;
         tx.execute(
             "DELETE FROM operator_sessions WHERE operator_id = $1",
             &[&id],
@@ -275,41 +289,25 @@ impl Store {
         id: Uuid,
         password_hash: &str,
     ) -> Result<(), StoreError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        tx.execute(
+        self.change_ending_sessions(
             "UPDATE operators SET password_hash = $2, failed_sign_ins = 0,
                 sign_in_blocked_until = NULL WHERE id = $1",
-            &[&id, &password_hash],
+            id,
+            &[&password_hash],
         )
         .await?;
-        tx.execute(
-            "DELETE FROM operator_sessions WHERE operator_id = $1",
-            &[&id],
-        )
-        .await?;
-        tx.commit().await?;
         Ok(())
     }
 
     /// Removes an operator's second factor (a lost phone) and ends their sessions, in one
     /// transaction. False when there is no such operator.
     pub async fn reset_operator_totp(&self, id: Uuid) -> Result<bool, StoreError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let n = tx
-            .execute(
-                "UPDATE operators SET totp_secret = NULL, totp_enabled = false WHERE id = $1",
-                &[&id],
-            )
-            .await?;
-        tx.execute(
-            "DELETE FROM operator_sessions WHERE operator_id = $1",
-            &[&id],
+        self.change_ending_sessions(
+            "UPDATE operators SET totp_secret = NULL, totp_enabled = false WHERE id = $1",
+            id,
+            &[],
         )
-        .await?;
-        tx.commit().await?;
-        Ok(n == 1)
+        .await
     }
 
     pub async fn delete_operator_session(&self, id_hash: &[u8]) -> Result<(), StoreError> {

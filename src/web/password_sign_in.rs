@@ -79,7 +79,7 @@ impl SignInArea {
             "next": next,
             "body_class": self.body_class,
             // The second sign-in step (the authenticator code) posts here.
-            "totp_action": format!("{}/totp", self.login),
+            "totp_action": self.code_path(),
         });
         self.csrf
             .page(req, state, lang, remember, status, template, data)
@@ -96,19 +96,31 @@ pub struct CodeForm {
 }
 
 impl SignInArea {
+    /// The second step's page, where the TOTP code is given (and posted).
+    fn code_path(&self) -> String {
+        format!("{}/totp", self.login)
+    }
+
+    /// Where a right password goes when a TOTP code is still to come.
+    pub fn code_step(&self, next: &str) -> String {
+        let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        format!("{}?next={next}", self.code_path())
+    }
+
     /// Checks a posted code form's CSRF token and the per-IP throttle (every step counts);
-    /// answers where to go after it and the client's address.
+    /// answers where to go after it.
     pub fn code_form(
         &self,
         req: &HttpRequest,
         state: &AppState,
         form: &CodeForm,
-    ) -> AppResult<(String, std::net::IpAddr)> {
+    ) -> AppResult<String> {
         self.csrf.check(req, &form.csrf)?;
-        let next = self.safe_next(Some(&form.next));
-        let ip = crate::web::client_ip::client_ip(req, &state.settings);
-        throttle(state, ip)?;
-        Ok((next, ip))
+        throttle(
+            state,
+            crate::web::client_ip::client_ip(req, &state.settings),
+        )?;
+        Ok(self.safe_next(Some(&form.next)))
     }
 }
 

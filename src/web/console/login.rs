@@ -124,26 +124,13 @@ pub async fn submit(
     let Some((user, _)) = signed_in else {
         return failed("console_password");
     };
-    let mfa_pending = user.totp_enabled;
-    if !mfa_pending {
-        // With a second factor the count of failures starts again only once the code is
-        // right too: the password alone must not buy more guesses at the code.
-        state.store.record_sign_in_success(user.id).await?;
+    if user.totp_enabled {
+        // The count of failures starts again only once the code is right too: the
+        // password alone must not buy more guesses at the code.
+        let to = MERCHANT.code_step(&next);
+        return start_session(&req, &state, &user, true, &to).await;
     }
-    let to = if mfa_pending {
-        format!("/merchant/login/totp?next={}", encode(&next))
-    } else {
-        next
-    };
-    let res = start_session(&req, &state, &user, mfa_pending, &to).await?;
-    if !mfa_pending {
-        audit_sign_in(&state, &user, &ip.to_string()).await?;
-    }
-    Ok(res)
-}
-
-fn encode(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    complete_sign_in(&req, &state, &user, &next).await
 }
 
 fn see_other(to: &str) -> HttpResponse {
@@ -152,7 +139,17 @@ fn see_other(to: &str) -> HttpResponse {
         .finish()
 }
 
-async fn audit_sign_in(state: &AppState, user: &MerchantUser, ip: &str) -> AppResult<()> {
+/// The sign-in is complete (password, and code if any): the failure count starts over,
+/// the session opens the console, and the audit log has it.
+async fn complete_sign_in(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &MerchantUser,
+    next: &str,
+) -> AppResult<HttpResponse> {
+    state.store.record_sign_in_success(user.id).await?;
+    let res = start_session(req, state, user, false, next).await?;
+    let ip = client_ip(req, &state.settings).to_string();
     state
         .store
         .audit(AuditEntry {
@@ -161,11 +158,11 @@ async fn audit_sign_in(state: &AppState, user: &MerchantUser, ip: &str) -> AppRe
             actor: &user.email,
             action: "user.sign_in",
             target: &user.email,
-            ip,
+            ip: &ip,
             detail: json!({}),
         })
         .await?;
-    Ok(())
+    Ok(res)
 }
 
 /// A fresh session (a new id at every sign-in step, so a planted id is worthless); the
@@ -239,7 +236,7 @@ pub async fn totp_submit(
     state: web::Data<AppState>,
     form: web::Form<CodeForm>,
 ) -> AppResult<HttpResponse> {
-    let (next, ip) = MERCHANT.code_form(&req, &state, &form)?;
+    let next = MERCHANT.code_form(&req, &state, &form)?;
     let Some(session) = pending(&req, &state).await? else {
         return Ok(see_other("/merchant/login"));
     };
@@ -262,10 +259,7 @@ pub async fn totp_submit(
             &next,
         );
     }
-    state.store.record_sign_in_success(user.id).await?;
-    let res = start_session(&req, &state, &user, false, &next).await?;
-    audit_sign_in(&state, &user, &ip.to_string()).await?;
-    Ok(res)
+    complete_sign_in(&req, &state, &user, &next).await
 }
 
 #[derive(Deserialize)]

@@ -103,20 +103,10 @@ pub async fn submit(
         // Password right; the session opens nothing until the app's code is given too, and
         // the count of failures starts again only then: the password alone must not buy
         // more guesses at the code.
-        let to = format!("/ops/login/totp?next={}", encode(&next));
+        let to = OPS.code_step(&next);
         return start_session(&req, &state, &operator, true, &to).await;
     }
-    state
-        .store
-        .record_operator_sign_in_success(operator.id)
-        .await?;
-    let res = start_session(&req, &state, &operator, false, &next).await?;
-    audit_sign_in(&state, &operator, &ip.to_string()).await?;
-    Ok(res)
-}
-
-fn encode(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    complete_sign_in(&req, &state, &operator, &next).await
 }
 
 /// A fresh session (a new id at every sign-in step, so a planted id is worthless); the
@@ -150,7 +140,20 @@ pub(super) async fn start_session(
     Ok(session.redirect(session_cookie(state, &session.id), to))
 }
 
-async fn audit_sign_in(state: &AppState, operator: &Operator, ip: &str) -> AppResult<()> {
+/// The sign-in is complete (password, and code if any): the failure count starts over,
+/// the session opens the console, and the audit log has it.
+async fn complete_sign_in(
+    req: &HttpRequest,
+    state: &AppState,
+    operator: &Operator,
+    next: &str,
+) -> AppResult<HttpResponse> {
+    state
+        .store
+        .record_operator_sign_in_success(operator.id)
+        .await?;
+    let res = start_session(req, state, operator, false, next).await?;
+    let ip = client_ip(req, &state.settings).to_string();
     state
         .store
         .audit(AuditEntry {
@@ -159,11 +162,11 @@ async fn audit_sign_in(state: &AppState, operator: &Operator, ip: &str) -> AppRe
             actor: &operator.email,
             action: "operator.sign_in",
             target: &operator.email,
-            ip,
+            ip: &ip,
             detail: json!({}),
         })
         .await?;
-    Ok(())
+    Ok(res)
 }
 
 /// The operator of a browser that gave the password but not yet the TOTP code.
@@ -214,7 +217,7 @@ pub async fn totp_submit(
     state: web::Data<AppState>,
     form: web::Form<CodeForm>,
 ) -> AppResult<HttpResponse> {
-    let (next, ip) = OPS.code_form(&req, &state, &form)?;
+    let next = OPS.code_form(&req, &state, &form)?;
     let Some(operator) = pending(&req, &state).await? else {
         return Ok(see_other(OPS.login));
     };
@@ -240,13 +243,7 @@ pub async fn totp_submit(
             &next,
         );
     }
-    state
-        .store
-        .record_operator_sign_in_success(operator.id)
-        .await?;
-    let res = start_session(&req, &state, &operator, false, &next).await?;
-    audit_sign_in(&state, &operator, &ip.to_string()).await?;
-    Ok(res)
+    complete_sign_in(&req, &state, &operator, &next).await
 }
 
 /// The active operator with this e-mail and password, if any. Every way of failing costs
